@@ -1,0 +1,88 @@
+/**
+ * One end of the frame channel, used by both the daemon and the child over
+ * the socket pair of the child's fourth stdio slot. Writes made in one tick
+ * are corked into a single writev, so a response head, its body and its end
+ * leave in one syscall.
+ */
+import type { Socket } from 'node:net';
+import { FrameDecoder, type Frame, encodeHeader, encodeJsonFrame, encodeWindowFrame } from './frames.js';
+import { FrameType, MAX_DATA_FRAME_BYTES } from './messages.js';
+
+export type FrameHandler = (frame: Frame) => void;
+
+export class FrameChannel {
+  readonly #socket: Socket;
+  readonly #decoder: FrameDecoder;
+  readonly #onClose: (error?: Error) => void;
+  #corked = false;
+  #closed = false;
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#socket.uncork();
+  };
+
+  constructor(socket: Socket, onFrame: FrameHandler, onClose: (error?: Error) => void) {
+    this.#socket = socket;
+    this.#onClose = onClose;
+    this.#decoder = new FrameDecoder(onFrame);
+    socket.on('data', (chunk: Uint8Array) => {
+      try {
+        this.#decoder.push(chunk);
+      } catch (error) {
+        // A malformed frame means the peer is broken or hostile: drop the channel.
+        this.#close(error as Error);
+      }
+    });
+    socket.on('error', (error) => this.#close(error));
+    socket.on('close', () => this.#close());
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  // Hot path: every frame sent goes through here.
+  send(frame: Uint8Array): void {
+    if (this.#closed) return;
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#socket.cork();
+      process.nextTick(this.#uncork);
+    }
+    this.#socket.write(frame);
+  }
+
+  sendJson(type: FrameType, stream: number, message: unknown): void {
+    this.send(encodeJsonFrame(type, stream, message));
+  }
+
+  sendEmpty(type: FrameType, stream: number): void {
+    this.send(encodeHeader(type, stream, 0));
+  }
+
+  /** Sends body bytes on a stream, split into frames of at most MAX_DATA_FRAME_BYTES, without copying. */
+  sendData(stream: number, chunk: Uint8Array): void {
+    for (let at = 0; at < chunk.byteLength; at += MAX_DATA_FRAME_BYTES) {
+      const part = chunk.subarray(at, Math.min(at + MAX_DATA_FRAME_BYTES, chunk.byteLength));
+      this.send(encodeHeader(FrameType.Data, stream, part.byteLength));
+      this.send(part);
+    }
+  }
+
+  sendWindow(stream: number, bytes: number): void {
+    this.send(encodeWindowFrame(FrameType.Window, stream, bytes));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#socket.end();
+    this.#close();
+  }
+
+  #close(error?: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.destroy();
+    this.#onClose(error);
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Byte-level codec for the channel between daemon and child: length-prefixed
+ * binary frames over a stream socket. Pure functions over Uint8Array so both
+ * sides can import it; no I/O here.
+ */
+import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, type FrameType } from './messages.js';
+
+export interface Frame {
+  type: FrameType;
+  stream: number;
+  payload: Uint8Array;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Encodes a frame header followed by `payload` into one buffer. */
+export function encodeFrame(type: FrameType, stream: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength);
+  writeHeader(out, type, stream, payload.byteLength);
+  out.set(payload, FRAME_HEADER_BYTES);
+  return out;
+}
+
+/** Encodes just a header, for DATA frames whose payload is written separately (no copy). */
+export function encodeHeader(type: FrameType, stream: number, payloadBytes: number): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER_BYTES);
+  writeHeader(out, type, stream, payloadBytes);
+  return out;
+}
+
+export function encodeJsonFrame(type: FrameType, stream: number, message: unknown): Uint8Array {
+  return encodeFrame(type, stream, encoder.encode(JSON.stringify(message)));
+}
+
+export function encodeWindowFrame(type: FrameType, stream: number, bytes: number): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER_BYTES + 4);
+  writeHeader(out, type, stream, 4);
+  new DataView(out.buffer).setUint32(FRAME_HEADER_BYTES, bytes);
+  return out;
+}
+
+export function decodeJson<T>(frame: Frame): T {
+  return JSON.parse(decoder.decode(frame.payload)) as T;
+}
+
+export function decodeWindow(frame: Frame): number {
+  return new DataView(frame.payload.buffer, frame.payload.byteOffset, 4).getUint32(0);
+}
+
+function writeHeader(out: Uint8Array, type: FrameType, stream: number, payloadBytes: number): void {
+  const view = new DataView(out.buffer, out.byteOffset, FRAME_HEADER_BYTES);
+  view.setUint32(0, payloadBytes);
+  view.setUint8(4, type);
+  view.setUint32(5, stream);
+}
+
+export class FrameTooLargeError extends Error {
+  constructor(readonly bytes: number) {
+    super(`frame of ${bytes} bytes exceeds the channel limit of ${MAX_FRAME_BYTES} bytes`);
+  }
+}
+
+/**
+ * Incremental decoder: feed it socket chunks, it calls `onFrame` for each
+ * complete frame. Payloads are views into the received chunk when a frame
+ * sits wholly inside one chunk (the common case), copies otherwise.
+ */
+export class FrameDecoder {
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  readonly #onFrame: (frame: Frame) => void;
+
+  constructor(onFrame: (frame: Frame) => void) {
+    this.#onFrame = onFrame;
+  }
+
+  // Hot path: every byte the channel receives passes here.
+  push(chunk: Uint8Array): void {
+    let buf = chunk;
+    if (this.#pendingBytes > 0) {
+      this.#pending.push(chunk);
+      this.#pendingBytes += chunk.byteLength;
+      if (this.#pendingBytes < FRAME_HEADER_BYTES) return;
+      const needed = FRAME_HEADER_BYTES + this.#peekLength();
+      if (this.#pendingBytes < needed) return;
+      buf = concat(this.#pending, this.#pendingBytes);
+      this.#pending = [];
+      this.#pendingBytes = 0;
+    }
+    let offset = 0;
+    while (buf.byteLength - offset >= FRAME_HEADER_BYTES) {
+      const view = new DataView(buf.buffer, buf.byteOffset + offset, FRAME_HEADER_BYTES);
+      const length = view.getUint32(0);
+      if (length > MAX_FRAME_BYTES) throw new FrameTooLargeError(length);
+      const end = offset + FRAME_HEADER_BYTES + length;
+      if (end > buf.byteLength) break;
+      this.#onFrame({
+        type: view.getUint8(4) as FrameType,
+        stream: view.getUint32(5),
+        payload: buf.subarray(offset + FRAME_HEADER_BYTES, end),
+      });
+      offset = end;
+    }
+    if (offset < buf.byteLength) {
+      const rest = buf.subarray(offset);
+      this.#pending.push(rest);
+      this.#pendingBytes = rest.byteLength;
+    }
+  }
+
+  #peekLength(): number {
+    const head = concat(this.#pending, Math.min(this.#pendingBytes, 64));
+    const length = new DataView(head.buffer, head.byteOffset, 4).getUint32(0);
+    if (length > MAX_FRAME_BYTES) throw new FrameTooLargeError(length);
+    return length;
+  }
+}
+
+function concat(chunks: Uint8Array[], maxBytes: number): Uint8Array {
+  if (chunks.length === 1 && chunks[0]!.byteLength <= maxBytes) return chunks[0]!;
+  const out = new Uint8Array(maxBytes);
+  let at = 0;
+  for (const c of chunks) {
+    if (at >= maxBytes) break;
+    const take = c.subarray(0, maxBytes - at);
+    out.set(take, at);
+    at += take.byteLength;
+  }
+  return out;
+}

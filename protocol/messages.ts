@@ -1,0 +1,144 @@
+/**
+ * The contract between the daemon (src/) and a child (runner/): frame types,
+ * message shapes and the constants both sides must agree on. Types and
+ * constants only; the byte-level codec lives beside it in frames.ts.
+ *
+ * Streams: every request the daemon dispatches gets an odd stream id chosen by
+ * the daemon; every subrequest (tenant `fetch`) gets an even id chosen by the
+ * child. A body flows at most once in each direction of a stream: DATA frames
+ * sent by the daemon on stream N are the body it sends (request body, or the
+ * subresponse body); DATA frames sent by the child on N are the body it sends
+ * (response body, or the subrequest body). WINDOW frames grant the *other*
+ * side credit to send more DATA on that stream (flow control, as HTTP/2).
+ */
+
+export const FrameType = {
+  // child → daemon
+  Ready: 1,
+  Loaded: 2,
+  LoadFailed: 3,
+  ResponseHead: 4,
+  HandlerError: 5,
+  Log: 6,
+  SubrequestHead: 7,
+  Settled: 8,
+  Drained: 9,
+  // daemon → child
+  Load: 20,
+  RequestHead: 21,
+  SubresponseHead: 22,
+  SubrequestFailed: 23,
+  Drain: 24,
+  // either direction, about one stream's body
+  Data: 40,
+  End: 41,
+  Abort: 42,
+  Window: 43,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+/** u32 payload length, u8 type, u32 stream id. */
+export const FRAME_HEADER_BYTES = 9;
+/** Largest DATA payload one frame carries; bigger chunks are split. */
+export const MAX_DATA_FRAME_BYTES = 64 * 1024;
+/** Largest JSON frame accepted (a script upload is one Load frame). */
+export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+/** Bytes of body a sender may have in flight on one stream before it waits for WINDOW. */
+export const STREAM_WINDOW_BYTES = 256 * 1024;
+/** The child's channel to the daemon: the fd of its fourth stdio slot. */
+export const CHANNEL_FD = 3;
+
+export type HeaderList = Array<[name: string, value: string]>;
+
+export interface ReadyMessage {
+  pid: number;
+  /** Milliseconds from process start to ready, measured in the child. */
+  bootMs: number;
+}
+
+export interface LoadMessage {
+  worker: string;
+  version: number;
+  /** Shown in stack traces and load errors. */
+  filename: string;
+  source: string;
+  /** Values of `env` for module workers (plain JSON for now). */
+  env: Record<string, unknown>;
+}
+
+export type ScriptSyntax = 'module' | 'service-worker';
+
+export interface LoadedMessage {
+  syntax: ScriptSyntax;
+  loadMs: number;
+}
+
+export interface LoadFailedMessage {
+  /** `SyntaxError` (does not parse), `ScriptError` (threw while loading) or `NoHandler`. */
+  kind: 'SyntaxError' | 'ScriptError' | 'NoHandler';
+  message: string;
+  line: number | null;
+  column: number | null;
+}
+
+export interface RequestHeadMessage {
+  method: string;
+  url: string;
+  headers: HeaderList;
+  hasBody: boolean;
+}
+
+export interface ResponseHeadMessage {
+  status: number;
+  statusText: string;
+  headers: HeaderList;
+  hasBody: boolean;
+}
+
+export interface HandlerErrorMessage {
+  /** Short text for the client and the log, e.g. `TypeError: x is not a function`. */
+  message: string;
+  stack: string | null;
+  /** True when the handler called passThroughOnException() before failing. */
+  passThrough: boolean;
+}
+
+export type LogLevel = 'debug' | 'info' | 'log' | 'warn' | 'error';
+
+export interface LogMessage {
+  level: LogLevel;
+  text: string;
+}
+
+export interface SubrequestHeadMessage {
+  /** Stream id of the request on whose behalf the tenant fetches (0 at load time). */
+  parent: number;
+  method: string;
+  url: string;
+  headers: HeaderList;
+  hasBody: boolean;
+  redirect: 'follow' | 'manual' | 'error';
+}
+
+export interface SubresponseHeadMessage {
+  status: number;
+  statusText: string;
+  headers: HeaderList;
+  hasBody: boolean;
+  url: string;
+  redirected: boolean;
+}
+
+export interface SubrequestFailedMessage {
+  /** Becomes the message of the TypeError the tenant's fetch rejects with. */
+  message: string;
+}
+
+/** Sent by the child on a request's stream once its response and every waitUntil promise settled. */
+export interface SettledMessage {
+  waitUntilFailures: number;
+}
+
+export interface AbortMessage {
+  reason: string;
+}

@@ -1,0 +1,124 @@
+/**
+ * Bodies crossing the channel, child side: an incoming body (request body,
+ * subresponse body) becomes a ReadableStream fed by DATA frames; an outgoing
+ * body (response body, subrequest body) is pumped from a ReadableStream into
+ * DATA frames no faster than the daemon grants credit.
+ */
+import { FrameType } from '../protocol/messages.js';
+import { ReceiveWindow, SendWindow } from '../protocol/flow.js';
+import type { Channel } from './ipc.js';
+
+export class IncomingBody {
+  readonly stream: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  readonly #window = new ReceiveWindow();
+  readonly #channel: Channel;
+  readonly #id: number;
+  #done = false;
+
+  constructor(channel: Channel, id: number) {
+    this.#channel = channel;
+    this.#id = id;
+    this.stream = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.#controller = controller;
+        },
+        // Called when the consumer has drained the queue: return all credit so the daemon sends more.
+        pull: () => {
+          const ack = this.#window.flush();
+          if (ack > 0 && !this.#done) this.#channel.sendWindow(this.#id, ack);
+        },
+        cancel: (reason) => {
+          if (this.#done) return;
+          this.#done = true;
+          this.#channel.sendJson(FrameType.Abort, this.#id, { reason: String(reason ?? 'body cancelled') });
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  onData(payload: Uint8Array): void {
+    if (this.#done) return;
+    // Copy: the payload is a view into a socket buffer, and a chunk handed to the
+    // tenant must own its ArrayBuffer.
+    this.#controller.enqueue(payload.slice());
+    const ack = this.#window.consumed(payload.byteLength);
+    if (ack > 0 && this.#controller.desiredSize !== null && this.#controller.desiredSize >= 0) {
+      this.#channel.sendWindow(this.#id, ack);
+    }
+  }
+
+  onEnd(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#controller.close();
+  }
+
+  onAbort(reason: string): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#controller.error(new TypeError(reason));
+  }
+}
+
+export class OutgoingBody {
+  readonly window = new SendWindow();
+  readonly #channel: Channel;
+  readonly #id: number;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+
+  constructor(channel: Channel, id: number) {
+    this.#channel = channel;
+    this.#id = id;
+  }
+
+  /**
+   * Sends `body` on the stream. Resolves when the End frame is sent; rejects
+   * (after sending Abort) when the body errors or is not made of bytes.
+   */
+  async pump(body: ReadableStream<Uint8Array>): Promise<void> {
+    const reader = body.getReader();
+    this.#reader = reader;
+    try {
+      for (;;) {
+        const wait = this.window.ready();
+        if (wait) await wait;
+        const { done, value } = await reader.read();
+        if (done) break;
+        const bytes = asBytes(value);
+        if (bytes.byteLength === 0) continue;
+        this.window.spend(bytes.byteLength);
+        this.#channel.sendData(this.#id, bytes);
+      }
+      this.#channel.sendEmpty(FrameType.End, this.#id);
+    } catch (error) {
+      this.#channel.sendJson(FrameType.Abort, this.#id, { reason: String((error as Error)?.message ?? error) });
+      reader.cancel(error).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** The receiver went away: stop reading and release the tenant's stream. */
+  abort(reason: string): void {
+    const error = new TypeError(reason);
+    this.window.fail(error);
+    this.#reader?.cancel(error).catch(() => {});
+  }
+}
+
+function asBytes(value: unknown): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  throw new TypeError(
+    `This ReadableStream did not return bytes: a body chunk was ${describe(value)}, expected a Uint8Array; encode strings with TextEncoder or TextEncoderStream`,
+  );
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
+  return typeof value;
+}

@@ -1,0 +1,68 @@
+/**
+ * The tenant's `console`: every call becomes a Log frame, tagged with the
+ * request being served (from async context) so the daemon's log line names
+ * the worker and the request id.
+ */
+import { formatWithOptions } from 'node:util';
+import type { LogLevel } from '../protocol/messages.js';
+
+export type LogSink = (level: LogLevel, text: string) => void;
+
+const INSPECT = { depth: 4, breakLength: Infinity, colors: false };
+
+export function createConsole(sink: LogSink): Console {
+  const counts = new Map<string, number>();
+  const timers = new Map<string, number>();
+  let indent = '';
+  const emit =
+    (level: LogLevel) =>
+    (...args: unknown[]): void => {
+      const text = formatWithOptions(INSPECT, ...args);
+      sink(level, indent ? text.replace(/^/gm, indent) : text);
+    };
+  const log = emit('log');
+  const tenantConsole = {
+    log,
+    info: emit('info'),
+    debug: emit('debug'),
+    warn: emit('warn'),
+    error: emit('error'),
+    trace: (...args: unknown[]) => {
+      const stack = new Error().stack?.split('\n').slice(2).join('\n') ?? '';
+      emit('log')(formatWithOptions(INSPECT, 'Trace:', ...args) + '\n' + stack);
+    },
+    dir: (value: unknown) => log(value),
+    dirxml: (...args: unknown[]) => log(...args),
+    table: (value: unknown) => log(value),
+    assert: (condition: unknown, ...args: unknown[]) => {
+      if (!condition) emit('error')('Assertion failed' + (args.length ? ':' : ''), ...args);
+    },
+    count: (label = 'default') => {
+      const n = (counts.get(label) ?? 0) + 1;
+      counts.set(label, n);
+      log(`${label}: ${n}`);
+    },
+    countReset: (label = 'default') => void counts.delete(label),
+    time: (label = 'default') => void timers.set(label, performance.now()),
+    timeLog: (label = 'default', ...args: unknown[]) => {
+      const start = timers.get(label);
+      if (start !== undefined) log(`${label}: ${(performance.now() - start).toFixed(3)}ms`, ...args);
+    },
+    timeEnd: (label = 'default') => {
+      const start = timers.get(label);
+      if (start === undefined) return;
+      timers.delete(label);
+      log(`${label}: ${(performance.now() - start).toFixed(3)}ms`);
+    },
+    group: (...args: unknown[]) => {
+      if (args.length) log(...args);
+      indent += '  ';
+    },
+    groupCollapsed: (...args: unknown[]) => tenantConsole.group(...args),
+    groupEnd: () => {
+      indent = indent.slice(2);
+    },
+    clear: () => {},
+  };
+  return tenantConsole as unknown as Console;
+}

@@ -1,0 +1,94 @@
+/**
+ * The tenant's `fetch`: validates the request as the Fetch standard says (by
+ * building a Request), then hands it to the daemon as a subrequest, which
+ * performs it, counts it and applies egress policy. Bodies stream both ways
+ * with flow control like any other body.
+ */
+import { FrameType, type SubrequestHeadMessage, type SubresponseHeadMessage } from '../protocol/messages.js';
+import { IncomingBody, OutgoingBody } from './body.js';
+import type { Channel } from './ipc.js';
+import { Request, Response } from './web.js';
+
+/** The runner's record of one subrequest, found by stream id when frames arrive. */
+export interface SubrequestStream {
+  incoming: IncomingBody;
+  outgoing: OutgoingBody | null;
+  resolve: (head: SubresponseHeadMessage) => void;
+  reject: (error: Error) => void;
+}
+
+export interface SubrequestHost {
+  channel: Channel;
+  /** Stream id of the request being served now (0 outside a request). */
+  currentRequest(): number;
+  register(id: number, stream: SubrequestStream): void;
+  unregister(id: number): void;
+}
+
+const NULL_BODY_STATUS = new Set([101, 204, 205, 304]);
+
+export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
+  let lastId = 0;
+  return async function fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    const request = new Request(input, init);
+    if (request.signal.aborted) throw request.signal.reason;
+    const { protocol } = new URL(request.url);
+    if (protocol !== 'http:' && protocol !== 'https:') {
+      throw new TypeError(`fetch: ${protocol} URLs are not supported, only http: and https:`);
+    }
+    lastId += 2;
+    const id = lastId;
+    const { channel } = host;
+    let stream!: SubrequestStream;
+    const head = new Promise<SubresponseHeadMessage>((resolve, reject) => {
+      stream = {
+        incoming: new IncomingBody(channel, id),
+        outgoing: request.body ? new OutgoingBody(channel, id) : null,
+        resolve,
+        reject,
+      };
+    });
+    host.register(id, stream);
+    const message: SubrequestHeadMessage = {
+      parent: host.currentRequest(),
+      method: request.method,
+      url: request.url,
+      headers: [...request.headers],
+      hasBody: request.body !== null,
+      redirect: request.redirect as SubrequestHeadMessage['redirect'],
+    };
+    channel.sendJson(FrameType.SubrequestHead, id, message);
+    if (stream.outgoing && request.body) {
+      // The daemon reports a failed upload through SubrequestFailed; nothing to add here.
+      stream.outgoing.pump(request.body).catch(() => {});
+    }
+    request.signal.addEventListener(
+      'abort',
+      () => {
+        channel.sendJson(FrameType.Abort, id, { reason: 'the subrequest was aborted' });
+        stream.reject(request.signal.reason ?? new DOMException('The operation was aborted', 'AbortError'));
+        stream.incoming.onAbort('the subrequest was aborted');
+      },
+      { once: true },
+    );
+    try {
+      const responseHead = await head;
+      const hasBody = responseHead.hasBody && !NULL_BODY_STATUS.has(responseHead.status);
+      if (!hasBody) host.unregister(id);
+      const response = new Response(hasBody ? stream.incoming.stream : null, {
+        status: responseHead.status,
+        statusText: responseHead.statusText,
+        headers: responseHead.headers,
+      });
+      // A fetched response knows where it came from; Response's constructor cannot set these.
+      Object.defineProperties(response, {
+        url: { value: responseHead.url, enumerable: true },
+        redirected: { value: responseHead.redirected, enumerable: true },
+      });
+      return response;
+    } catch (error) {
+      host.unregister(id);
+      throw error;
+    }
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * The tenant's global scope, declared in one table grouped as DESIGN.md lists
+ * it. installGlobals() removes every Node-specific global, defines each name
+ * below with a locked descriptor and freezes the Web API objects, so a tenant
+ * can neither reach Node nor patch what the runner relies on. A name that
+ * fails to resolve fails the child at boot, never at request time.
+ */
+import vm from 'node:vm';
+import { Headers, Request, Response, FormData } from './web.js';
+import { ExtendableEvent, FetchEvent, ScheduledEvent } from './events.js';
+import { Cache, CacheStorage } from './caches.js';
+
+/** Things the runtime supplies per child: they talk to the daemon. */
+export interface ScopeHooks {
+  fetch: typeof globalThis.fetch;
+  console: Console;
+  addEventListener: (type: string, listener: unknown) => void;
+  removeEventListener: (type: string, listener: unknown) => void;
+}
+
+class Navigator {
+  get userAgent(): string {
+    return 'Cloudflare-Workers';
+  }
+  get hardwareConcurrency(): number {
+    return 1;
+  }
+  get language(): string {
+    return 'en';
+  }
+  get languages(): readonly string[] {
+    return Object.freeze(['en']);
+  }
+}
+
+class WebSocket extends EventTarget {
+  constructor() {
+    super();
+    throw new TypeError('WebSocket is not supported by edgeproc yet: outbound and inbound WebSockets are planned');
+  }
+}
+
+/** Workers' timers return numbers; Node's return objects with ref()/unref(). */
+function numericTimers(scheduler: typeof globalThis.setTimeout, name: string) {
+  return {
+    [name](callback: unknown, delay?: number, ...args: unknown[]): number {
+      if (typeof callback !== 'function') {
+        throw new TypeError(`${name}: the callback must be a function (code strings are not evaluated)`);
+      }
+      // Unary + registers the timer by id, so clearTimeout(number) finds it.
+      return +scheduler(callback as () => void, delay, ...args);
+    },
+  }[name]!;
+}
+
+function tenantPerformance(): object {
+  const { timeOrigin } = performance;
+  const now = performance.now.bind(performance);
+  return {
+    get timeOrigin() {
+      return timeOrigin;
+    },
+    now: () => now(),
+    toJSON: () => ({ timeOrigin }),
+  };
+}
+
+/** The table: group → name → value. Every name here must exist and work in a child. */
+function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> {
+  return {
+    fetch: { fetch: hooks.fetch, Request, Response, Headers, FormData },
+    url: { URL, URLSearchParams },
+    streams: {
+      ReadableStream,
+      ReadableStreamDefaultReader,
+      ReadableStreamBYOBReader,
+      ReadableStreamDefaultController,
+      ReadableByteStreamController,
+      ReadableStreamBYOBRequest,
+      WritableStream,
+      WritableStreamDefaultWriter,
+      WritableStreamDefaultController,
+      TransformStream,
+      TransformStreamDefaultController,
+      ByteLengthQueuingStrategy,
+      CountQueuingStrategy,
+      TextEncoderStream,
+      TextDecoderStream,
+      CompressionStream,
+      DecompressionStream,
+    },
+    encoding: { TextEncoder, TextDecoder, atob, btoa },
+    crypto: { crypto, Crypto, CryptoKey, SubtleCrypto },
+    timers: {
+      setTimeout: numericTimers(setTimeout, 'setTimeout'),
+      setInterval: numericTimers(setInterval as typeof setTimeout, 'setInterval'),
+      clearTimeout,
+      clearInterval,
+      queueMicrotask,
+    },
+    cloning: { structuredClone },
+    abort: { AbortController, AbortSignal },
+    files: { Blob, File },
+    events: { Event, EventTarget, CustomEvent, ExtendableEvent, FetchEvent, ScheduledEvent, DOMException },
+    messaging: { MessageChannel, MessagePort, MessageEvent },
+    platform: {
+      console: hooks.console,
+      performance: tenantPerformance(),
+      navigator: new Navigator(),
+      Navigator,
+      caches: new CacheStorage(),
+      CacheStorage,
+      Cache,
+      WebSocket,
+    },
+    scope: {
+      addEventListener: hooks.addEventListener,
+      removeEventListener: hooks.removeEventListener,
+    },
+  };
+}
+
+/** Names of the ECMAScript built-ins: what a bare V8 context has, Node adds nothing there. */
+function languageIntrinsics(): Set<string> {
+  return new Set(vm.runInNewContext('Object.getOwnPropertyNames(globalThis)') as string[]);
+}
+
+const frozen = new WeakSet<object>();
+
+/** Freezes a Web API value: a class with its prototype chain up to the language's own, or an object with its prototype. */
+function freezeApi(value: unknown): void {
+  if ((typeof value !== 'function' && typeof value !== 'object') || value === null || frozen.has(value)) return;
+  frozen.add(value);
+  Object.freeze(value);
+  if (typeof value === 'function') {
+    const proto = (value as { prototype?: object }).prototype;
+    if (proto) Object.freeze(proto);
+    // Parent classes (e.g. FetchEvent → ExtendableEvent → Event) too, but never Function.prototype.
+    const parent = Object.getPrototypeOf(value);
+    if (parent !== Function.prototype) freezeApi(parent);
+  } else {
+    const proto = Object.getPrototypeOf(value);
+    if (proto && proto !== Object.prototype) Object.freeze(proto);
+  }
+}
+
+/**
+ * 1. Delete every global that is neither an ECMAScript intrinsic nor in the table.
+ * 2. Define the table's names, read-only and non-configurable.
+ * 3. Freeze each Web API value; lock (but do not freeze) the language built-ins,
+ *    whose prototypes libraries legitimately extend.
+ * Returns the names installed, for the boot check and the tests.
+ */
+export function installGlobals(hooks: ScopeHooks): string[] {
+  const table = scopeTable(hooks);
+  const intrinsics = languageIntrinsics();
+  const allowed = new Map<string, unknown>();
+  for (const [group, names] of Object.entries(table)) {
+    for (const [name, value] of Object.entries(names)) {
+      if (value === undefined) throw new Error(`runner boot: global ${group}.${name} is missing in this Node version`);
+      allowed.set(name, value);
+    }
+  }
+  for (const key of Reflect.ownKeys(globalThis)) {
+    if (typeof key === 'string' && intrinsics.has(key)) continue;
+    if (!Reflect.deleteProperty(globalThis, key)) {
+      throw new Error(`runner boot: could not remove the Node global ${String(key)}`);
+    }
+  }
+  for (const [name, value] of allowed) {
+    freezeApi(value);
+    Object.defineProperty(globalThis, name, { value, writable: false, enumerable: true, configurable: false });
+  }
+  for (const name of ['self', 'globalThis']) {
+    Object.defineProperty(globalThis, name, { value: globalThis, writable: false, enumerable: false, configurable: false });
+  }
+  for (const name of intrinsics) {
+    if (name === 'globalThis') continue;
+    const descriptor = Object.getOwnPropertyDescriptor(globalThis, name);
+    if (!descriptor?.configurable) continue;
+    const locked = 'value' in descriptor ? { writable: false, configurable: false } : { configurable: false };
+    Object.defineProperty(globalThis, name, locked);
+  }
+  return [...allowed.keys(), 'self', 'globalThis'];
+}

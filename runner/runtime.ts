@@ -1,0 +1,288 @@
+/**
+ * The child's runtime: receives frames from the daemon, loads the tenant's
+ * script once, turns each RequestHead into a call of the tenant's handler and
+ * the Response it returns into frames. One instance per child, one tenant
+ * per child for its whole life.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import process from 'node:process';
+import type { Frame } from '../protocol/frames.js';
+import { decodeJson, decodeWindow } from '../protocol/frames.js';
+import {
+  FrameType,
+  type AbortMessage,
+  type HandlerErrorMessage,
+  type LoadMessage,
+  type LogLevel,
+  type RequestHeadMessage,
+  type ResponseHeadMessage,
+  type SubrequestFailedMessage,
+  type SubresponseHeadMessage,
+} from '../protocol/messages.js';
+import { IncomingBody, OutgoingBody } from './body.js';
+import { ExecutionContext, Invocation, createFetchEvent } from './events.js';
+import type { SubrequestStream } from './fetch.js';
+import type { Channel } from './ipc.js';
+import { ScriptLoadError, loadScript, type LoadedScript } from './loader.js';
+import { Request, Response } from './web.js';
+
+interface RequestStream {
+  incoming: IncomingBody | null;
+  outgoing: OutgoingBody | null;
+}
+
+type Listener = (event: Event) => unknown;
+
+export class Runtime {
+  readonly channel: Channel;
+  readonly #context = new AsyncLocalStorage<number>();
+  readonly #requests = new Map<number, RequestStream>();
+  readonly #subrequests = new Map<number, SubrequestStream>();
+  readonly #listeners = new Map<string, Listener[]>();
+  #script: LoadedScript | null = null;
+  #loading: Promise<void> | null = null;
+  #env: Record<string, unknown> = {};
+  #acceptingListeners = true;
+  #inflight = 0;
+  #draining = false;
+
+  constructor(channel: Channel) {
+    this.channel = channel;
+  }
+
+  /** Stream id of the request whose handler is running now, 0 outside one. */
+  currentRequest(): number {
+    return this.#context.getStore() ?? 0;
+  }
+
+  register(id: number, stream: SubrequestStream): void {
+    this.#subrequests.set(id, stream);
+  }
+
+  unregister(id: number): void {
+    this.#subrequests.delete(id);
+  }
+
+  log(level: LogLevel, text: string): void {
+    this.channel.sendJson(FrameType.Log, this.currentRequest(), { level, text });
+  }
+
+  addEventListener(type: string, listener: unknown): void {
+    if (!this.#acceptingListeners) {
+      throw new TypeError('addEventListener() can only register handlers while the script loads, at global scope');
+    }
+    if (typeof listener !== 'function') throw new TypeError('addEventListener: the listener must be a function');
+    const list = this.#listeners.get(type) ?? [];
+    if (!list.includes(listener as Listener)) list.push(listener as Listener);
+    this.#listeners.set(type, list);
+  }
+
+  removeEventListener(type: string, listener: unknown): void {
+    const list = this.#listeners.get(type);
+    if (list) this.#listeners.set(type, list.filter((l) => l !== listener));
+  }
+
+  /** Installs an already-evaluated script; the boot warm-up uses this with a built-in handler. */
+  preload(script: LoadedScript): void {
+    this.#script = script;
+  }
+
+  // Hot path: every frame from the daemon.
+  onFrame(frame: Frame): void {
+    switch (frame.type) {
+      case FrameType.RequestHead:
+        this.#onRequest(frame.stream, decodeJson<RequestHeadMessage>(frame));
+        return;
+      case FrameType.Data:
+        this.#incoming(frame.stream)?.onData(frame.payload);
+        return;
+      case FrameType.End:
+        this.#incoming(frame.stream)?.onEnd();
+        return;
+      case FrameType.Window:
+        this.#outgoing(frame.stream)?.window.grant(decodeWindow(frame));
+        return;
+      case FrameType.Abort: {
+        const { reason } = decodeJson<AbortMessage>(frame);
+        this.#incoming(frame.stream)?.onAbort(reason);
+        this.#outgoing(frame.stream)?.abort(reason);
+        return;
+      }
+      case FrameType.SubresponseHead:
+        this.#subrequests.get(frame.stream)?.resolve(decodeJson<SubresponseHeadMessage>(frame));
+        return;
+      case FrameType.SubrequestFailed: {
+        const sub = this.#subrequests.get(frame.stream);
+        this.#subrequests.delete(frame.stream);
+        sub?.reject(new TypeError(decodeJson<SubrequestFailedMessage>(frame).message));
+        return;
+      }
+      case FrameType.Load:
+        this.#loading = this.#load(decodeJson<LoadMessage>(frame));
+        return;
+      case FrameType.Drain:
+        this.#draining = true;
+        this.#maybeDrained();
+        return;
+    }
+  }
+
+  #incoming(id: number): IncomingBody | null | undefined {
+    return id & 1 ? this.#requests.get(id)?.incoming : this.#subrequests.get(id)?.incoming;
+  }
+
+  #outgoing(id: number): OutgoingBody | null | undefined {
+    return id & 1 ? this.#requests.get(id)?.outgoing : this.#subrequests.get(id)?.outgoing;
+  }
+
+  async #load(message: LoadMessage): Promise<void> {
+    const started = performance.now();
+    this.#env = Object.freeze({ ...message.env });
+    try {
+      this.#script = await loadScript(message.source, message.filename);
+      if (!this.#script.exports?.fetch && !this.#listeners.has('fetch') && !this.#script.exports?.scheduled) {
+        throw new ScriptLoadError({
+          kind: 'NoHandler',
+          message:
+            this.#script.syntax === 'module'
+              ? 'the script exports no fetch() handler: add `export default { fetch(request, env, ctx) { … } }`'
+              : 'the script registered no event handlers: call addEventListener("fetch", …) at global scope',
+          line: null,
+          column: null,
+        });
+      }
+      this.#acceptingListeners = false;
+      this.channel.sendJson(FrameType.Loaded, 0, { syntax: this.#script.syntax, loadMs: performance.now() - started });
+    } catch (error) {
+      const detail =
+        error instanceof ScriptLoadError
+          ? error.detail
+          : { kind: 'ScriptError', message: String(error), line: null, column: null };
+      // The daemon disposes of this child: a child runs at most one tenant's script in its life.
+      this.channel.sendJson(FrameType.LoadFailed, 0, detail);
+    }
+  }
+
+  // Hot path: one call per request.
+  #onRequest(id: number, head: RequestHeadMessage): void {
+    const incoming = head.hasBody ? new IncomingBody(this.channel, id) : null;
+    const stream: RequestStream = { incoming, outgoing: null };
+    this.#requests.set(id, stream);
+    this.#inflight++;
+    this.#context.run(id, () => {
+      this.#serve(id, head, stream).finally(() => {
+        this.#requests.delete(id);
+        this.#inflight--;
+        this.#maybeDrained();
+      });
+    });
+  }
+
+  async #serve(id: number, head: RequestHeadMessage, stream: RequestStream): Promise<void> {
+    if (this.#loading) await this.#loading;
+    const invocation = new Invocation();
+    let response: unknown;
+    try {
+      const request = new Request(head.url, {
+        method: head.method,
+        headers: head.headers,
+        body: stream.incoming?.stream ?? null,
+        duplex: 'half',
+      } as RequestInit);
+      response = await this.#invoke(request, invocation);
+      if (!(response instanceof Response)) {
+        throw new TypeError(
+          `the handler must return a Response (or a Promise of one), it returned ${describeValue(response)}`,
+        );
+      }
+    } catch (error) {
+      this.#sendHandlerError(id, error, invocation.passThrough);
+      await this.#settle(id, invocation);
+      return;
+    }
+    await this.#respond(id, response, stream);
+    await this.#settle(id, invocation);
+  }
+
+  #invoke(request: Request, invocation: Invocation): unknown {
+    const script = this.#script;
+    if (!script) throw new Error('no script is loaded in this instance');
+    if (script.syntax === 'module') {
+      const handler = script.exports?.fetch;
+      if (typeof handler !== 'function') throw new TypeError('Handler does not export a fetch() function.');
+      return handler.call(script.exports, request, this.#env, new ExecutionContext(invocation));
+    }
+    const event = createFetchEvent(request, invocation);
+    for (const listener of this.#listeners.get('fetch') ?? []) {
+      listener.call(globalThis, event);
+      if (invocation.response) break;
+    }
+    if (!invocation.response) {
+      throw new TypeError('No response: no fetch listener called event.respondWith()');
+    }
+    return invocation.response;
+  }
+
+  async #respond(id: number, response: Response, stream: RequestStream): Promise<void> {
+    const body = response.body;
+    const head: ResponseHeadMessage = {
+      status: response.status,
+      statusText: response.statusText,
+      headers: [...response.headers],
+      hasBody: body !== null,
+    };
+    this.channel.sendJson(FrameType.ResponseHead, id, head);
+    if (!body) return;
+    const outgoing = new OutgoingBody(this.channel, id);
+    stream.outgoing = outgoing;
+    try {
+      await outgoing.pump(body);
+    } catch (error) {
+      this.log('error', `response body failed after the headers were sent: ${describeError(error)}`);
+    }
+  }
+
+  #sendHandlerError(id: number, error: unknown, passThrough: boolean): void {
+    const message: HandlerErrorMessage = {
+      message: describeError(error),
+      stack: error instanceof Error ? (error.stack ?? null) : null,
+      passThrough,
+    };
+    this.channel.sendJson(FrameType.HandlerError, id, message);
+  }
+
+  /** Waits for every waitUntil promise (including ones added meanwhile), then tells the daemon. */
+  async #settle(id: number, invocation: Invocation): Promise<void> {
+    let failures = 0;
+    for (let seen = 0; seen < invocation.waitUntil.length; ) {
+      const batch = invocation.waitUntil.slice(seen);
+      seen = invocation.waitUntil.length;
+      for (const result of await Promise.allSettled(batch)) {
+        if (result.status === 'rejected') {
+          failures++;
+          this.log('error', `waitUntil promise rejected: ${describeError(result.reason)}`);
+        }
+      }
+    }
+    this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: failures });
+  }
+
+  #maybeDrained(): void {
+    if (!this.#draining || this.#inflight > 0) return;
+    this.channel.sendEmpty(FrameType.Drained, 0);
+    setImmediate(() => process.exit(0));
+  }
+}
+
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return `Uncaught ${describeValue(error)}`;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'object') return `an object (${(value as object).constructor?.name ?? 'Object'})`;
+  if (typeof value === 'string') return `a string (${JSON.stringify(value.slice(0, 40))})`;
+  return `a ${typeof value}`;
+}

@@ -1,0 +1,22 @@
+/**
+ * The Web classes undici implements, bundled from the npm package rather than
+ * taken from Node's globals: Node 20's built-in copy looks up `Buffer` on the
+ * global object at call time, so it breaks once the tenant scope has no
+ * `Buffer`. The bundle resolves `Buffer` through esbuild's inject instead
+ * (see runner/inject.ts), invisible to the tenant.
+ */
+// @ts-expect-error undici ships no types for its internal files
+import { Response as UndiciResponse } from 'undici/lib/web/fetch/response.js';
+// @ts-expect-error undici ships no types for its internal files
+import { Request as UndiciRequest } from 'undici/lib/web/fetch/request.js';
+// @ts-expect-error undici ships no types for its internal files
+import { Headers as UndiciHeaders } from 'undici/lib/web/fetch/headers.js';
+// @ts-expect-error undici ships no types for its internal files
+import { FormData as UndiciFormData } from 'undici/lib/web/fetch/formdata.js';
+
+export const Response: typeof globalThis.Response = UndiciResponse;
+export const Request: typeof globalThis.Request = UndiciRequest;
+export const Headers: typeof globalThis.Headers = UndiciHeaders;
+export const FormData: typeof globalThis.FormData = UndiciFormData;
+export type Response = globalThis.Response;
+export type Request = globalThis.Request;

@@ -1,0 +1,190 @@
+/**
+ * Bodies crossing the channel, daemon side, each with flow control so that a
+ * slow reader on either end bounds memory instead of growing it:
+ *   - pumpReadable:  a Node Readable (client request body) → DATA frames;
+ *   - WritableSink:  DATA frames → a Node Writable (the client response);
+ *   - FrameSource:   DATA frames → an async iterable (a subrequest body for undici);
+ *   - pumpWebStream: a web ReadableStream (a subresponse body) → DATA frames.
+ */
+import type { Readable, Writable } from 'node:stream';
+import { ReceiveWindow, SendWindow } from '../../protocol/flow.js';
+import { STREAM_WINDOW_BYTES } from '../../protocol/messages.js';
+import type { Instance } from '../pool/instance.js';
+
+export interface BodyPump {
+  window: SendWindow;
+  /** Stops sending (the stream was aborted). */
+  stop(): void;
+}
+
+/** Sends a Node Readable as DATA frames, pausing it while the child has no credit left. */
+export function pumpReadable(
+  source: Readable,
+  instance: Instance,
+  id: number,
+  maxBytes: number,
+  onTooLarge: () => void,
+): BodyPump {
+  const window = new SendWindow();
+  let sent = 0;
+  let stopped = false;
+  const onData = (chunk: Buffer) => {
+    if (stopped) return;
+    sent += chunk.byteLength;
+    if (sent > maxBytes) {
+      stop();
+      instance.sendAbort(id, `the request body exceeded ${maxBytes} bytes`);
+      onTooLarge();
+      return;
+    }
+    instance.sendData(id, chunk);
+    window.spend(chunk.byteLength);
+    if (window.credit <= 0) source.pause();
+  };
+  const onEnd = () => {
+    if (!stopped) instance.sendEnd(id);
+    stopped = true;
+  };
+  const onAborted = () => {
+    if (!stopped) instance.sendAbort(id, 'the client aborted the request body');
+    stop();
+  };
+  const stop = () => {
+    stopped = true;
+    source.off('data', onData);
+    source.off('end', onEnd);
+  };
+  source.on('data', onData);
+  source.on('end', onEnd);
+  source.on('error', onAborted);
+  const grant = window.grant.bind(window);
+  window.grant = (bytes: number) => {
+    grant(bytes);
+    if (!stopped && window.credit > 0 && source.isPaused()) source.resume();
+  };
+  return { window, stop };
+}
+
+/** Writes DATA frames to a Node Writable and returns credit to the child as the writable drains. */
+export class WritableSink {
+  readonly #target: Writable;
+  readonly #instance: Instance;
+  readonly #id: number;
+  #unacknowledged = 0;
+  #waitingForDrain = false;
+  #bytes = 0;
+
+  constructor(target: Writable, instance: Instance, id: number) {
+    this.#target = target;
+    this.#instance = instance;
+    this.#id = id;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  // Hot path: every response body chunk.
+  write(chunk: Uint8Array): void {
+    this.#bytes += chunk.byteLength;
+    this.#unacknowledged += chunk.byteLength;
+    if (!this.#target.write(chunk)) {
+      // The client reads slower than the child writes: hold the credit until the socket drains.
+      if (!this.#waitingForDrain) {
+        this.#waitingForDrain = true;
+        this.#target.once('drain', this.#onDrain);
+      }
+      return;
+    }
+    if (!this.#waitingForDrain && this.#unacknowledged >= STREAM_WINDOW_BYTES / 2) this.#acknowledge();
+  }
+
+  readonly #onDrain = (): void => {
+    this.#waitingForDrain = false;
+    this.#acknowledge();
+  };
+
+  #acknowledge(): void {
+    if (this.#unacknowledged === 0) return;
+    this.#instance.sendWindow(this.#id, this.#unacknowledged);
+    this.#unacknowledged = 0;
+  }
+}
+
+/** DATA frames → an async iterable, granting the child credit as the consumer pulls. */
+export class FrameSource implements AsyncIterable<Uint8Array> {
+  readonly #instance: Instance;
+  readonly #id: number;
+  readonly #queue: Uint8Array[] = [];
+  readonly #window = new ReceiveWindow();
+  #ended = false;
+  #error: Error | null = null;
+  #wake: (() => void) | null = null;
+
+  constructor(instance: Instance, id: number) {
+    this.#instance = instance;
+    this.#id = id;
+  }
+
+  push(chunk: Uint8Array): void {
+    this.#queue.push(chunk);
+    this.#notify();
+  }
+
+  end(): void {
+    this.#ended = true;
+    this.#notify();
+  }
+
+  fail(error: Error): void {
+    this.#error = error;
+    this.#notify();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (;;) {
+      const chunk = this.#queue.shift();
+      if (chunk) {
+        const ack = this.#window.consumed(chunk.byteLength);
+        if (ack > 0) this.#instance.sendWindow(this.#id, ack);
+        yield chunk;
+        continue;
+      }
+      if (this.#error) throw this.#error;
+      if (this.#ended) return;
+      const ack = this.#window.flush();
+      if (ack > 0) this.#instance.sendWindow(this.#id, ack);
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+}
+
+/** Sends a web ReadableStream as DATA frames, no faster than the child grants credit. */
+export async function pumpWebStream(
+  body: ReadableStream<Uint8Array>,
+  instance: Instance,
+  id: number,
+  window: SendWindow,
+): Promise<void> {
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const wait = window.ready();
+      if (wait) await wait;
+      const { done, value } = await reader.read();
+      if (done) break;
+      window.spend(value.byteLength);
+      instance.sendData(id, value);
+    }
+    instance.sendEnd(id);
+  } catch (error) {
+    reader.cancel(error).catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * The broker: for a worker name, finds a live instance (or specialises a warm
+ * child), dispatches the request on it, and keeps each worker's set of
+ * instances in shape — scale out when busy, drain old versions after a
+ * deploy, evict idle instances.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { EdgeprocError, ScriptLoadError, type ScriptLoadFailure } from '../errors.js';
+import type { Limits } from '../limits.js';
+import type { Logger } from '../log.js';
+import type { Instance } from '../pool/instance.js';
+import type { WarmPool } from '../pool/pool.js';
+import type { WorkerRegistry, WorkerScript } from '../workers/registry.js';
+import { findSyntaxError } from '../workers/syntax.js';
+import { HttpExchange } from './exchange.js';
+import { sendErrorResponse } from './outcome.js';
+
+/** The instances serving one worker. */
+class WorkerGroup {
+  readonly instances: Instance[] = [];
+  /** A specialisation under way, shared by every request that arrives meanwhile. */
+  pending: Promise<Instance> | null = null;
+  /** The last load failure of the current version, and when to try loading it again. */
+  failure: { version: number; error: ScriptLoadError; retryAt: number; attempts: number } | null = null;
+  requests = 0;
+  errors = 0;
+  coldStarts = 0;
+
+  constructor(readonly name: string) {}
+}
+
+export interface WorkerStats {
+  name: string;
+  version: number;
+  instances: number;
+  inflight: number;
+  requests: number;
+  errors: number;
+  coldStarts: number;
+}
+
+let requestCounter = 0;
+const requestPrefix = Math.floor(Math.random() * 0xffffffff)
+  .toString(16)
+  .padStart(8, '0');
+
+export function nextRequestId(): string {
+  return `${requestPrefix}${(++requestCounter).toString(16).padStart(8, '0')}`;
+}
+
+export class Broker {
+  readonly #pool: WarmPool;
+  readonly #registry: WorkerRegistry;
+  readonly #limits: Limits;
+  readonly #log: Logger;
+  readonly #groups = new Map<string, WorkerGroup>();
+  readonly #inflight = new Set<HttpExchange>();
+  readonly #draining = new Set<Promise<void>>();
+  readonly #idleTimer: NodeJS.Timeout;
+  #idleWaiters: Array<() => void> = [];
+
+  constructor(pool: WarmPool, registry: WorkerRegistry, limits: Limits, log: Logger) {
+    this.#pool = pool;
+    this.#registry = registry;
+    this.#limits = limits;
+    this.#log = log;
+    this.#idleTimer = setInterval(() => this.#evictIdle(), Math.min(1000, limits.idleTimeoutMs));
+    this.#idleTimer.unref();
+  }
+
+  get inflight(): number {
+    return this.#inflight.size;
+  }
+
+  // Hot path: one call per request.
+  handle(req: IncomingMessage, res: ServerResponse, workerName: string, url: string): void {
+    const requestId = nextRequestId();
+    const script = this.#registry.get(workerName);
+    if (!script) {
+      sendErrorResponse(res, 404, `No worker named "${workerName}".`, requestId);
+      return;
+    }
+    const group = this.#group(workerName);
+    group.requests++;
+    const exchange = new HttpExchange(req, res, {
+      worker: workerName,
+      requestId,
+      log: this.#log,
+      maxRequestBodyBytes: this.#limits.requestBodyBytes,
+      onDone: (done) => {
+        this.#inflight.delete(done);
+        if (done.status >= 500) group.errors++;
+        if (this.#inflight.size === 0) this.#notifyIdle();
+      },
+    });
+    this.#inflight.add(exchange);
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > this.#limits.requestBodyBytes) {
+      exchange.fail(413, `The request body is larger than this worker accepts (${this.#limits.requestBodyBytes} bytes).`);
+      req.resume();
+      return;
+    }
+    const hasBody = req.headers['transfer-encoding'] !== undefined || declared > 0;
+    const instance = this.#pick(group, script);
+    if (instance) {
+      exchange.start(instance, url, hasBody);
+      return;
+    }
+    this.#specialise(group, script).then(
+      (fresh) => exchange.start(fresh, url, hasBody),
+      (error: Error) => {
+        if (error instanceof ScriptLoadError) {
+          exchange.fail(500, `Worker "${workerName}" failed to load: ${error.failure.message}${position(error.failure, script)}`);
+        } else {
+          exchange.fail(503, `No instance is available for worker "${workerName}": ${error.message}`);
+        }
+      },
+    );
+  }
+
+  /**
+   * Loads `script` into a warm child and waits for the verdict. On success the
+   * child becomes the worker's first instance of the new version; on failure it
+   * is discarded and nothing else changes.
+   */
+  async deploy(script: WorkerScript): Promise<{ loadMs: number; syntax: string }> {
+    const instance = await this.#pool.acquire();
+    try {
+      const loaded = await instance.load(this.#loadMessage(script));
+      this.#registry.publish(script);
+      const group = this.#group(script.name);
+      this.#retire(group, (i) => i.version !== script.version);
+      group.instances.push(instance);
+      this.#watch(group, instance);
+      return loaded;
+    } catch (error) {
+      instance.dispose();
+      const failure = (error as { failure?: ScriptLoadFailure }).failure;
+      if (failure) throw new ScriptLoadError(script.name, script.filename, locate(failure, script));
+      throw error;
+    }
+  }
+
+  /** Removes a worker: no new requests; its instances drain. */
+  remove(name: string): boolean {
+    const existed = this.#registry.remove(name);
+    const group = this.#groups.get(name);
+    if (group) {
+      this.#retire(group, () => true);
+      this.#groups.delete(name);
+    }
+    return existed;
+  }
+
+  stats(): WorkerStats[] {
+    return this.#registry.list().map((script) => {
+      const group = this.#groups.get(script.name);
+      const live = group?.instances ?? [];
+      return {
+        name: script.name,
+        version: script.version,
+        instances: live.length,
+        inflight: live.reduce((n, i) => n + i.inflight, 0),
+        requests: group?.requests ?? 0,
+        errors: group?.errors ?? 0,
+        coldStarts: group?.coldStarts ?? 0,
+      };
+    });
+  }
+
+  /** Every instance serving a worker now. */
+  instances(): Instance[] {
+    return [...this.#groups.values()].flatMap((g) => g.instances);
+  }
+
+  /** Resolves when no client request is in flight (or after `timeoutMs`). */
+  async idle(timeoutMs: number): Promise<void> {
+    if (this.#inflight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Drains every instance (waitUntil work gets its grace period), bounded by drainTimeoutMs. */
+  async close(): Promise<void> {
+    clearInterval(this.#idleTimer);
+    for (const group of this.#groups.values()) this.#retire(group, () => true);
+    await Promise.all(this.#draining);
+  }
+
+  // Hot path: choose the least-loaded live instance; start another in the background when all are busy.
+  #pick(group: WorkerGroup, script: WorkerScript): Instance | null {
+    let best: Instance | null = null;
+    for (const instance of group.instances) {
+      if (instance.state !== 'specialised' || instance.version !== script.version) continue;
+      if (!best || instance.inflight < best.inflight) best = instance;
+    }
+    if (
+      best &&
+      best.inflight >= this.#limits.scaleOutConcurrency &&
+      group.instances.length < this.#limits.maxInstancesPerWorker &&
+      !group.pending
+    ) {
+      this.#specialise(group, script).catch(() => {});
+    }
+    return best;
+  }
+
+  #specialise(group: WorkerGroup, script: WorkerScript): Promise<Instance> {
+    if (group.pending) return group.pending;
+    const failed = group.failure;
+    if (failed && failed.version === script.version && Date.now() < failed.retryAt) {
+      // Do not burn a warm child per request on a script that just failed to load.
+      return Promise.reject(failed.error);
+    }
+    const pending = (async () => {
+      const instance = await this.#pool.acquire();
+      group.coldStarts++;
+      try {
+        await instance.load(this.#loadMessage(script));
+      } catch (error) {
+        instance.dispose();
+        throw this.#loadFailed(group, script, error);
+      }
+      group.failure = null;
+      group.instances.push(instance);
+      this.#watch(group, instance);
+      return instance;
+    })();
+    group.pending = pending;
+    const clear = () => {
+      if (group.pending === pending) group.pending = null;
+    };
+    pending.then(clear, clear);
+    return pending;
+  }
+
+  #loadFailed(group: WorkerGroup, script: WorkerScript, error: unknown): Error {
+    const failure = (error as { failure?: ScriptLoadFailure }).failure;
+    if (!failure) return error as Error;
+    const loadError = new ScriptLoadError(script.name, script.filename, locate(failure, script));
+    // A script that does not parse never will; one that threw may depend on something transient.
+    const attempts = group.failure?.version === script.version ? group.failure.attempts + 1 : 1;
+    const retryAt = failure.kind === 'SyntaxError' ? Infinity : Date.now() + Math.min(60_000, 1000 * 2 ** (attempts - 1));
+    group.failure = { version: script.version, error: loadError, retryAt, attempts };
+    this.#log.error('worker failed to load', {
+      worker: script.name,
+      error: failure.message,
+      line: loadError.failure.line,
+      column: loadError.failure.column,
+    });
+    return loadError;
+  }
+
+  #loadMessage(script: WorkerScript) {
+    return { worker: script.name, version: script.version, filename: script.filename, source: script.source, env: script.env };
+  }
+
+  #watch(group: WorkerGroup, instance: Instance): void {
+    instance.exited.then((outcome) => {
+      this.#drop(group, instance);
+      if (!outcome.killed && instance.worker) {
+        this.#log.warn('instance exited', { worker: instance.worker, instance: instance.id, ...outcome });
+      }
+    });
+  }
+
+  #drop(group: WorkerGroup, instance: Instance): void {
+    const at = group.instances.indexOf(instance);
+    if (at >= 0) group.instances.splice(at, 1);
+  }
+
+  /** Takes matching instances out of service and drains them in the background. */
+  #retire(group: WorkerGroup, which: (instance: Instance) => boolean): void {
+    for (const instance of group.instances.filter(which)) {
+      this.#drop(group, instance);
+      const drained = instance.drain(this.#limits.drainTimeoutMs);
+      this.#draining.add(drained);
+      drained.finally(() => this.#draining.delete(drained));
+    }
+  }
+
+  #evictIdle(): void {
+    const now = performance.now();
+    for (const group of this.#groups.values()) {
+      this.#retire(group, (i) => i.inflight === 0 && now - i.lastActiveAt > this.#limits.idleTimeoutMs);
+    }
+  }
+
+  #group(name: string): WorkerGroup {
+    let group = this.#groups.get(name);
+    if (!group) this.#groups.set(name, (group = new WorkerGroup(name)));
+    return group;
+  }
+
+  #notifyIdle(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+/** V8 reports no position for a module's SyntaxError; esbuild's parser finds it. */
+function locate(failure: ScriptLoadFailure, script: WorkerScript): ScriptLoadFailure {
+  if (failure.kind !== 'SyntaxError' || failure.line !== null) return failure;
+  const at = findSyntaxError(script.source, script.filename);
+  return at ? { ...failure, line: at.line, column: at.column } : failure;
+}
+
+function position(failure: ScriptLoadFailure, script: WorkerScript): string {
+  return failure.line !== null ? ` (at ${script.filename}:${failure.line}:${failure.column ?? 1})` : '';
+}
+
+export { EdgeprocError };

@@ -1,0 +1,191 @@
+/**
+ * One client request served by one instance: streams the request body to the
+ * child, writes the child's response to the client, and maps every way it
+ * can fail to a clear status. Created by the broker, driven by frames.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Writable } from 'node:stream';
+import { createBrotliCompress, createDeflate, createGzip } from 'node:zlib';
+import type { HandlerErrorMessage, ResponseHeadMessage, SettledMessage } from '../../protocol/messages.js';
+import type { Logger } from '../log.js';
+import { describeExit, type Exchange, type ExitOutcome, type Instance } from '../pool/instance.js';
+import { pumpReadable, WritableSink, type BodyPump } from './body.js';
+import { REQUEST_ID_HEADER, sendErrorResponse } from './outcome.js';
+
+/** Hop-by-hop headers describe one connection; the daemon's connection is not the tenant's. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
+
+export interface ExchangeContext {
+  worker: string;
+  requestId: string;
+  log: Logger;
+  maxRequestBodyBytes: number;
+  onDone(exchange: HttpExchange): void;
+}
+
+export class HttpExchange implements Exchange {
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #ctx: ExchangeContext;
+  readonly startedAt = performance.now();
+  #instance: Instance | null = null;
+  #id = 0;
+  #upload: BodyPump | null = null;
+  #sink: WritableSink | null = null;
+  #compressor: Writable | null = null;
+  #headSent = false;
+  #finished = false;
+  status = 0;
+
+  constructor(req: IncomingMessage, res: ServerResponse, ctx: ExchangeContext) {
+    this.#req = req;
+    this.#res = res;
+    this.#ctx = ctx;
+    res.on('close', () => {
+      // The client went away before the response was complete: stop the child's work on it.
+      if (!res.writableFinished && this.#instance && !this.#finished) {
+        this.#instance.sendAbort(this.#id, 'the client disconnected');
+        this.#finished = true;
+      }
+    });
+  }
+
+  get requestId(): string {
+    return this.#ctx.requestId;
+  }
+
+  /** Starts the request on `instance`: head first, then the body as it arrives. */
+  start(instance: Instance, url: string, hasBody: boolean): void {
+    this.#instance = instance;
+    const headers: Array<[string, string]> = [];
+    const raw = this.#req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!]);
+    this.#id = instance.dispatch({ method: this.#req.method ?? 'GET', url, headers, hasBody }, this);
+    if (hasBody) {
+      this.#upload = pumpReadable(this.#req, instance, this.#id, this.#ctx.maxRequestBodyBytes, () =>
+        this.fail(413, `The request body is larger than this worker accepts (${this.#ctx.maxRequestBodyBytes} bytes).`),
+      );
+    }
+  }
+
+  onHead(head: ResponseHeadMessage): void {
+    if (this.#finished) return;
+    const flat: string[] = [];
+    let encoding: string | null = null;
+    for (const [name, value] of head.headers) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower)) continue;
+      if (lower === 'content-encoding') encoding = value.trim().toLowerCase();
+      flat.push(name, value);
+    }
+    const compressor = head.hasBody ? compressorFor(encoding) : null;
+    if (compressor) removeHeader(flat, 'content-length');
+    try {
+      this.#res.writeHead(head.status, head.statusText || undefined, flat);
+    } catch (error) {
+      this.fail(500, `The worker returned a response the daemon cannot send: ${(error as Error).message}`);
+      return;
+    }
+    this.status = head.status;
+    this.#headSent = true;
+    if (!head.hasBody) {
+      this.#finish();
+      return;
+    }
+    if (compressor) {
+      // As on Workers: a body whose Content-Encoding names a compression is compressed on the way out.
+      compressor.pipe(this.#res);
+      this.#compressor = compressor;
+      this.#sink = new WritableSink(compressor, this.#instance!, this.#id);
+    } else {
+      this.#sink = new WritableSink(this.#res, this.#instance!, this.#id);
+    }
+  }
+
+  onData(chunk: Uint8Array): void {
+    this.#sink?.write(chunk);
+  }
+
+  onEnd(): void {
+    this.#finish();
+  }
+
+  onAbort(reason: string): void {
+    if (this.#finished) return;
+    this.#ctx.log.warn('response body failed mid-stream', { worker: this.#ctx.worker, requestId: this.requestId, reason });
+    this.#finished = true;
+    this.#res.destroy();
+    this.#ctx.onDone(this);
+  }
+
+  onHandlerError(error: HandlerErrorMessage): void {
+    this.#ctx.log.error('worker threw an exception', {
+      worker: this.#ctx.worker,
+      requestId: this.requestId,
+      instance: this.#instance?.id,
+      error: error.message,
+      stack: error.stack ?? undefined,
+    });
+    this.fail(500, `Worker threw exception: ${error.message}`, false);
+  }
+
+  onWindow(bytes: number): void {
+    this.#upload?.window.grant(bytes);
+  }
+
+  onSettled(_message: SettledMessage): void {
+    // waitUntil work is accounted by the instance; the client's response may have finished long before.
+  }
+
+  onInstanceDied(outcome: ExitOutcome): void {
+    this.#upload?.stop();
+    this.#ctx.log.error('instance died with a request in flight', {
+      worker: this.#ctx.worker,
+      requestId: this.requestId,
+      instance: this.#instance?.id,
+      exitCode: outcome.exitCode,
+      signal: outcome.signal,
+    });
+    this.fail(502, `The worker's instance stopped while handling this request (${describeExit(outcome)}). Retry; a new instance will serve it.`);
+  }
+
+  /** Ends the exchange with an error status (or cuts the response if its head already went out). */
+  fail(status: number, reason: string, log = true): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#upload?.stop();
+    if (this.#instance && this.#id && !this.#headSent) this.#instance.sendAbort(this.#id, reason);
+    if (log) this.#ctx.log.warn(reason, { worker: this.#ctx.worker, requestId: this.requestId, status });
+    this.status = this.#headSent ? this.status : status;
+    sendErrorResponse(this.#res, status, reason, this.requestId);
+    this.#ctx.onDone(this);
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    (this.#compressor ?? this.#res).end();
+    this.#ctx.onDone(this);
+  }
+}
+
+function compressorFor(encoding: string | null) {
+  switch (encoding) {
+    case 'gzip':
+      return createGzip();
+    case 'deflate':
+      return createDeflate();
+    case 'br':
+      return createBrotliCompress();
+    default:
+      return null;
+  }
+}
+
+function removeHeader(flat: string[], name: string): void {
+  for (let i = flat.length - 2; i >= 0; i -= 2) {
+    if (flat[i]!.toLowerCase() === name) flat.splice(i, 2);
+  }
+}
+
+export { REQUEST_ID_HEADER };

@@ -1,0 +1,30 @@
+/**
+ * Turns a failure into what the client sees: a status, a short plain-text
+ * reason and the request id that also appears in the log line.
+ */
+import type { ServerResponse } from 'node:http';
+
+export const REQUEST_ID_HEADER = 'edgeproc-request-id';
+
+export function sendErrorResponse(
+  res: ServerResponse,
+  status: number,
+  reason: string,
+  requestId: string,
+  extraHeaders: Record<string, string> = {},
+): void {
+  if (res.headersSent) {
+    // Too late for a status: cut the response so the client sees it incomplete, not "complete".
+    res.destroy();
+    return;
+  }
+  const body = `${reason}\n\nrequest id: ${requestId}\n`;
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    [REQUEST_ID_HEADER]: requestId,
+    ...extraHeaders,
+  });
+  res.end(body);
+}

@@ -1,0 +1,80 @@
+/**
+ * The `edgeproc` command. Each EdgeprocError class maps to an exit code:
+ * user errors 2, system errors 1; the message says what to do.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { buildServeConfig, DEFAULT_ADMIN_PORT, DEFAULT_HOST, DEFAULT_PORT, type ServeFlags } from './config.js';
+import { startDaemon } from './daemon.js';
+import { EdgeprocError } from './errors.js';
+import { DEFAULT_LIMITS } from './limits.js';
+
+export const EXIT_CODES = { user: 2, system: 1, limit: 1 } as const;
+
+function program(): Command {
+  const cli = new Command('edgeproc')
+    .description('Cloudflare-Workers-style scripts, each tenant in its own pooled Node.js process')
+    .showHelpAfterError('(run `edgeproc --help` for usage)');
+
+  cli
+    .command('serve')
+    .description('serve one worker script, or a directory of them (NAME.js, NAME.mjs, NAME/index.js)')
+    .argument('<target>', 'a worker script, or a directory with one worker per file or folder')
+    .option('-p, --port <port>', 'port of the front door', String(DEFAULT_PORT))
+    .option('--host <host>', 'address of the front door', DEFAULT_HOST)
+    .option('--admin-port <port>', 'port of the admin API', String(DEFAULT_ADMIN_PORT))
+    .option('--admin-host <host>', 'address of the admin API (non-loopback needs --admin-token)', DEFAULT_HOST)
+    .option('--admin-token <token>', 'bearer token the admin API requires (or EDGEPROC_ADMIN_TOKEN)')
+    .option('--warm-pool <n>', 'generic children kept booted and waiting for a script', String(DEFAULT_LIMITS.warmPoolSize))
+    .option('--max-instances <n>', 'most instances (children) per worker', String(DEFAULT_LIMITS.maxInstancesPerWorker))
+    .option('--idle-timeout <ms>', 'stop an instance idle this long', String(DEFAULT_LIMITS.idleTimeoutMs))
+    .option('--drain-timeout <ms>', 'longest wait for in-flight work when draining', String(DEFAULT_LIMITS.drainTimeoutMs))
+    .action(async (target: string, flags: ServeFlags) => {
+      const config = buildServeConfig(target, flags);
+      const daemon = await startDaemon(config);
+      const names = daemon.registry.list().map((w) => w.name);
+      const where =
+        daemon.target.kind === 'file'
+          ? `  ${names[0]} → ${daemon.url}/`
+          : names.map((n) => `  ${n} → http://${n}.localhost:${daemon.port}/`).join('\n');
+      process.stderr.write(
+        `edgeproc serving ${names.length} worker${names.length === 1 ? '' : 's'} on ${daemon.url} (admin API ${daemon.adminUrl})\n${where}\n`,
+      );
+      let signalled = false;
+      const shutdown = (signal: string) => {
+        if (signalled) {
+          process.stderr.write(`edgeproc: ${signal} again, exiting without waiting\n`);
+          process.exit(1);
+        }
+        signalled = true;
+        process.stderr.write(`edgeproc: ${signal} received, draining (in-flight requests and waitUntil work)\n`);
+        daemon.close().then(
+          () => process.exit(0),
+          (error: Error) => {
+            process.stderr.write(`edgeproc: drain failed: ${error.message}\n`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => shutdown('SIGTERM'));
+      process.on('SIGINT', () => shutdown('SIGINT'));
+    });
+  return cli;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof EdgeprocError) {
+      process.stderr.write(`edgeproc: ${error.message}\n`);
+      process.exitCode = EXIT_CODES[error.errorClass];
+      return;
+    }
+    if (error instanceof InvalidArgumentError) {
+      process.exitCode = EXIT_CODES.user;
+      return;
+    }
+    process.stderr.write(`edgeproc: unexpected failure: ${(error as Error).stack ?? error}\n`);
+    process.exitCode = 1;
+  }
+}

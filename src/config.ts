@@ -1,0 +1,78 @@
+/**
+ * What `serve` runs with: flags (and later a config file) → one validated,
+ * frozen ServeConfig. Every problem is an EdgeprocError naming the flag.
+ */
+import { EdgeprocError } from './errors.js';
+import { buildLimits, type Limits } from './limits.js';
+
+export interface ServeConfig {
+  target: string;
+  host: string;
+  port: number;
+  adminHost: string;
+  adminPort: number;
+  adminToken: string | null;
+  limits: Limits;
+}
+
+export interface ServeFlags {
+  host?: string;
+  port?: string | number;
+  adminHost?: string;
+  adminPort?: string | number;
+  adminToken?: string;
+  warmPool?: string | number;
+  maxInstances?: string | number;
+  idleTimeout?: string | number;
+  drainTimeout?: string | number;
+}
+
+export const DEFAULT_PORT = 8787;
+export const DEFAULT_ADMIN_PORT = 8788;
+export const DEFAULT_HOST = '127.0.0.1';
+
+export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): ServeConfig {
+  const adminHost = flags.adminHost ?? DEFAULT_HOST;
+  const adminToken = flags.adminToken ?? env.EDGEPROC_ADMIN_TOKEN ?? null;
+  if (!isLoopback(adminHost) && !adminToken) {
+    throw new EdgeprocError(
+      'ERR_CONFIG',
+      `--admin-host ${adminHost} is not a loopback address: set --admin-token (or EDGEPROC_ADMIN_TOKEN) so the admin API is not open to the network`,
+    );
+  }
+  return Object.freeze({
+    target,
+    host: flags.host ?? DEFAULT_HOST,
+    port: port('--port', flags.port ?? DEFAULT_PORT),
+    adminHost,
+    adminPort: port('--admin-port', flags.adminPort ?? DEFAULT_ADMIN_PORT),
+    adminToken,
+    limits: buildLimits({
+      warmPoolSize: integer('--warm-pool', flags.warmPool),
+      maxInstancesPerWorker: integer('--max-instances', flags.maxInstances),
+      idleTimeoutMs: integer('--idle-timeout', flags.idleTimeout),
+      drainTimeoutMs: integer('--drain-timeout', flags.drainTimeout),
+    }),
+  });
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+function port(flag: string, value: string | number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new EdgeprocError('ERR_CONFIG', `${flag} must be a port number from 0 to 65535, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+function integer(flag: string, value: string | number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new EdgeprocError('ERR_CONFIG', `${flag} must be a whole number, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}

@@ -1,0 +1,127 @@
+/**
+ * Assembles a running daemon from a ServeConfig: registry ← target, warm
+ * pool, broker, front door and admin API; and takes it apart again, draining
+ * in order (stop accepting → finish in-flight → drain instances → stop pool).
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Broker } from './broker/broker.js';
+import { Outbound } from './broker/outbound.js';
+import type { ServeConfig } from './config.js';
+import { EdgeprocError } from './errors.js';
+import { Logger } from './log.js';
+import type { LogLevel } from '../protocol/messages.js';
+import { WarmPool } from './pool/pool.js';
+import { createAdminServer } from './server/admin.js';
+import { createFrontDoor } from './server/http.js';
+import { Router } from './server/router.js';
+import { WorkerRegistry } from './workers/registry.js';
+import { readTarget, type Target } from './workers/target.js';
+
+export interface Daemon {
+  readonly url: string;
+  readonly adminUrl: string;
+  readonly port: number;
+  readonly adminPort: number;
+  readonly target: Target;
+  readonly pool: WarmPool;
+  readonly broker: Broker;
+  readonly registry: WorkerRegistry;
+  /** Stops accepting, finishes in-flight requests and waitUntil work (bounded), stops every child. */
+  close(): Promise<void>;
+}
+
+const TENANT_LEVEL: Record<LogLevel, 'debug' | 'info' | 'warn' | 'error'> = {
+  debug: 'debug',
+  info: 'info',
+  log: 'info',
+  warn: 'warn',
+  error: 'error',
+};
+
+export async function startDaemon(config: ServeConfig, log = new Logger()): Promise<Daemon> {
+  const target = readTarget(config.target, config.limits.scriptBytes);
+  const registry = new WorkerRegistry();
+  for (const worker of target.workers) registry.publish(registry.prepare(worker.name, worker.source, worker.path));
+
+  const outbound = new Outbound(log);
+  const pool = new WarmPool(
+    config.limits,
+    {
+      log: (instance, stream, message) =>
+        log.write({
+          level: TENANT_LEVEL[message.level] ?? 'info',
+          msg: message.text,
+          source: 'tenant',
+          worker: instance.worker ?? undefined,
+          instance: instance.id,
+          requestId: instance.requestIdOf(stream),
+        }),
+      subrequest: (instance, id, head) => outbound.perform(instance, id, head),
+      stderr: (instance, line) =>
+        log.warn(line, { source: 'child-stderr', worker: instance.worker ?? undefined, instance: instance.id }),
+      exit: () => {},
+    },
+    log,
+  );
+  const broker = new Broker(pool, registry, config.limits, log);
+  pool.start();
+
+  const router = new Router(target.kind === 'file' ? target.workers[0]!.name : null);
+  const front = createFrontDoor({ broker, registry, router });
+  const admin = createAdminServer({ broker, registry, pool, limits: config.limits, log, token: config.adminToken });
+  try {
+    await listen(front, config.port, config.host, '--port');
+    await listen(admin, config.adminPort, config.adminHost, '--admin-port');
+  } catch (error) {
+    front.close();
+    await pool.close();
+    throw error;
+  }
+  const port = (front.address() as AddressInfo).port;
+  const adminPort = (admin.address() as AddressInfo).port;
+
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      front.close();
+      admin.close();
+      front.closeIdleConnections();
+      await broker.idle(config.limits.drainTimeoutMs);
+      front.closeAllConnections();
+      admin.closeAllConnections();
+      await broker.close();
+      await pool.close();
+      await pool.allExited();
+      await outbound.close();
+    })());
+
+  return {
+    url: `http://${hostForUrl(config.host)}:${port}`,
+    adminUrl: `http://${hostForUrl(config.adminHost)}:${adminPort}`,
+    port,
+    adminPort,
+    target,
+    pool,
+    broker,
+    registry,
+    close,
+  };
+}
+
+function listen(server: Server, port: number, host: string, flag: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE') {
+        reject(new EdgeprocError('ERR_PORT_IN_USE', `${host}:${port} is already in use: pick another ${flag} or stop what listens there`));
+      } else {
+        reject(new EdgeprocError('ERR_CONFIG', `cannot listen on ${host}:${port} (${flag}): ${error.message}`));
+      }
+    });
+    server.listen(port, host, () => resolve());
+  });
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -1,0 +1,65 @@
+/**
+ * Every limit and default of the daemon, in one frozen object built and
+ * validated here. Callers pass overrides; a wrong value fails with a message
+ * naming the key, what was expected and what was received.
+ */
+import { EdgeprocError } from './errors.js';
+
+export interface Limits {
+  /** Generic children kept booted and waiting for a script. */
+  warmPoolSize: number;
+  /** Most live instances (children) one worker may have. */
+  maxInstancesPerWorker: number;
+  /** In-flight requests on every instance of a worker before another instance is started. */
+  scaleOutConcurrency: number;
+  /** An instance with nothing in flight for this long is drained and stopped. */
+  idleTimeoutMs: number;
+  /** How long draining (SIGTERM, redeploy, eviction) waits for in-flight work before killing. */
+  drainTimeoutMs: number;
+  /** How long a child may take to boot before it counts as failed. */
+  bootTimeoutMs: number;
+  /** Largest script accepted by deploy or from disk. */
+  scriptBytes: number;
+  /** Largest request body the daemon accepts (413 above). */
+  requestBodyBytes: number;
+  /** Child boots that fail in a row before the pool stops respawning for a while. */
+  bootFailuresBeforeBackoff: number;
+}
+
+export const DEFAULT_LIMITS: Limits = Object.freeze({
+  warmPoolSize: 2,
+  maxInstancesPerWorker: 4,
+  scaleOutConcurrency: 64,
+  idleTimeoutMs: 60_000,
+  drainTimeoutMs: 30_000,
+  bootTimeoutMs: 10_000,
+  scriptBytes: 10 * 1024 * 1024,
+  requestBodyBytes: 100 * 1024 * 1024,
+  bootFailuresBeforeBackoff: 3,
+});
+
+const MINIMUM: Partial<Record<keyof Limits, number>> = {
+  warmPoolSize: 0,
+  maxInstancesPerWorker: 1,
+  scaleOutConcurrency: 1,
+  bootFailuresBeforeBackoff: 1,
+};
+
+export function buildLimits(overrides: Partial<Record<keyof Limits, unknown>> = {}): Limits {
+  const limits: Record<string, number> = { ...DEFAULT_LIMITS };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    if (!(key in DEFAULT_LIMITS)) {
+      throw new EdgeprocError('ERR_CONFIG', `unknown limit "${key}"; known limits: ${Object.keys(DEFAULT_LIMITS).join(', ')}`);
+    }
+    const min = MINIMUM[key as keyof Limits] ?? 1;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+      throw new EdgeprocError(
+        'ERR_CONFIG',
+        `limits.${key} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`,
+      );
+    }
+    limits[key] = value;
+  }
+  return Object.freeze(limits) as unknown as Limits;
+}

@@ -1,0 +1,312 @@
+/**
+ * The daemon's handle on one child: its lifecycle
+ * (booting → warm → specialised → draining → dead), its channel, and the
+ * exchanges (requests) and subrequests in flight on it. Everything the child
+ * says is routed from here by stream id.
+ */
+import type { Socket } from 'node:net';
+import { FrameChannel } from '../../protocol/channel.js';
+import { decodeJson, decodeWindow, type Frame } from '../../protocol/frames.js';
+import {
+  FrameType,
+  type AbortMessage,
+  type HandlerErrorMessage,
+  type LoadFailedMessage,
+  type LoadMessage,
+  type LoadedMessage,
+  type LogMessage,
+  type ReadyMessage,
+  type RequestHeadMessage,
+  type ResponseHeadMessage,
+  type SettledMessage,
+  type SubrequestHeadMessage,
+} from '../../protocol/messages.js';
+import { EdgeprocError } from '../errors.js';
+import { spawnChild, type ChildProcess } from './spawn.js';
+
+export type InstanceState = 'booting' | 'warm' | 'specialised' | 'draining' | 'dead';
+
+/** How a child ended: a record with reason flags, never a string to parse. */
+export interface ExitOutcome {
+  exitCode: number | null;
+  signal: string | null;
+  /** The daemon asked for it (dispose, drain timeout). */
+  killed: boolean;
+  /** It ended while still booting. */
+  duringBoot: boolean;
+}
+
+/** The broker's side of one request on an instance. */
+export interface Exchange {
+  readonly requestId: string;
+  onHead(head: ResponseHeadMessage): void;
+  onData(chunk: Uint8Array): void;
+  onEnd(): void;
+  /** The response body failed after the head was sent. */
+  onAbort(reason: string): void;
+  /** The handler threw (or returned no Response) before any head was sent. */
+  onHandlerError(error: HandlerErrorMessage): void;
+  /** The child consumed request body bytes and grants credit for more. */
+  onWindow(bytes: number): void;
+  /** Response done and every waitUntil settled. */
+  onSettled(message: SettledMessage): void;
+  /** The child died with this exchange unfinished. */
+  onInstanceDied(outcome: ExitOutcome): void;
+}
+
+/** The outbound side of a subrequest, driven by frames from the child. */
+export interface SubrequestSink {
+  onData(chunk: Uint8Array): void;
+  onEnd(): void;
+  onAbort(reason: string): void;
+  onWindow(bytes: number): void;
+}
+
+export interface InstanceEvents {
+  log(instance: Instance, requestStream: number, message: LogMessage): void;
+  subrequest(instance: Instance, id: number, head: SubrequestHeadMessage): SubrequestSink;
+  stderr(instance: Instance, line: string): void;
+  exit(instance: Instance, outcome: ExitOutcome): void;
+}
+
+let instanceCounter = 0;
+
+export class Instance {
+  readonly id = `i${(++instanceCounter).toString(36)}`;
+  readonly spawnedAt = performance.now();
+  state: InstanceState = 'booting';
+  worker: string | null = null;
+  version = 0;
+  /** Requests dispatched and not yet settled. */
+  inflight = 0;
+  lastActiveAt = performance.now();
+  bootMs = 0;
+  readonly ready: Promise<void>;
+  readonly exited: Promise<ExitOutcome>;
+
+  readonly #child: ChildProcess;
+  readonly #channel: FrameChannel;
+  readonly #events: InstanceEvents;
+  readonly #exchanges = new Map<number, Exchange>();
+  readonly #subrequests = new Map<number, SubrequestSink>();
+  #nextStream = 1;
+  #loaded: { resolve(m: LoadedMessage): void; reject(e: Error): void } | null = null;
+  #readyResolve!: () => void;
+  #killed = false;
+  #drained: (() => void) | null = null;
+
+  constructor(events: InstanceEvents, extraFlags: readonly string[] = []) {
+    this.#events = events;
+    this.#child = spawnChild(extraFlags);
+    const socket = this.#child.stdio[3] as Socket;
+    this.#channel = new FrameChannel(socket, (frame) => this.#onFrame(frame), () => {});
+    let readyReject!: (error: Error) => void;
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#readyResolve = resolve;
+      readyReject = reject;
+    });
+    // Readiness races exit: a child that dies while booting rejects `ready`.
+    this.ready.catch(() => {});
+    this.exited = this.#child.then((result) => {
+      const outcome: ExitOutcome = {
+        exitCode: result.exitCode ?? null,
+        signal: result.signal ?? null,
+        killed: this.#killed,
+        duringBoot: this.state === 'booting',
+      };
+      this.#onExit(outcome);
+      readyReject(
+        new EdgeprocError(
+          'ERR_SPAWN',
+          `a child exited while booting (exit code ${outcome.exitCode}, signal ${outcome.signal}); run \`node ${'dist/runner.mjs'}\` by hand to see why`,
+        ),
+      );
+      return outcome;
+    });
+    for (const stream of [this.#child.stdout, this.#child.stderr]) {
+      stream?.setEncoding('utf8');
+      stream?.on('data', (text: string) => {
+        for (const line of text.split('\n')) if (line.trim()) this.#events.stderr(this, line);
+      });
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  get busy(): boolean {
+    return this.inflight > 0;
+  }
+
+  /** Sends the tenant's script. Resolves when it loaded; requests may be dispatched before that. */
+  load(message: LoadMessage): Promise<LoadedMessage> {
+    if (this.state !== 'warm') throw new Error(`cannot load a script into a ${this.state} instance`);
+    this.state = 'specialised';
+    this.worker = message.worker;
+    this.version = message.version;
+    this.#channel.sendJson(FrameType.Load, 0, message);
+    return new Promise((resolve, reject) => {
+      this.#loaded = { resolve, reject };
+    });
+  }
+
+  // Hot path: one call per request.
+  dispatch(head: RequestHeadMessage, exchange: Exchange): number {
+    const id = this.#nextStream;
+    this.#nextStream += 2;
+    this.#exchanges.set(id, exchange);
+    this.inflight++;
+    this.lastActiveAt = performance.now();
+    this.#channel.sendJson(FrameType.RequestHead, id, head);
+    return id;
+  }
+
+  sendData(id: number, chunk: Uint8Array): void {
+    this.#channel.sendData(id, chunk);
+  }
+
+  sendEnd(id: number): void {
+    this.#channel.sendEmpty(FrameType.End, id);
+  }
+
+  sendAbort(id: number, reason: string): void {
+    this.#channel.sendJson(FrameType.Abort, id, { reason });
+  }
+
+  sendWindow(id: number, bytes: number): void {
+    this.#channel.sendWindow(id, bytes);
+  }
+
+  sendJson(type: FrameType, id: number, message: unknown): void {
+    this.#channel.sendJson(type, id, message);
+  }
+
+  /**
+   * Stops taking requests, lets in-flight requests and their waitUntil work
+   * finish, then the child exits. Killed if that takes longer than `timeoutMs`.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    if (this.state === 'dead') return;
+    this.state = 'draining';
+    const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+    this.#channel.sendEmpty(FrameType.Drain, 0);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    try {
+      await Promise.race([Promise.all([drained, this.exited]), timeout]);
+    } finally {
+      clearTimeout(timer);
+      this.dispose();
+    }
+  }
+
+  /** Kills the child now. Idempotent. */
+  dispose(): void {
+    if (this.#killed || this.state === 'dead') return;
+    this.#killed = true;
+    this.#channel.close();
+    this.#child.kill('SIGKILL');
+  }
+
+  // Hot path: every frame from the child.
+  #onFrame(frame: Frame): void {
+    const id = frame.stream;
+    switch (frame.type) {
+      case FrameType.ResponseHead:
+        this.#exchanges.get(id)?.onHead(decodeJson<ResponseHeadMessage>(frame));
+        return;
+      case FrameType.Data:
+        if (id & 1) this.#exchanges.get(id)?.onData(frame.payload);
+        else this.#subrequests.get(id)?.onData(frame.payload);
+        return;
+      case FrameType.End:
+        if (id & 1) this.#exchanges.get(id)?.onEnd();
+        else this.#subrequests.get(id)?.onEnd();
+        return;
+      case FrameType.Window:
+        if (id & 1) this.#exchanges.get(id)?.onWindow(decodeWindow(frame));
+        else this.#subrequests.get(id)?.onWindow(decodeWindow(frame));
+        return;
+      case FrameType.Abort: {
+        const { reason } = decodeJson<AbortMessage>(frame);
+        if (id & 1) this.#exchanges.get(id)?.onAbort(reason);
+        else this.#subrequests.get(id)?.onAbort(reason);
+        return;
+      }
+      case FrameType.Settled: {
+        const exchange = this.#exchanges.get(id);
+        if (!exchange) return;
+        this.#exchanges.delete(id);
+        this.inflight--;
+        this.lastActiveAt = performance.now();
+        exchange.onSettled(decodeJson<SettledMessage>(frame));
+        return;
+      }
+      case FrameType.HandlerError:
+        this.#exchanges.get(id)?.onHandlerError(decodeJson<HandlerErrorMessage>(frame));
+        return;
+      case FrameType.Log:
+        this.#events.log(this, id, decodeJson<LogMessage>(frame));
+        return;
+      case FrameType.SubrequestHead: {
+        const sink = this.#events.subrequest(this, id, decodeJson<SubrequestHeadMessage>(frame));
+        this.#subrequests.set(id, sink);
+        return;
+      }
+      case FrameType.Ready:
+        this.bootMs = decodeJson<ReadyMessage>(frame).bootMs;
+        if (this.state === 'booting') this.state = 'warm';
+        this.#readyResolve();
+        return;
+      case FrameType.Loaded:
+        this.#loaded?.resolve(decodeJson<LoadedMessage>(frame));
+        this.#loaded = null;
+        return;
+      case FrameType.LoadFailed: {
+        const failure = decodeJson<LoadFailedMessage>(frame);
+        const error = Object.assign(new Error(failure.message), { failure });
+        this.#loaded?.reject(error);
+        this.#loaded = null;
+        return;
+      }
+      case FrameType.Drained:
+        this.#drained?.();
+        return;
+    }
+  }
+
+  /** The request id of a request stream, while it is in flight (for tagging the tenant's log lines). */
+  requestIdOf(stream: number): string | undefined {
+    return this.#exchanges.get(stream)?.requestId;
+  }
+
+  /** Removes a finished subrequest. */
+  endSubrequest(id: number): void {
+    this.#subrequests.delete(id);
+  }
+
+  #onExit(outcome: ExitOutcome): void {
+    this.state = 'dead';
+    this.#channel.close();
+    this.#loaded?.reject(
+      Object.assign(new Error('the instance exited while loading its script'), {
+        failure: { kind: 'ScriptError', message: describeExit(outcome), line: null, column: null },
+      }),
+    );
+    this.#loaded = null;
+    const exchanges = [...this.#exchanges.values()];
+    this.#exchanges.clear();
+    this.inflight = 0;
+    for (const sub of this.#subrequests.values()) sub.onAbort('the instance exited');
+    this.#subrequests.clear();
+    for (const exchange of exchanges) exchange.onInstanceDied(outcome);
+    this.#drained?.();
+    this.#events.exit(this, outcome);
+  }
+}
+
+export function describeExit(outcome: ExitOutcome): string {
+  if (outcome.signal) return `the instance was killed by ${outcome.signal}`;
+  return `the instance exited with code ${outcome.exitCode}`;
+}

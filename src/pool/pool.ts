@@ -1,0 +1,168 @@
+/**
+ * The warm pool: generic children that have booted the runner and wait for a
+ * script ("stem cells"). take() hands one out and the pool refills in the
+ * background. Children that die while booting count as boot failures; after
+ * a few in a row the pool backs off exponentially instead of spawning in a
+ * loop (a crash-loop breaker, as piscina stops respawning a failing worker).
+ */
+import { EdgeprocError } from '../errors.js';
+import type { Limits } from '../limits.js';
+import type { Logger } from '../log.js';
+import { Instance, type InstanceEvents } from './instance.js';
+
+const MAX_BACKOFF_MS = 30_000;
+
+export interface PoolStats {
+  warm: number;
+  booting: number;
+  hits: number;
+  misses: number;
+  spawned: number;
+  bootFailures: number;
+}
+
+export class WarmPool {
+  readonly #limits: Limits;
+  readonly #events: InstanceEvents;
+  readonly #log: Logger;
+  readonly #warm: Instance[] = [];
+  readonly #booting = new Set<Instance>();
+  readonly #all = new Set<Instance>();
+  #failuresInRow = 0;
+  #backoffUntil = 0;
+  #backoffTimer: NodeJS.Timeout | null = null;
+  #closed = false;
+  readonly #stats = { hits: 0, misses: 0, spawned: 0, bootFailures: 0 };
+
+  constructor(limits: Limits, events: InstanceEvents, log: Logger) {
+    this.#limits = limits;
+    this.#events = events;
+    this.#log = log;
+  }
+
+  start(): void {
+    this.#refill();
+  }
+
+  /** Resolves once the pool holds its target number of warm children (for startup and tests). */
+  async filled(): Promise<void> {
+    while (!this.#closed && this.#warm.length < this.#limits.warmPoolSize) {
+      const booting = [...this.#booting].map((i) => i.ready.catch(() => {}));
+      if (booting.length === 0) {
+        if (Date.now() < this.#backoffUntil) throw new EdgeprocError('ERR_SPAWN', 'children keep failing to boot');
+        this.#refill();
+        continue;
+      }
+      await Promise.race(booting);
+    }
+  }
+
+  /** A warm child now, or null (pool miss); refills either way. */
+  take(): Instance | null {
+    const instance = this.#warm.shift() ?? null;
+    if (instance) this.#stats.hits++;
+    this.#refill();
+    return instance;
+  }
+
+  /** A warm child: from the pool if one is ready, else a freshly spawned one once it has booted. */
+  async acquire(): Promise<Instance> {
+    if (this.#closed) throw new EdgeprocError('ERR_POOL_CLOSED', 'the daemon is shutting down');
+    const warm = this.take();
+    if (warm) return warm;
+    this.#stats.misses++;
+    if (Date.now() < this.#backoffUntil) {
+      throw new EdgeprocError(
+        'ERR_SPAWN',
+        `children are failing to boot (${this.#failuresInRow} in a row); retrying in ${Math.ceil((this.#backoffUntil - Date.now()) / 1000)} s — see the daemon log for their output`,
+      );
+    }
+    const instance = this.#spawn(false);
+    await instance.ready;
+    return instance;
+  }
+
+  /** Every child the pool ever started that is still alive, warm or handed out. */
+  get live(): ReadonlySet<Instance> {
+    return this.#all;
+  }
+
+  stats(): PoolStats {
+    return { warm: this.#warm.length, booting: this.#booting.size, ...this.#stats };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#backoffTimer) clearTimeout(this.#backoffTimer);
+    const warm = this.#warm.splice(0);
+    for (const instance of [...warm, ...this.#booting]) instance.dispose();
+    await Promise.all([...warm, ...this.#booting].map((i) => i.exited));
+  }
+
+  /** Waits for every child the pool started to exit (after the broker disposed its own). */
+  async allExited(): Promise<void> {
+    await Promise.all([...this.#all].map((i) => i.exited));
+  }
+
+  #refill(): void {
+    if (this.#closed || Date.now() < this.#backoffUntil) return;
+    while (this.#warm.length + this.#booting.size < this.#limits.warmPoolSize) this.#spawn(true);
+  }
+
+  #spawn(forPool: boolean): Instance {
+    const instance = new Instance(this.#events);
+    this.#stats.spawned++;
+    this.#all.add(instance);
+    this.#booting.add(instance);
+    instance.exited.then(() => {
+      this.#all.delete(instance);
+      const at = this.#warm.indexOf(instance);
+      if (at >= 0) this.#warm.splice(at, 1);
+      if (!this.#closed && at >= 0) this.#refill();
+    });
+    instance.ready.then(
+      () => {
+        this.#booting.delete(instance);
+        this.#failuresInRow = 0;
+        if (forPool && !this.#closed) this.#warm.push(instance);
+        else if (this.#closed) instance.dispose();
+      },
+      () => {
+        this.#booting.delete(instance);
+        if (this.#closed) return;
+        this.#stats.bootFailures++;
+        this.#failuresInRow++;
+        this.#onBootFailure();
+      },
+    );
+    const timer = setTimeout(() => {
+      if (instance.state === 'booting') {
+        this.#log.error('a child did not become ready in time; killing it', {
+          instance: instance.id,
+          bootTimeoutMs: this.#limits.bootTimeoutMs,
+        });
+        instance.dispose();
+      }
+    }, this.#limits.bootTimeoutMs);
+    instance.ready.finally(() => clearTimeout(timer)).catch(() => {});
+    return instance;
+  }
+
+  #onBootFailure(): void {
+    if (this.#failuresInRow < this.#limits.bootFailuresBeforeBackoff) {
+      this.#refill();
+      return;
+    }
+    const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** (this.#failuresInRow - this.#limits.bootFailuresBeforeBackoff));
+    this.#backoffUntil = Date.now() + delay;
+    this.#log.error('children keep dying while booting; backing off before spawning more', {
+      failuresInRow: this.#failuresInRow,
+      backoffMs: delay,
+    });
+    this.#backoffTimer = setTimeout(() => {
+      this.#backoffTimer = null;
+      this.#refill();
+    }, delay);
+    this.#backoffTimer.unref();
+  }
+}

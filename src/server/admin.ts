@@ -1,0 +1,150 @@
+/**
+ * The admin API, on its own port: deploy (PUT /workers/NAME with the script
+ * as body), remove (DELETE /workers/NAME) and list (GET /workers). It needs a
+ * bearer token unless it listens on loopback only.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Broker } from '../broker/broker.js';
+import { EdgeprocError, ScriptLoadError } from '../errors.js';
+import type { Limits } from '../limits.js';
+import type { Logger } from '../log.js';
+import type { WarmPool } from '../pool/pool.js';
+import type { WorkerRegistry } from '../workers/registry.js';
+
+export interface AdminOptions {
+  broker: Broker;
+  registry: WorkerRegistry;
+  pool: WarmPool;
+  limits: Limits;
+  log: Logger;
+  token: string | null;
+}
+
+export function createAdminServer(options: AdminOptions): Server {
+  return createServer((req, res) => {
+    handleAdmin(options, req, res).catch((error: Error) => {
+      const status = error instanceof EdgeprocError && error.errorClass === 'user' ? 400 : 500;
+      sendJson(res, status, { error: { code: (error as EdgeprocError).code ?? 'ERR_INTERNAL', message: error.message } });
+    });
+  });
+}
+
+async function handleAdmin(options: AdminOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (options.token && !authorised(req, options.token)) {
+    req.resume();
+    sendJson(res, 401, {
+      error: { code: 'ERR_UNAUTHORIZED', message: 'missing or wrong admin token: send "Authorization: Bearer TOKEN"' },
+    });
+    return;
+  }
+  const url = new URL(req.url ?? '/', 'http://admin');
+  const parts = url.pathname.split('/').filter(Boolean);
+  if (parts[0] !== 'workers' || parts.length > 2) {
+    req.resume();
+    sendJson(res, 404, { error: { code: 'ERR_NOT_FOUND', message: `no admin endpoint ${url.pathname}; try GET /workers` } });
+    return;
+  }
+  const name = parts[1];
+  if (!name) {
+    req.resume();
+    if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
+    sendJson(res, 200, { workers: options.broker.stats(), pool: options.pool.stats() });
+    return;
+  }
+  switch (req.method) {
+    case 'PUT':
+      return deploy(options, name, req, res);
+    case 'DELETE': {
+      req.resume();
+      const removed = options.broker.remove(name);
+      if (!removed) {
+        sendJson(res, 404, { error: { code: 'ERR_UNKNOWN_WORKER', message: `no worker named "${name}"` } });
+        return;
+      }
+      options.log.info('worker removed', { worker: name });
+      sendJson(res, 200, { removed: name });
+      return;
+    }
+    case 'GET': {
+      req.resume();
+      const stats = options.broker.stats().find((w) => w.name === name);
+      if (!stats) {
+        sendJson(res, 404, { error: { code: 'ERR_UNKNOWN_WORKER', message: `no worker named "${name}"` } });
+        return;
+      }
+      sendJson(res, 200, stats);
+      return;
+    }
+    default:
+      req.resume();
+      return methodNotAllowed(res, 'GET, PUT, DELETE');
+  }
+}
+
+async function deploy(options: AdminOptions, name: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const source = await readBody(req, options.limits.scriptBytes);
+  if (source === null) {
+    sendJson(res, 413, {
+      error: { code: 'ERR_SCRIPT_TOO_LARGE', message: `the script is larger than the limit of ${options.limits.scriptBytes} bytes` },
+    });
+    return;
+  }
+  if (source.trim() === '') {
+    sendJson(res, 400, { error: { code: 'ERR_BAD_REQUEST', message: 'the request body is empty: send the script as the body' } });
+    return;
+  }
+  const existed = options.registry.has(name);
+  const script = options.registry.prepare(name, source, `${name}.js`);
+  try {
+    const loaded = await options.broker.deploy(script);
+    options.log.info('worker deployed', { worker: name, version: script.version, syntax: loaded.syntax });
+    sendJson(res, existed ? 200 : 201, { name, version: script.version, syntax: loaded.syntax, loadMs: loaded.loadMs });
+  } catch (error) {
+    if (error instanceof ScriptLoadError) {
+      const { message, line, column, kind } = error.failure;
+      sendJson(res, 400, { error: { code: error.code, kind, message, line, column, detail: error.message } });
+      return;
+    }
+    throw error;
+  }
+}
+
+/** Reads a UTF-8 body up to `maxBytes`; null if it is larger. */
+function readBody(req: IncomingMessage, maxBytes: number): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let tooLarge = Number(req.headers['content-length'] ?? 0) > maxBytes;
+    if (tooLarge) {
+      req.resume();
+      resolve(null);
+      return;
+    }
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.byteLength;
+      if (bytes > maxBytes) tooLarge = true;
+      if (!tooLarge) chunks.push(chunk);
+    });
+    req.on('end', () => resolve(tooLarge ? null : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function authorised(req: IncomingMessage, token: string): boolean {
+  const header = req.headers.authorization ?? '';
+  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+function methodNotAllowed(res: ServerResponse, allow: string): void {
+  res.setHeader('allow', allow);
+  sendJson(res, 405, { error: { code: 'ERR_METHOD', message: `method not allowed here; allowed: ${allow}` } });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

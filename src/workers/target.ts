@@ -1,0 +1,85 @@
+/**
+ * Reads what `edgeproc serve <target>` points at: one script (every request
+ * goes to it) or a directory in which each NAME.js / NAME.mjs file and each
+ * NAME/ folder with an index.js or index.mjs is a worker called NAME.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, extname, join, resolve } from 'node:path';
+import { EdgeprocError } from '../errors.js';
+import { WORKER_NAME } from './registry.js';
+
+export interface TargetWorker {
+  name: string;
+  path: string;
+  source: string;
+}
+
+export interface Target {
+  kind: 'file' | 'directory';
+  path: string;
+  workers: TargetWorker[];
+}
+
+const SCRIPT_EXTENSIONS = ['.js', '.mjs'];
+
+export function readTarget(path: string, maxScriptBytes: number): Target {
+  const full = resolve(path);
+  let stats;
+  try {
+    stats = statSync(full);
+  } catch {
+    throw new EdgeprocError('ERR_TARGET_NOT_FOUND', `${path}: no such file or directory; give a worker script or a directory of them`);
+  }
+  if (stats.isFile()) {
+    const name = toWorkerName(basename(full, extname(full)));
+    return { kind: 'file', path: full, workers: [readWorker(name, full, maxScriptBytes)] };
+  }
+  const workers: TargetWorker[] = [];
+  for (const entry of readdirSync(full, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    const entryPath = join(full, entry.name);
+    if (entry.isFile() && SCRIPT_EXTENSIONS.includes(extname(entry.name))) {
+      const stem = basename(entry.name, extname(entry.name));
+      if (!WORKER_NAME.test(stem)) continue;
+      workers.push(readWorker(stem, entryPath, maxScriptBytes));
+    } else if (entry.isDirectory() && WORKER_NAME.test(entry.name)) {
+      const index = SCRIPT_EXTENSIONS.map((ext) => join(entryPath, `index${ext}`)).find(isFile);
+      if (index) workers.push(readWorker(entry.name, index, maxScriptBytes));
+    }
+  }
+  const names = new Map<string, string>();
+  for (const worker of workers) {
+    const other = names.get(worker.name);
+    if (other) {
+      throw new EdgeprocError('ERR_CONFIG', `two scripts claim the worker name "${worker.name}": ${other} and ${worker.path}; rename one`);
+    }
+    names.set(worker.name, worker.path);
+  }
+  if (workers.length === 0) {
+    throw new EdgeprocError(
+      'ERR_NO_WORKERS',
+      `${path} holds no workers: add NAME.js, NAME.mjs or NAME/index.js (names: lower-case letters, digits, dashes)`,
+    );
+  }
+  return { kind: 'directory', path: full, workers };
+}
+
+function readWorker(name: string, path: string, maxScriptBytes: number): TargetWorker {
+  const size = statSync(path).size;
+  if (size > maxScriptBytes) {
+    throw new EdgeprocError('ERR_SCRIPT_TOO_LARGE', `${path} is ${size} bytes; the script limit is ${maxScriptBytes} bytes`);
+  }
+  return { name, path, source: readFileSync(path, 'utf8') };
+}
+
+function toWorkerName(stem: string): string {
+  const name = stem.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'worker';
+  return name.slice(0, 63);
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
