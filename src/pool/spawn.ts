@@ -7,7 +7,9 @@
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 
-export const RUNNER_PATH = fileURLToPath(new URL('../../runner.mjs', import.meta.url));
+// This file runs compiled (dist/src/pool/) or, under the tests, from source (src/pool/).
+const PACKAGE_ROOT = new URL(import.meta.url.includes('/dist/src/') ? '../../../' : '../../', import.meta.url);
+export const RUNNER_PATH = fileURLToPath(new URL('dist/runner.mjs', PACKAGE_ROOT));
 
 export const CHILD_FLAGS: readonly string[] = Object.freeze([
   // eval() and new Function() throw EvalError, as on Workers.
