@@ -10,6 +10,7 @@ import type { Frame } from '../protocol/frames.js';
 import { decodeJson, decodeWindow } from '../protocol/frames.js';
 import {
   FrameType,
+  STREAM_WINDOW_BYTES,
   type AbortMessage,
   type HandlerErrorMessage,
   type LoadMessage,
@@ -24,7 +25,9 @@ import { ExecutionContext, Invocation, createFetchEvent } from './events.js';
 import type { SubrequestStream } from './fetch.js';
 import type { Channel } from './ipc.js';
 import { ScriptLoadError, loadScript, type LoadedScript } from './loader.js';
-import { Request, Response } from './web.js';
+import { Request, Response, responseSource } from './web.js';
+
+const encoder = new TextEncoder();
 
 interface RequestStream {
   incoming: IncomingBody | null;
@@ -233,6 +236,16 @@ export class Runtime {
     };
     this.channel.sendJson(FrameType.ResponseHead, id, head);
     if (!body) return;
+    const source = responseSource(response);
+    if (source !== null) {
+      // Fast path: a body built from a string or bytes goes out as is, if it fits in one window.
+      const bytes = typeof source === 'string' ? encoder.encode(source) : source;
+      if (bytes.byteLength <= STREAM_WINDOW_BYTES) {
+        if (bytes.byteLength > 0) this.channel.sendData(id, bytes);
+        this.channel.sendEmpty(FrameType.End, id);
+        return;
+      }
+    }
     const outgoing = new OutgoingBody(this.channel, id);
     stream.outgoing = outgoing;
     try {

@@ -6,7 +6,7 @@
  * (see runner/inject.ts), invisible to the tenant.
  */
 // @ts-expect-error undici ships no types for its internal files
-import { Response as UndiciResponse } from 'undici/lib/web/fetch/response.js';
+import { Response as UndiciResponse, getResponseState } from 'undici/lib/web/fetch/response.js';
 // @ts-expect-error undici ships no types for its internal files
 import { Request as UndiciRequest } from 'undici/lib/web/fetch/request.js';
 // @ts-expect-error undici ships no types for its internal files
@@ -20,3 +20,21 @@ export const Headers: typeof globalThis.Headers = UndiciHeaders;
 export const FormData: typeof globalThis.FormData = UndiciFormData;
 export type Response = globalThis.Response;
 export type Request = globalThis.Request;
+
+interface ResponseState {
+  body: { source: unknown; length: number | null } | null;
+}
+
+/**
+ * The bytes a Response was constructed from, when it was built from a string
+ * or bytes and its body is still untouched: the runner then sends them as they
+ * are instead of reading them back through a ReadableStream (the hot path of
+ * most responses). undici exports this accessor from its module, not on the
+ * class, so tenants cannot reach it.
+ */
+export function responseSource(response: Response): string | Uint8Array | null {
+  const body = response.body;
+  if (!body || body.locked || response.bodyUsed) return null;
+  const source = (getResponseState(response) as ResponseState).body?.source;
+  return typeof source === 'string' || source instanceof Uint8Array ? source : null;
+}

@@ -28,7 +28,8 @@ export type ChildProcess = ResultPromise<{
 
 export function spawnChild(extraFlags: readonly string[] = []): ChildProcess {
   return execa(process.execPath, [...CHILD_FLAGS, ...extraFlags, RUNNER_PATH], {
-    env: {},
+    // Nothing of the daemon's environment; UTC as on Workers.
+    env: { TZ: 'UTC' },
     extendEnv: false,
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     buffer: false,
