@@ -46,6 +46,9 @@ export class HttpExchange implements Exchange {
       if (!res.writableFinished && this.#instance && !this.#finished) {
         this.#instance.sendAbort(this.#id, 'the client disconnected');
         this.#finished = true;
+        this.#upload?.stop();
+        // Otherwise the broker counts it in flight forever and every drain waits out its timeout.
+        this.#ctx.onDone(this);
       }
     });
   }
