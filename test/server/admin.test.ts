@@ -1,0 +1,166 @@
+import { request } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { closeDaemons, startTestDaemon, writeScripts, type TestDaemon } from '../helpers/daemon.js';
+import { startOrigin, type Origin } from '../helpers/origin.js';
+
+afterEach(closeDaemons);
+
+let origin: Origin;
+beforeAll(async () => {
+  origin = await startOrigin();
+});
+afterAll(() => origin.close());
+
+const version = (label: string) => `export default { fetch() { return new Response('${label}'); } };`;
+
+async function admin(daemon: TestDaemon, method: string, path: string, body?: string, headers: Record<string, string> = {}) {
+  const res = await request(`${daemon.adminUrl}${path}`, { method: method as 'GET', body, headers });
+  const text = await res.body.text();
+  return { status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) };
+}
+
+describe('admin API', () => {
+  it('deploys a new worker (201) that then serves', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'base.mjs': version('base') }));
+    expect((await daemon.fetchText('fresh')).status).toBe(404);
+    const put = await admin(daemon, 'PUT', '/workers/fresh', version('fresh v1'));
+    expect(put.status).toBe(201);
+    expect(put.json()).toMatchObject({ name: 'fresh', syntax: 'module' });
+    expect(await daemon.fetchText('fresh', '/')).toMatchObject({ status: 200, text: 'fresh v1' });
+    // A service-worker script deploys too.
+    const sw = await admin(daemon, 'PUT', '/workers/sw', `addEventListener('fetch', (e) => e.respondWith(new Response('sw')));`);
+    expect(sw.status).toBe(201);
+    expect(sw.json()).toMatchObject({ name: 'sw', syntax: 'service-worker' });
+    expect(await daemon.fetchText('sw')).toMatchObject({ status: 200, text: 'sw' });
+  });
+
+  it('replaces a worker (200): new requests see the new version while an in-flight one finishes on the old', async () => {
+    const dir = writeScripts({
+      'app.mjs': `
+        export default {
+          async fetch(request) {
+            if (new URL(request.url).pathname === '/slow') {
+              const gate = await fetch('${origin.url}/gate/replace');
+              return new Response('v1 slow ' + await gate.text());
+            }
+            return new Response('v1');
+          },
+        };`,
+    });
+    const daemon = await startTestDaemon(dir);
+    expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'v1' });
+    const slow = daemon.fetchText('app', '/slow');
+    await origin.arrived('replace');
+
+    const put = await admin(daemon, 'PUT', '/workers/app', version('v2'));
+    expect(put.status).toBe(200);
+    expect(put.json()).toMatchObject({ name: 'app', syntax: 'module' });
+    expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'v2' });
+    expect(await daemon.fetchText('app', '/slow')).toMatchObject({ status: 200, text: 'v2' });
+
+    origin.release('replace', 'done');
+    expect(await slow).toMatchObject({ status: 200, text: 'v1 slow done' });
+    const list = (await admin(daemon, 'GET', '/workers')).json();
+    expect(list.workers).toEqual([expect.objectContaining({ name: 'app', version: put.json().version, instances: 1 })]);
+  });
+
+  it('rejects a script that does not parse with 400, message, line and column, and keeps the old version serving', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'app.mjs': version('old') }));
+    expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'old' });
+    const put = await admin(daemon, 'PUT', '/workers/app', `export default {\n  fetch() {\n    return new Response('x';\n  },\n};\n`);
+    expect(put.status).toBe(400);
+    expect(put.headers['content-type']).toBe('application/json');
+    expect(put.json()).toEqual({
+      error: {
+        code: 'ERR_SCRIPT_LOAD',
+        kind: 'SyntaxError',
+        message: expect.stringMatching(/^SyntaxError: /),
+        line: 3,
+        column: expect.any(Number),
+        detail: expect.stringContaining('app.js:3:'),
+      },
+    });
+    expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'old' });
+
+    // The same for a classic script, where V8 itself knows the position.
+    const classic = await admin(daemon, 'PUT', '/workers/app', `addEventListener('fetch', (e) => {\n  e.respondWith(new Response('x'))\n  let = ;\n});\n`);
+    expect(classic.status).toBe(400);
+    expect(classic.json().error).toMatchObject({ code: 'ERR_SCRIPT_LOAD', kind: 'SyntaxError', line: 3, column: expect.any(Number) });
+    expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'old' });
+  });
+
+  it('rejects a script that throws while loading with 400, and a new name stays unknown', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'app.mjs': version('old') }));
+    const put = await admin(daemon, 'PUT', '/workers/app', `const config = null;\nconst key = config.key;\nexport default { fetch() { return new Response(key); } };\n`);
+    expect(put.status).toBe(400);
+    expect(put.json().error).toMatchObject({
+      code: 'ERR_SCRIPT_LOAD',
+      kind: 'ScriptError',
+      message: expect.stringMatching(/^TypeError: Cannot read properties of null \(reading 'key'\)/),
+      line: 2,
+      column: expect.any(Number),
+    });
+    expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'old' });
+
+    const fresh = await admin(daemon, 'PUT', '/workers/fresh', `throw new Error('not today');`);
+    expect(fresh.status).toBe(400);
+    expect(fresh.json().error).toMatchObject({ kind: 'ScriptError', message: 'Error: not today', line: 1 });
+    expect((await daemon.fetchText('fresh')).status).toBe(404);
+    expect((await admin(daemon, 'GET', '/workers')).json().workers.map((w: { name: string }) => w.name)).toEqual(['app']);
+  });
+
+  it('removes a worker with DELETE (200), after which its requests get 404', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'app.mjs': version('app'), 'other.mjs': version('other') }));
+    expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'app' });
+    const instance = daemon.broker.instances()[0]!;
+    const del = await admin(daemon, 'DELETE', '/workers/app');
+    expect(del.status).toBe(200);
+    expect(del.json()).toEqual({ removed: 'app' });
+    const after = await daemon.fetchText('app');
+    expect(after.status).toBe(404);
+    expect(after.text).toContain('No worker named "app"');
+    await instance.exited;
+    expect(await daemon.fetchText('other')).toMatchObject({ status: 200, text: 'other' });
+    expect((await admin(daemon, 'DELETE', '/workers/app')).status).toBe(404);
+  });
+
+  it('lists workers with instance counts', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'a.mjs': version('a'), 'b.mjs': version('b') }));
+    const before = await admin(daemon, 'GET', '/workers');
+    expect(before.status).toBe(200);
+    expect(before.json().workers).toEqual([
+      expect.objectContaining({ name: 'a', instances: 0, inflight: 0, requests: 0 }),
+      expect.objectContaining({ name: 'b', instances: 0, inflight: 0, requests: 0 }),
+    ]);
+    await daemon.fetchText('a');
+    await daemon.fetchText('a');
+    const after = (await admin(daemon, 'GET', '/workers')).json();
+    expect(after.workers).toEqual([
+      expect.objectContaining({ name: 'a', instances: 1, requests: 2, errors: 0, coldStarts: 1 }),
+      expect.objectContaining({ name: 'b', instances: 0, requests: 0 }),
+    ]);
+    expect((await admin(daemon, 'GET', '/workers/a')).json()).toMatchObject({ name: 'a', instances: 1 });
+    expect((await admin(daemon, 'GET', '/workers/zzz')).status).toBe(404);
+  });
+
+  it('answers 401 without the admin token when one is set', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'a.mjs': version('a') }), { adminToken: 's3cret' });
+    const none = await admin(daemon, 'GET', '/workers');
+    expect(none.status).toBe(401);
+    expect(none.json().error.code).toBe('ERR_UNAUTHORIZED');
+    expect((await admin(daemon, 'GET', '/workers', undefined, { authorization: 'Bearer wrong!' })).status).toBe(401);
+    const put = await admin(daemon, 'PUT', '/workers/b', version('b'));
+    expect(put.status).toBe(401);
+    expect((await daemon.fetchText('b')).status).toBe(404);
+    expect((await admin(daemon, 'GET', '/workers', undefined, { authorization: 'Bearer s3cret' })).status).toBe(200);
+  });
+
+  it('answers bad admin requests with clear errors', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'a.mjs': version('a') }));
+    expect((await admin(daemon, 'PUT', '/workers/Bad_Name', version('x'))).json().error.code).toBe('ERR_WORKER_NAME');
+    expect((await admin(daemon, 'PUT', '/workers/Bad_Name', version('x'))).status).toBe(400);
+    expect((await admin(daemon, 'PUT', '/workers/empty', '')).status).toBe(400);
+    expect((await admin(daemon, 'POST', '/workers')).status).toBe(405);
+    expect((await admin(daemon, 'GET', '/nothing')).status).toBe(404);
+  });
+});
