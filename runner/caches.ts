@@ -30,8 +30,9 @@ export class Cache {
   }
 }
 
+// Every Cache handed to a tenant is frozen, like the rest of the global API.
 export class CacheStorage {
-  readonly #default = new Cache();
+  readonly #default = Object.freeze(new Cache());
   readonly #named = new Map<string, Cache>();
 
   get default(): Cache {
@@ -41,7 +42,7 @@ export class CacheStorage {
   async open(name: string): Promise<Cache> {
     const key = String(name);
     let cache = this.#named.get(key);
-    if (!cache) this.#named.set(key, (cache = new Cache()));
+    if (!cache) this.#named.set(key, (cache = Object.freeze(new Cache())));
     return cache;
   }
 }
