@@ -127,6 +127,20 @@ function languageIntrinsics(): Set<string> {
 
 const frozen = new WeakSet<object>();
 
+/**
+ * The bundler may rename a class it emits (undici's `class Response` becomes
+ * `class _Response` in dist/runner.mjs), and tenants and libraries read
+ * `constructor.name`. Restores the global's name when the difference is only
+ * that decoration; any other mismatch is a wrong table entry and fails the boot.
+ */
+function nameAsGlobal(name: string, value: unknown): void {
+  if (typeof value !== 'function' || !/^[A-Z]/.test(name) || value.name === name) return;
+  if (!new RegExp(`^_*${name}\\d*$`).test(value.name)) {
+    throw new Error(`runner boot: global ${name} is the class ${value.name}`);
+  }
+  Object.defineProperty(value, 'name', { value: name, writable: false, enumerable: false, configurable: true });
+}
+
 /** Freezes a Web API value: a class with its prototype chain up to the language's own, or an object with its prototype. */
 function freezeApi(value: unknown): void {
   if ((typeof value !== 'function' && typeof value !== 'object') || value === null || frozen.has(value)) return;
@@ -147,8 +161,9 @@ function freezeApi(value: unknown): void {
 /**
  * 1. Delete every global that is neither an ECMAScript intrinsic nor in the table.
  * 2. Define the table's names, read-only and non-configurable.
- * 3. Freeze each Web API value; lock (but do not freeze) the language built-ins,
- *    whose prototypes libraries legitimately extend.
+ * 3. Give each class its global's name, freeze each Web API value and the
+ *    singletons they hand out; lock (but do not freeze) the language
+ *    built-ins, whose prototypes libraries legitimately extend.
  * Returns the names installed, for the boot check and the tests.
  */
 export function installGlobals(hooks: ScopeHooks): string[] {
@@ -168,9 +183,12 @@ export function installGlobals(hooks: ScopeHooks): string[] {
     }
   }
   for (const [name, value] of allowed) {
+    nameAsGlobal(name, value);
     freezeApi(value);
     Object.defineProperty(globalThis, name, { value, writable: false, enumerable: true, configurable: false });
   }
+  // Handed out by a getter, the same object to every caller: as locked as the value it hangs off.
+  freezeApi(crypto.subtle);
   for (const name of ['self', 'globalThis']) {
     Object.defineProperty(globalThis, name, { value: globalThis, writable: false, enumerable: false, configurable: false });
   }
