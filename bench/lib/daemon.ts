@@ -1,0 +1,66 @@
+/**
+ * An edgeproc daemon in its own process (`bin/edgeproc.js serve`), as a user
+ * runs it (from the private copy of the build, see build.ts), on ports it
+ * picks itself (port 0) and reports on stderr.
+ */
+import { request } from 'undici';
+import { buildRoot } from './build.js';
+import { start, type Started } from './processes.js';
+
+export interface DaemonFlags {
+  warmPool?: number;
+  maxInstances?: number;
+  idleTimeoutMs?: number;
+}
+
+export interface RunningDaemon {
+  process: Started;
+  url: string;
+  adminUrl: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export interface AdminState {
+  workers: Array<{ name: string; instances: number; requests: number; coldStarts: number }>;
+  pool: { warm: number; booting: number; hits: number; misses: number; spawned: number; bootFailures: number };
+}
+
+export async function startDaemon(
+  target: string,
+  flags: DaemonFlags,
+  logPath: string,
+  nodeFlags: string[] = [],
+): Promise<RunningDaemon> {
+  const args = [...nodeFlags, `${buildRoot()}bin/edgeproc.js`, 'serve', target, '--port', '0', '--admin-port', '0'];
+  if (flags.warmPool !== undefined) args.push('--warm-pool', String(flags.warmPool));
+  if (flags.maxInstances !== undefined) args.push('--max-instances', String(flags.maxInstances));
+  if (flags.idleTimeoutMs !== undefined) args.push('--idle-timeout', String(flags.idleTimeoutMs));
+  const proc = start(process.execPath, args, logPath);
+  try {
+    const [, url, adminUrl] = await proc.waitFor(/ on (http:\/\/\S+) \(admin API (http:\/\/\S+)\)/);
+    const daemon = { process: proc, url: url!, adminUrl: adminUrl!, port: Number(new URL(url!).port), stop: () => proc.stop() };
+    await poolFilled(daemon, flags.warmPool ?? 2);
+    return daemon;
+  } catch (error) {
+    await proc.stop();
+    throw error;
+  }
+}
+
+export async function adminState(daemon: RunningDaemon): Promise<AdminState> {
+  const { statusCode, body } = await request(`${daemon.adminUrl}/workers`);
+  if (statusCode !== 200) throw new Error(`GET /workers answered ${statusCode}: ${await body.text()}`);
+  return (await body.json()) as AdminState;
+}
+
+/** Polls GET /workers until the warm pool is back at `target` children with none booting. */
+export async function poolFilled(daemon: RunningDaemon, target: number, timeoutMs = 20_000): Promise<AdminState> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const state = await adminState(daemon);
+    if (state.pool.warm >= target && state.pool.booting === 0) return state;
+    if (Date.now() > deadline) throw new Error(`the warm pool did not refill to ${target} within ${timeoutMs} ms: ${JSON.stringify(state.pool)}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

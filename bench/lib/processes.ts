@@ -1,0 +1,122 @@
+/**
+ * Every process a benchmark starts goes through here, so that each one is
+ * stopped when the benchmark ends — on success, on failure and on Ctrl-C.
+ * A daemon's children are recorded before it is stopped and killed after it,
+ * should any outlive it.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+const started = new Set<ChildProcess>();
+
+export interface Started {
+  child: ChildProcess;
+  pid: number;
+  /** Resolves with the first stderr/stdout line matching `pattern` (rejects if the process exits first). */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  stop(): Promise<void>;
+}
+
+/** Starts `command` with its output appended to `logPath` and also scanned for readiness lines. */
+export function start(command: string, args: string[], logPath: string, env: NodeJS.ProcessEnv = process.env): Started {
+  const log = openSync(logPath, 'a');
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(child);
+  let text = '';
+  const waiters: Array<() => void> = [];
+  const onData = (chunk: Buffer) => {
+    text += chunk.toString('utf8');
+    if (text.length > 1 << 16) text = text.slice(-(1 << 15));
+    for (const w of waiters.splice(0)) w();
+  };
+  child.stdout!.on('data', (c: Buffer) => { writeSync(log, c); onData(c); });
+  child.stderr!.on('data', (c: Buffer) => { writeSync(log, c); onData(c); });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => {
+    started.delete(child);
+    closeSync(log);
+    resolve();
+    for (const w of waiters.splice(0)) w();
+  }));
+  if (child.pid === undefined) throw new Error(`could not start ${command}`);
+  const pid = child.pid;
+
+  return {
+    child,
+    pid,
+    async waitFor(pattern, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const match = text.match(pattern);
+        if (match) return match;
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(`${command} exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}; see ${logPath}`);
+        }
+        if (Date.now() > deadline) throw new Error(`${command} did not print ${pattern} within ${timeoutMs} ms; see ${logPath}`);
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 100);
+        });
+      }
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const orphans = childPids(pid);
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+      for (const orphan of orphans) {
+        try {
+          process.kill(orphan, 'SIGKILL');
+        } catch {
+          // Already gone, as it should be.
+        }
+      }
+    },
+  };
+}
+
+/** Direct children of `pid`, from procfs. */
+export function childPids(pid: number): number[] {
+  try {
+    const out = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' });
+    return out.split('\n').filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there are none.
+  }
+}
+
+/** Stops every process still running; called when a benchmark ends, whatever the outcome. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...started].map((child) => {
+    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+    });
+  }));
+}
+
+// Last resort when the bench process itself is ending: no waiting possible, so SIGKILL.
+process.on('exit', () => {
+  for (const child of started) child.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void stopAll().finally(() => process.exit(130));
+  });
+}
+
+/** A loopback TCP port that was free a moment ago (for workerd, which cannot listen on port 0 and report it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
