@@ -1,0 +1,131 @@
+/**
+ * Warm hello-world throughput: the edgeproc daemon against workerd serving the
+ * same script, both under `wrk -t1 -c32 -d10s --latency`. Each server gets
+ * one discarded warm-up run, then rounds alternate A/B so that noise from
+ * other work on the machine falls on both alike. Target (issue 2): edgeproc
+ * ≥ 2× workerd's req/s, p99 ≤ 10 ms.
+ */
+import { readFileSync } from 'node:fs';
+import { PACKAGE_ROOT } from './lib/build.js';
+import { adminState, startDaemon, type RunningDaemon } from './lib/daemon.js';
+import { describeMachine, machine } from './lib/machine.js';
+import { resultsPath, table, verdict, writeResult } from './lib/report.js';
+import { median } from './lib/stats.js';
+import { runWrk, wrkArgs, type WrkOptions, type WrkResult } from './lib/wrk.js';
+import { startWorkerd, type RunningWorkerd } from './lib/workerd.js';
+
+const SCRIPT = `${PACKAGE_ROOT}examples/hello.js`;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WRK: WrkOptions = { threads: 1, connections: 32, durationSec: Number(process.env.BENCH_DURATION_SEC ?? 10) };
+const WARMUP: WrkOptions = { ...WRK, durationSec: 5 };
+
+interface Run {
+  server: 'edgeproc' | 'workerd';
+  round: number;
+  result: WrkResult;
+}
+
+export async function throughput(): Promise<void> {
+  const facts = machine();
+  console.log('\n## throughput — warm hello-world, edgeproc daemon vs workerd\n');
+  console.log(`method: script ${SCRIPT} served by both; wrk ${wrkArgs('URL', WRK).join(' ')};`);
+  console.log(`        one ${WARMUP.durationSec} s warm-up run per server discarded; ${ROUNDS} rounds interleaved edgeproc/workerd; both servers up throughout.`);
+  console.log(`        edgeproc: bin/edgeproc.js serve (defaults: --warm-pool 2, --max-instances 4), its own process.`);
+  console.log(describeMachine(facts));
+
+  let daemon: RunningDaemon | undefined;
+  let workerd: RunningWorkerd | undefined;
+  try {
+    daemon = await startDaemon(SCRIPT, {}, resultsPath('throughput.daemon.log'));
+    workerd = await startWorkerd(SCRIPT, resultsPath('throughput.workerd.log'));
+    const targets = { edgeproc: `${daemon.url}/`, workerd: `${workerd.url}/` };
+
+    for (const server of ['edgeproc', 'workerd'] as const) {
+      const r = await runWrk(targets[server], WARMUP);
+      console.log(`warm-up ${server}: ${r.requestsPerSec.toFixed(0)} req/s (discarded)`);
+    }
+    const runs: Run[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      // Alternate which server goes first, so neither always follows the other's load.
+      const order = round % 2 ? (['edgeproc', 'workerd'] as const) : (['workerd', 'edgeproc'] as const);
+      for (const server of order) {
+        const result = await runWrk(targets[server], WRK);
+        runs.push({ server, round, result });
+        console.log(`round ${round} ${server}: ${result.requestsPerSec.toFixed(0)} req/s, p99 ${result.latencyMs.p99} ms`);
+      }
+    }
+    const state = await adminState(daemon);
+    const workerdRss = rssMiB(workerd.process.pid);
+
+    const of = (s: Run['server']) => runs.filter((r) => r.server === s);
+    const ratios = runs
+      .filter((r) => r.server === 'edgeproc')
+      .map((e) => e.result.requestsPerSec / runs.find((w) => w.server === 'workerd' && w.round === e.round)!.result.requestsPerSec);
+    const summary = (s: Run['server']) => ({
+      reqPerSecMedian: median(of(s).map((r) => r.result.requestsPerSec)),
+      p50MsMedian: median(of(s).map((r) => r.result.latencyMs.p50)),
+      p99MsMedian: median(of(s).map((r) => r.result.latencyMs.p99)),
+      p99MsWorst: Math.max(...of(s).map((r) => r.result.latencyMs.p99)),
+      errors: of(s).reduce((n, r) => n + r.result.non2xx + Object.values(r.result.socketErrors).reduce((a, b) => a + b, 0), 0),
+    });
+    const edge = summary('edgeproc');
+    const peer = summary('workerd');
+    const ratio = median(ratios);
+
+    console.log('');
+    console.log(
+      table(
+        ['run', 'req/s', 'p50 ms', 'p75 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'],
+        runs.map(({ server, round, result: r }) => [
+          `${server} #${round}`,
+          Math.round(r.requestsPerSec),
+          r.latencyMs.p50,
+          r.latencyMs.p75,
+          r.latencyMs.p90,
+          r.latencyMs.p99,
+          r.latencyMs.max,
+          r.non2xx + Object.values(r.socketErrors).reduce((a, b) => a + b, 0),
+        ]),
+      ),
+    );
+    console.log('');
+    console.log(
+      table(
+        ['figure', 'value', 'target', 'verdict'],
+        [
+          ['edgeproc req/s (median)', Math.round(edge.reqPerSecMedian), '', ''],
+          ['workerd req/s (median)', Math.round(peer.reqPerSecMedian), '', ''],
+          ['ratio edgeproc/workerd (median of rounds)', ratio, '≥ 2', verdict(ratio >= 2)],
+          ['edgeproc p99 ms (median of runs)', edge.p99MsMedian, '≤ 10', verdict(edge.p99MsMedian <= 10)],
+          ['edgeproc p99 ms (worst run)', edge.p99MsWorst, '≤ 10', verdict(edge.p99MsWorst <= 10)],
+          ['workerd p99 ms (median of runs)', peer.p99MsMedian, '', ''],
+        ],
+      ),
+    );
+    console.log(`edgeproc instances serving hello: ${state.workers[0]?.instances}; pool ${JSON.stringify(state.pool)}; workerd RSS after runs ${workerdRss} MiB`);
+    const file = writeResult('throughput', {
+      method: { wrk: wrkArgs('URL', WRK), warmupSec: WARMUP.durationSec, rounds: ROUNDS, interleaved: true, script: SCRIPT },
+      machine: facts,
+      runs,
+      ratios,
+      edgeproc: edge,
+      workerd: peer,
+      ratioMedian: ratio,
+      daemonState: state,
+      workerdRssMiB: workerdRss,
+      pass: { ratio: ratio >= 2, p99: edge.p99MsWorst <= 10 },
+    });
+    console.log(`results: ${file}`);
+  } finally {
+    await Promise.all([daemon?.stop(), workerd?.stop()]);
+  }
+}
+
+function rssMiB(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Math.round(Number(status.match(/VmRSS:\s+(\d+)/)?.[1] ?? Number.NaN) / 1024);
+  } catch {
+    return Number.NaN;
+  }
+}
