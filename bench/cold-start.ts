@@ -1,0 +1,144 @@
+/**
+ * Cold start at the client: from sending the first request to a worker with
+ * no live instance until its whole response body has arrived.
+ *   hit:  a warm child is ready (before each sample, GET /workers is polled
+ *         until the pool is full again, so every sample specialises a warm child);
+ *   miss: --warm-pool 0, so every sample spawns a child.
+ * The daemon serves a directory of tiny tenants, so no deploy (which would
+ * itself specialise a child) happens between samples. One keep-alive
+ * connection carries every request, so TCP set-up is not in the figure.
+ * Targets (issue 2): hit p50 ≤ 2 ms and p99 ≤ 5 ms; miss near a bare Node start (~40 ms).
+ */
+import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import { adminState, poolFilled, startDaemon, type RunningDaemon } from './lib/daemon.js';
+import { describeMachine, machine } from './lib/machine.js';
+import { resultsPath, table, verdict, writeResult } from './lib/report.js';
+import { summarise, type Summary } from './lib/stats.js';
+import { tenantDir } from './lib/tenants.js';
+
+const HIT = { warmup: 10, samples: Number(process.env.BENCH_COLD_SAMPLES ?? 150), warmPool: 2 };
+const BARE_NODE = { warmup: 2, samples: 10 };
+const MISS = { warmup: 3, samples: Number(process.env.BENCH_MISS_SAMPLES ?? 25), settleMs: 150 };
+
+interface Sample {
+  worker: string;
+  ms: number;
+  poolHit: boolean;
+}
+
+export async function coldStart(): Promise<void> {
+  const facts = machine();
+  const { dir, names } = tenantDir(HIT.warmup + HIT.samples + MISS.warmup + MISS.samples);
+  console.log('\n## cold-start — first request to a worker with no live instance\n');
+  console.log(`method: bin/edgeproc.js serve <dir of ${names.length} tiny service-worker tenants>, each worker hit once;`);
+  console.log(`        undici request() on one keep-alive connection, performance.now() from send to full body;`);
+  console.log(`        hit: --warm-pool ${HIT.warmPool}, GET /workers polled until pool.warm = ${HIT.warmPool} before each sample, ${HIT.warmup} warm-up samples discarded, ${HIT.samples} measured;`);
+  console.log(`        miss: --warm-pool 0, ${MISS.settleMs} ms pause before each sample, ${MISS.warmup} warm-up discarded, ${MISS.samples} measured.`);
+  console.log(`        reference: ${BARE_NODE.samples} bare \`node -e 0\` starts with an empty environment, spawn to exit (${BARE_NODE.warmup} discarded).`);
+  console.log(describeMachine(facts));
+
+  const hitNames = names.slice(0, HIT.warmup + HIT.samples);
+  const missNames = names.slice(HIT.warmup + HIT.samples);
+  const hit = await measure(dir, hitNames, HIT.warmPool, HIT.warmup, 'hit');
+  const miss = await measure(dir, missNames, 0, MISS.warmup, 'miss');
+
+  const bare = await bareNodeStarts();
+  const bareStats = summarise(bare);
+  const hitStats = summarise(hit.map((s) => s.ms));
+  const missStats = summarise(miss.map((s) => s.ms));
+  const notHits = hit.filter((s) => !s.poolHit).length;
+  const notMisses = miss.filter((s) => s.poolHit).length;
+  console.log('');
+  console.log(
+    table(
+      ['case', 'samples', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'min ms', 'wrong case'],
+      [
+        row('pool hit', hitStats, notHits),
+        row('pool miss', missStats, notMisses),
+        row('reference: bare `node -e 0`, empty env, spawn → exit', bareStats, 0),
+      ],
+    ),
+  );
+  console.log('');
+  console.log(
+    table(
+      ['figure', 'value', 'target', 'verdict'],
+      [
+        ['hit p50 ms', hitStats.p50, '≤ 2', verdict(hitStats.p50 <= 2)],
+        ['hit p99 ms', hitStats.p99, '≤ 5', verdict(hitStats.p99 <= 5)],
+        ['miss p50 ms', missStats.p50, `near a bare Node start (${bareStats.p50.toFixed(0)} ms in this run)`, missStats.p50 <= 1.5 * bareStats.p50 ? 'near' : 'far'],
+      ],
+    ),
+  );
+  const file = writeResult('cold-start', {
+    method: { hit: HIT, miss: MISS, client: 'undici request, keep-alive Agent, 1 connection', tenants: names.length },
+    machine: facts,
+    hit: { summary: hitStats, samples: hit, notPoolHits: notHits },
+    miss: { summary: missStats, samples: miss, notPoolMisses: notMisses },
+    bareNode: { summary: bareStats, samples: bare },
+    pass: { hitP50: hitStats.p50 <= 2, hitP99: hitStats.p99 <= 5 },
+  });
+  console.log(`results: ${file}`);
+}
+
+function row(name: string, s: Summary, wrong: number): Array<string | number> {
+  return [name, s.samples, s.p50, s.p90, s.p99, s.max, s.min, wrong];
+}
+
+async function measure(dir: string, workers: string[], warmPool: number, warmup: number, label: string): Promise<Sample[]> {
+  let daemon: RunningDaemon | undefined;
+  const agent = new Agent({ connections: 1, keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000 });
+  try {
+    // A long idle timeout: no eviction (a child being killed) while samples run.
+    daemon = await startDaemon(dir, { warmPool, idleTimeoutMs: 600_000 }, resultsPath(`cold-start.${label}.daemon.log`));
+    const samples: Sample[] = [];
+    for (const [i, worker] of workers.entries()) {
+      const before = warmPool > 0 ? await poolFilled(daemon, warmPool) : await settled(daemon);
+      const ms = await firstRequest(daemon, agent, worker);
+      const after = await adminState(daemon);
+      const poolHit = after.pool.hits === before.pool.hits + 1 && after.pool.misses === before.pool.misses;
+      if (i >= warmup) samples.push({ worker, ms, poolHit });
+    }
+    return samples;
+  } finally {
+    await agent.close();
+    await daemon?.stop();
+  }
+}
+
+/** Times one request to a worker that has never been asked for. */
+async function firstRequest(daemon: RunningDaemon, agent: Agent, worker: string): Promise<number> {
+  const started = performance.now();
+  const { statusCode, body } = await request(`${daemon.url}/`, { dispatcher: agent, headers: { host: `${worker}.localhost` } });
+  const text = await body.text();
+  const ms = performance.now() - started;
+  if (statusCode !== 200 || text !== `hello from ${worker}\n`) {
+    throw new Error(`${worker} answered ${statusCode}: ${JSON.stringify(text.slice(0, 200))}`);
+  }
+  return ms;
+}
+
+/** For the pool-miss case: nothing booting, and a pause so the last child's start has finished. */
+async function settled(daemon: RunningDaemon) {
+  await sleep(MISS.settleMs);
+  return adminState(daemon);
+}
+
+/** What "a bare Node start" costs on this machine right now, for the pool-miss figure to be read against. */
+async function bareNodeStarts(): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < BARE_NODE.warmup + BARE_NODE.samples; i++) {
+    const started = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(process.execPath, ['-e', '0'], { env: {}, stdio: 'ignore' });
+      child.once('error', reject);
+      child.once('exit', () => resolve());
+    });
+    if (i >= BARE_NODE.warmup) times.push(performance.now() - started);
+    await sleep(50);
+  }
+  return times;
+}
