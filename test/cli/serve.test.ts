@@ -1,0 +1,161 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { isAlive, writeScripts } from '../helpers/daemon.js';
+import { startOrigin, type Origin } from '../helpers/origin.js';
+
+const BIN = fileURLToPath(new URL('../../bin/edgeproc.js', import.meta.url));
+
+let origin: Origin;
+beforeAll(async () => {
+  origin = await startOrigin();
+});
+afterAll(() => origin.close());
+
+const running: ChildProcess[] = [];
+afterEach(() => {
+  for (const proc of running.splice(0)) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+});
+
+/** A port that was free a moment ago (`--port 0` would not tell us which port the daemon got). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+interface Served {
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  waitFor(stream: 'stdout' | 'stderr', text: string): Promise<void>;
+}
+
+function serve(args: string[]): Served {
+  const proc = spawn(process.execPath, [BIN, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.push(proc);
+  const out = { stdout: '', stderr: '' };
+  const waiters: Array<() => void> = [];
+  for (const name of ['stdout', 'stderr'] as const) {
+    proc[name]!.setEncoding('utf8');
+    proc[name]!.on('data', (text: string) => {
+      out[name] += text;
+      for (const wake of waiters.splice(0)) wake();
+    });
+  }
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => {
+      resolve({ code, signal });
+      for (const wake of waiters.splice(0)) wake();
+    }),
+  );
+  return {
+    proc,
+    stdout: () => out.stdout,
+    stderr: () => out.stderr,
+    exited,
+    async waitFor(stream, text) {
+      while (!out[stream].includes(text)) {
+        if (proc.exitCode !== null) throw new Error(`edgeproc exited before printing ${JSON.stringify(text)}:\n${out.stderr}`);
+        await new Promise<void>((resolve) => waiters.push(resolve));
+      }
+    },
+  };
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.trim())
+      .map(Number);
+  } catch {
+    return []; // ps exits 1 when there are none
+  }
+}
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+  });
+}
+
+describe('edgeproc serve', () => {
+  it('drains on SIGTERM: finishes the in-flight request and its waitUntil work, then exits 0 leaving no child', async () => {
+    const dir = writeScripts({
+      'slow.mjs': `
+        export default {
+          async fetch(request, env, ctx) {
+            const gate = await fetch('${origin.url}/gate/slow');
+            ctx.waitUntil((async () => {
+              const after = await fetch('${origin.url}/gate/after');
+              console.log('waitUntil finished: ' + await after.text());
+            })());
+            return new Response('slow ' + await gate.text());
+          },
+        };`,
+      'fast.mjs': `export default { fetch() { return new Response('fast'); } };`,
+    });
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const served = serve([dir, '--port', String(port), '--admin-port', String(adminPort), '--warm-pool', '1', '--drain-timeout', '20000']);
+    await served.waitFor('stderr', 'edgeproc serving 2 workers');
+    const url = `http://127.0.0.1:${port}/`;
+
+    const fast = await request(url, { headers: { host: 'fast.localhost' } });
+    expect(fast.statusCode).toBe(200);
+    expect(await fast.body.text()).toBe('fast');
+    const slow = request(url, { headers: { host: 'slow.localhost' } }).then(async (res) => ({
+      status: res.statusCode,
+      text: await res.body.text(),
+    }));
+    await origin.arrived('slow');
+    const children = childPids(served.proc.pid!);
+    expect(children.length).toBeGreaterThanOrEqual(2);
+
+    served.proc.kill('SIGTERM');
+    await served.waitFor('stderr', 'SIGTERM received, draining');
+    expect(await refused(port)).toBe(true);
+
+    origin.release('slow', 'done');
+    expect(await slow).toEqual({ status: 200, text: 'slow done' });
+    await origin.arrived('after');
+    origin.release('after', 'late work');
+    expect(await served.exited).toEqual({ code: 0, signal: null });
+
+    const lines = served
+      .stdout()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { msg: string; worker?: string; source?: string });
+    expect(lines).toContainEqual(
+      expect.objectContaining({ msg: 'waitUntil finished: late work', worker: 'slow', source: 'tenant' }),
+    );
+    expect(children.filter(isAlive)).toEqual([]);
+  });
+
+  it('exits 2 with a one-line reason when the target does not exist', async () => {
+    const served = serve(['/nonexistent/edgeproc-target', '--port', '0', '--admin-port', '0']);
+    expect(await served.exited).toEqual({ code: 2, signal: null });
+    expect(served.stderr()).toBe(
+      'edgeproc: /nonexistent/edgeproc-target: no such file or directory; give a worker script or a directory of them\n',
+    );
+  });
+
+  it('exits 2 naming the flag when a flag is invalid', async () => {
+    const dir = writeScripts({ 'a.mjs': `export default { fetch() { return new Response('a'); } };` });
+    const served = serve([dir, '--port', 'eighty']);
+    expect(await served.exited).toEqual({ code: 2, signal: null });
+    expect(served.stderr()).toBe('edgeproc: --port must be a port number from 0 to 65535, got "eighty"\n');
+  });
+});
