@@ -145,6 +145,8 @@ export class Instance {
     this.state = 'specialised';
     this.worker = message.worker;
     this.version = message.version;
+    // The idle clock starts at specialisation: a child that waited long in the pool is not idle yet.
+    this.lastActiveAt = performance.now();
     this.#channel.sendJson(FrameType.Load, 0, message);
     return new Promise((resolve, reject) => {
       this.#loaded = { resolve, reject };
