@@ -124,6 +124,45 @@ describe('admin API', () => {
     expect((await admin(daemon, 'DELETE', '/workers/app')).status).toBe(404);
   });
 
+  it('lets an in-flight request finish when its worker is deleted', async () => {
+    const dir = writeScripts({
+      'app.mjs': `
+        export default {
+          async fetch() {
+            const gate = await fetch('${origin.url}/gate/delete');
+            return new Response('finished ' + await gate.text());
+          },
+        };`,
+    });
+    const daemon = await startTestDaemon(dir);
+    const slow = daemon.fetchText('app');
+    await origin.arrived('delete');
+    expect((await admin(daemon, 'DELETE', '/workers/app')).status).toBe(200);
+    expect((await daemon.fetchText('app')).status).toBe(404);
+    origin.release('delete', 'anyway');
+    expect(await slow).toMatchObject({ status: 200, text: 'finished anyway' });
+  });
+
+  it('keeps a freshly deployed instance even if its child waited in the pool longer than idleTimeout', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'base.mjs': version('base') }), { idleTimeout: 200 });
+    const [warm] = [...daemon.pool.live];
+    // Let the warm child age past idleTimeout (a precondition, not synchronisation).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const before = performance.now();
+    expect((await admin(daemon, 'PUT', '/workers/fresh', version('fresh'))).status).toBe(201);
+    const [deployed] = daemon.broker.instances();
+    expect(deployed).toBe(warm);
+    // Deploying is activity: the idle clock starts now, not when the child was spawned.
+    expect(deployed!.lastActiveAt).toBeGreaterThanOrEqual(before);
+  });
+
+  it('replaces a worker whose script on disk fails to load', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'app.js': `addEventListener('fetch', (e) => {\n  let = ;\n});` }));
+    expect((await daemon.fetchText('app')).status).toBe(500);
+    expect((await admin(daemon, 'PUT', '/workers/app', version('fixed'))).status).toBe(200);
+    expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'fixed' });
+  });
+
   it('lists workers with instance counts', async () => {
     const daemon = await startTestDaemon(writeScripts({ 'a.mjs': version('a'), 'b.mjs': version('b') }));
     const before = await admin(daemon, 'GET', '/workers');
