@@ -17,6 +17,9 @@ import { openChannel, type Channel } from './ipc.js';
 import { describeError, Runtime } from './runtime.js';
 import { warmUp } from './warmup.js';
 
+// Present when the daemon starts children with --expose-gc; removed from the tenant's scope below.
+const collectGarbage = (globalThis as { gc?: (options?: object) => void }).gc;
+
 let runtime: Runtime;
 const channel: Channel = openChannel((frame) => runtime.onFrame(frame));
 runtime = new Runtime(channel);
@@ -32,5 +35,8 @@ installGlobals({
   removeEventListener: (type, listener) => runtime.removeEventListener(type, listener),
 });
 
-await warmUp();
+// A child spawned for a waiting request (pool miss) skips the warm-up: its first request is already here.
+if (!process.argv.includes('--no-warmup')) await warmUp();
+// Boot and warm-up leave garbage; collecting it once before going idle keeps the child's memory small.
+collectGarbage?.({ type: 'major', execution: 'sync' });
 channel.sendJson(FrameType.Ready, 0, { pid: process.pid, bootMs: performance.now() });

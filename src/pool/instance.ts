@@ -22,7 +22,7 @@ import {
   type SubrequestHeadMessage,
 } from '../../protocol/messages.js';
 import { EdgeprocError } from '../errors.js';
-import { spawnChild, type ChildProcess } from './spawn.js';
+import { spawnChild, type ChildProcess, type SpawnOptions } from './spawn.js';
 
 export type InstanceState = 'booting' | 'warm' | 'specialised' | 'draining' | 'dead';
 
@@ -95,9 +95,9 @@ export class Instance {
   #killed = false;
   #drained: (() => void) | null = null;
 
-  constructor(events: InstanceEvents, extraFlags: readonly string[] = []) {
+  constructor(events: InstanceEvents, spawn: SpawnOptions) {
     this.#events = events;
-    this.#child = spawnChild(extraFlags);
+    this.#child = spawnChild(spawn);
     const socket = this.#child.stdio[3] as Socket;
     this.#channel = new FrameChannel(socket, (frame) => this.#onFrame(frame), () => {});
     let readyReject!: (error: Error) => void;

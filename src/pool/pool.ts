@@ -110,7 +110,7 @@ export class WarmPool {
   }
 
   #spawn(forPool: boolean): Instance {
-    const instance = new Instance(this.#events);
+    const instance = new Instance(this.#events, { warmUp: forPool });
     this.#stats.spawned++;
     this.#all.add(instance);
     this.#booting.add(instance);

@@ -18,6 +18,11 @@ export const CHILD_FLAGS: readonly string[] = Object.freeze([
   '--experimental-vm-modules',
   // The experimental-feature warning would otherwise reach the log of every child.
   '--no-warnings',
+  // A 1 MiB young generation (V8's default grows to 16 MiB under load): the biggest single
+  // saving of memory per tenant, for ~10% more CPU per request in GC (bench/memory).
+  '--max-semi-space-size=1',
+  // Lets the runner collect boot garbage once before idling; `gc` is removed from the tenant scope.
+  '--expose-gc',
 ]);
 
 export type ChildProcess = ResultPromise<{
@@ -26,8 +31,17 @@ export type ChildProcess = ResultPromise<{
   reject: false;
 }>;
 
-export function spawnChild(extraFlags: readonly string[] = []): ChildProcess {
-  return execa(process.execPath, [...CHILD_FLAGS, ...extraFlags, RUNNER_PATH], {
+export interface SpawnOptions {
+  /**
+   * Warm the request path before signalling ready (pool children). A child
+   * spawned for a request already waiting (pool miss) skips it: the request
+   * itself is the warm-up, and 60 ms of boot would be in its latency.
+   */
+  warmUp: boolean;
+}
+
+export function spawnChild({ warmUp }: SpawnOptions): ChildProcess {
+  return execa(process.execPath, [...CHILD_FLAGS, RUNNER_PATH, ...(warmUp ? [] : ['--no-warmup'])], {
     // Nothing of the daemon's environment; UTC as on Workers.
     env: { TZ: 'UTC' },
     extendEnv: false,
