@@ -129,7 +129,10 @@ export class HttpExchange implements Exchange {
       error: error.message,
       stack: error.stack ?? undefined,
     });
-    this.fail(500, `Worker threw exception: ${error.message}`, false);
+    const note = error.passThrough
+      ? ' (the handler called passThroughOnException(), but edgeproc has no origin to pass the request to)'
+      : '';
+    this.fail(500, `Worker threw exception: ${error.message}${note}`, false);
   }
 
   onWindow(bytes: number): void {
