@@ -120,9 +120,24 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
   };
 }
 
-/** Names of the ECMAScript built-ins: what a bare V8 context has, Node adds nothing there. */
+/** Globals V8 itself puts in every context when a command-line flag asks for them: not part of the language. */
+const V8_FLAG_GLOBALS = ['gc'];
+
+/** Names of the ECMAScript built-ins: what a bare V8 context has (Node adds nothing there), minus V8's flag extras. */
 function languageIntrinsics(): Set<string> {
-  return new Set(vm.runInNewContext('Object.getOwnPropertyNames(globalThis)') as string[]);
+  const names = new Set(vm.runInNewContext('Object.getOwnPropertyNames(globalThis)') as string[]);
+  for (const name of V8_FLAG_GLOBALS) names.delete(name);
+  return names;
+}
+
+/** Removes a global; one that cannot be deleted but can be written (V8 makes --expose-gc's `gc` so) is emptied and locked. */
+function removeGlobal(key: string | symbol): void {
+  if (Reflect.deleteProperty(globalThis, key)) return;
+  const descriptor = Object.getOwnPropertyDescriptor(globalThis, key);
+  if (!descriptor || !('value' in descriptor) || !descriptor.writable) {
+    throw new Error(`runner boot: could not remove the Node global ${String(key)}`);
+  }
+  Object.defineProperty(globalThis, key, { value: undefined, writable: false });
 }
 
 const frozen = new WeakSet<object>();
@@ -178,9 +193,7 @@ export function installGlobals(hooks: ScopeHooks): string[] {
   }
   for (const key of Reflect.ownKeys(globalThis)) {
     if (typeof key === 'string' && intrinsics.has(key)) continue;
-    if (!Reflect.deleteProperty(globalThis, key)) {
-      throw new Error(`runner boot: could not remove the Node global ${String(key)}`);
-    }
+    removeGlobal(key);
   }
   for (const [name, value] of allowed) {
     nameAsGlobal(name, value);
