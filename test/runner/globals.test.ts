@@ -36,6 +36,7 @@ const SERVICE_WORKER = `${WEB_CHECKS}\n${LOCKDOWN_CHECKS}\n${HANDLER}\naddEventL
 const MODULE = `${WEB_CHECKS}\n${LOCKDOWN_CHECKS}\n${HANDLER}\nexport default { fetch: handle };\n`;
 
 type Results = Record<string, string>;
+type Outcomes = Record<string, string | string[]>;
 
 /** Where Node's own globals (in this test process) differ from the tenant scope: check name → Node's result. */
 const NODE_GAPS: Results = {
@@ -68,10 +69,16 @@ const TENANT_GLOBALS = [
 // A classic script's top-level function declarations become properties of the global object.
 const FIXTURE_FUNCTIONS = ['runWebChecks', 'runLockdownChecks', 'handle'];
 
+/** Non-enumerable globals: the ECMAScript built-ins of a bare V8 context (same Node as the child) not redefined by the table, plus self. */
+const NON_ENUMERABLE_GLOBALS = [
+  ...(vm.runInNewContext('Object.getOwnPropertyNames(globalThis)') as string[]).filter((name) => !TENANT_GLOBALS.includes(name)),
+  'self',
+].sort();
+
 const EVAL_ERROR = 'threw EvalError: Code generation from strings disallowed for this context';
 
 /** Outcomes that do not depend on the syntax. */
-const LOCKDOWN_COMMON: Results = {
+const LOCKDOWN_COMMON: Outcomes = {
   'typeof process': 'undefined',
   'typeof require': 'undefined',
   'typeof Buffer': 'undefined',
@@ -82,6 +89,7 @@ const LOCKDOWN_COMMON: Results = {
   'typeof clearImmediate': 'undefined',
   'typeof __dirname': 'undefined',
   'typeof __filename': 'undefined',
+  'typeof gc': 'undefined',
   'Node names in Object.keys(globalThis)': 'none',
   'own names on the prototype chain of globalThis': 'none',
   eval: EVAL_ERROR,
@@ -95,6 +103,8 @@ const LOCKDOWN_COMMON: Results = {
   'defineProperty globalThis.URL': 'threw TypeError: Cannot redefine property: URL',
   'defineProperty globalThis.self': 'threw TypeError: Cannot redefine property: self',
   'frozen Web API objects': 'all frozen',
+  'non-enumerable globals': NON_ENUMERABLE_GLOBALS,
+  'symbol-keyed globals': 'none',
   'defineProperty crypto.subtle.digest': 'threw TypeError: Cannot define property digest, object is not extensible',
   'defineProperty caches.default.match': 'threw TypeError: Cannot define property match, object is not extensible',
   'import("node:fs")':
@@ -105,7 +115,7 @@ const LOCKDOWN_COMMON: Results = {
 };
 
 /** A service-worker script is sloppy code: writes to locked properties are ignored, the original stays. */
-const LOCKDOWN_SERVICE_WORKER: Results = {
+const LOCKDOWN_SERVICE_WORKER: Outcomes = {
   ...LOCKDOWN_COMMON,
   'assign globalThis.fetch': 'returned original kept',
   'assign Response.prototype.text': 'returned original kept',
@@ -113,11 +123,11 @@ const LOCKDOWN_SERVICE_WORKER: Results = {
   'assign caches.default.match': 'returned original kept',
   'assign console.log': 'returned original kept',
   'delete globalThis.Request': 'returned false, Request kept',
-  'globalThis keys': [...TENANT_GLOBALS, ...FIXTURE_FUNCTIONS].sort().join(','),
+  'globalThis keys': [...TENANT_GLOBALS, ...FIXTURE_FUNCTIONS].sort(),
 };
 
 /** A module is strict code: the same writes throw. */
-const LOCKDOWN_MODULE: Results = {
+const LOCKDOWN_MODULE: Outcomes = {
   ...LOCKDOWN_COMMON,
   'assign globalThis.fetch': "threw TypeError: Cannot assign to read only property 'fetch' of object '#<Object>'",
   // Known gap: V8 names the receiver by the class's source name, which the bundler made `_Response`;
@@ -127,7 +137,7 @@ const LOCKDOWN_MODULE: Results = {
   'assign caches.default.match': "threw TypeError: Cannot assign to read only property 'match' of object '#<Cache>'",
   'assign console.log': "threw TypeError: Cannot assign to read only property 'log' of object '#<Object>'",
   'delete globalThis.Request': "threw TypeError: Cannot delete property 'Request' of #<Object>",
-  'globalThis keys': [...TENANT_GLOBALS].sort().join(','),
+  'globalThis keys': [...TENANT_GLOBALS].sort(),
 };
 
 let daemon: TestDaemon;
