@@ -14,6 +14,8 @@ export class IncomingBody {
   readonly #window = new ReceiveWindow();
   readonly #channel: Channel;
   readonly #id: number;
+  /** Bytes enqueued that the consumer has not read yet. */
+  #queuedBytes = 0;
   #done = false;
 
   constructor(channel: Channel, id: number) {
@@ -24,11 +26,8 @@ export class IncomingBody {
         start: (controller) => {
           this.#controller = controller;
         },
-        // Called when the consumer has drained the queue: return all credit so the daemon sends more.
-        pull: () => {
-          const ack = this.#window.flush();
-          if (ack > 0 && !this.#done) this.#channel.sendWindow(this.#id, ack);
-        },
+        // Called when the consumer has drained the queue: everything queued was read.
+        pull: () => this.#consumed(true),
         cancel: (reason) => {
           if (this.#done) return;
           this.#done = true;
@@ -44,10 +43,9 @@ export class IncomingBody {
     // Copy: the payload is a view into a socket buffer, and a chunk handed to the
     // tenant must own its ArrayBuffer.
     this.#controller.enqueue(payload.slice());
-    const ack = this.#window.consumed(payload.byteLength);
-    if (ack > 0 && this.#controller.desiredSize !== null && this.#controller.desiredSize >= 0) {
-      this.#channel.sendWindow(this.#id, ack);
-    }
+    this.#queuedBytes += payload.byteLength;
+    // desiredSize stays at 0 when a waiting read took the chunk at once.
+    if ((this.#controller.desiredSize ?? -1) >= 0) this.#consumed(false);
   }
 
   onEnd(): void {
@@ -60,6 +58,14 @@ export class IncomingBody {
     if (this.#done) return;
     this.#done = true;
     this.#controller.error(new TypeError(reason));
+  }
+
+  /** Returns credit for what the consumer read: in half-window steps, or all of it when it waits for more. */
+  #consumed(waiting: boolean): void {
+    let ack = this.#window.consumed(this.#queuedBytes);
+    this.#queuedBytes = 0;
+    if (waiting) ack += this.#window.flush();
+    if (ack > 0 && !this.#done) this.#channel.sendWindow(this.#id, ack);
   }
 }
 

@@ -1,15 +1,18 @@
 // Builds the daemon (tsc → dist/) and the runner (esbuild → one file, dist/runner.mjs).
+// The runner is written to a temporary file and renamed, so children spawned while a
+// build runs (another test run, a daemon in use) never load a half-written bundle.
 import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdirSync, renameSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { build } from 'esbuild';
 
 const require = createRequire(import.meta.url);
-rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'], { stdio: 'inherit' });
+mkdirSync('dist', { recursive: true });
+const temporary = `dist/runner.${process.pid}.tmp.mjs`;
 await build({
   entryPoints: ['runner/bootstrap.ts'],
-  outfile: 'dist/runner.mjs',
+  outfile: temporary,
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -20,3 +23,4 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
+renameSync(temporary, 'dist/runner.mjs');
