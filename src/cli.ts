@@ -46,8 +46,10 @@ function program(): Command {
           process.exit(1);
         }
         signalled = true;
+        // close() stops listening before its first await, so once this line is out no new connection gets in.
+        const closed = daemon.close();
         process.stderr.write(`edgeproc: ${signal} received, draining (in-flight requests and waitUntil work)\n`);
-        daemon.close().then(
+        closed.then(
           () => process.exit(0),
           (error: Error) => {
             process.stderr.write(`edgeproc: drain failed: ${error.message}\n`);
