@@ -118,7 +118,7 @@ describe('edgeproc serve', () => {
     const slow = request(url, { headers: { host: 'slow.localhost' } }).then(async (res) => ({
       status: res.statusCode,
       text: await res.body.text(),
-    }));
+    }), (error: Error) => ({ status: -1, text: error.message }));
     await origin.arrived('slow');
     const children = childPids(served.proc.pid!);
     expect(children.length).toBeGreaterThanOrEqual(2);
@@ -149,6 +149,31 @@ describe('edgeproc serve', () => {
     expect(await served.exited).toEqual({ code: 2, signal: null });
     expect(served.stderr()).toBe(
       'edgeproc: /nonexistent/edgeproc-target: no such file or directory; give a worker script or a directory of them\n',
+    );
+  });
+
+  it('exits 2 with a one-line reason when the port is taken', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address() as AddressInfo;
+    try {
+      const dir = writeScripts({ 'a.mjs': `export default { fetch() { return new Response('a'); } };` });
+      const served = serve([dir, '--port', String(port), '--admin-port', '0']);
+      expect(await served.exited).toEqual({ code: 2, signal: null });
+      expect(served.stderr()).toBe(
+        `edgeproc: 127.0.0.1:${port} is already in use: pick another --port or stop what listens there\n`,
+      );
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+  });
+
+  it('exits 2 when the directory holds no workers', async () => {
+    const dir = writeScripts({ 'README.md': 'nothing to serve' });
+    const served = serve([dir, '--port', '0', '--admin-port', '0']);
+    expect(await served.exited).toEqual({ code: 2, signal: null });
+    expect(served.stderr()).toBe(
+      `edgeproc: ${dir} holds no workers: add NAME.js, NAME.mjs or NAME/index.js (names: lower-case letters, digits, dashes)\n`,
     );
   });
 
