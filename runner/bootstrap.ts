@@ -9,6 +9,8 @@
  *   5. tell the daemon it is ready, then wait for a script.
  */
 import process from 'node:process';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { FrameType } from '../protocol/messages.js';
 import { createConsole } from './console.js';
 import { createFetch } from './fetch.js';
@@ -17,8 +19,10 @@ import { openChannel, type Channel } from './ipc.js';
 import { describeError, Runtime } from './runtime.js';
 import { warmUp } from './warmup.js';
 
-// Present when the daemon starts children with --expose-gc; removed from the tenant's scope below.
-const collectGarbage = (globalThis as { gc?: (options?: object) => void }).gc;
+// `gc` is taken from a fresh context after turning the flag on at run time: with --expose-gc on the
+// command line V8 puts a non-deletable `gc` on the tenant's own global object.
+v8.setFlagsFromString('--expose-gc');
+const collectGarbage = vm.runInNewContext('gc') as (options?: object) => void;
 
 let runtime: Runtime;
 const channel: Channel = openChannel((frame) => runtime.onFrame(frame));
@@ -38,5 +42,5 @@ installGlobals({
 // A child spawned for a waiting request (pool miss) skips the warm-up: its first request is already here.
 if (!process.argv.includes('--no-warmup')) await warmUp();
 // Boot and warm-up leave garbage; collecting it once before going idle keeps the child's memory small.
-collectGarbage?.({ type: 'major', execution: 'sync' });
+collectGarbage({ type: 'major', execution: 'sync' });
 channel.sendJson(FrameType.Ready, 0, { pid: process.pid, bootMs: performance.now() });

@@ -21,8 +21,6 @@ export const CHILD_FLAGS: readonly string[] = Object.freeze([
   // A 1 MiB young generation (V8's default grows to 16 MiB under load): the biggest single
   // saving of memory per tenant, for ~10% more CPU per request in GC (bench/memory).
   '--max-semi-space-size=1',
-  // Lets the runner collect boot garbage once before idling; `gc` is removed from the tenant scope.
-  '--expose-gc',
 ]);
 
 export type ChildProcess = ResultPromise<{
