@@ -32,7 +32,6 @@ describe('tenant failures become clear error responses', () => {
     const id = res.headers['edgeproc-request-id'] as string;
     expect(res.text).toBe(`Worker threw exception: RangeError: boom async\n\nrequest id: ${id}\n`);
     await waitForLog(daemon.logs, (r) => r.requestId === id && r.error === 'RangeError: boom async');
-    // A thrown non-Error is described, not lost.
   });
 
   it('answers 500 with a clear message when the handler returns something other than a Response', async () => {
@@ -71,6 +70,20 @@ describe('tenant failures become clear error responses', () => {
     const spawned = daemon.pool.stats().spawned;
     expect((await daemon.fetchText('syntax')).status).toBe(500);
     expect(daemon.pool.stats().spawned).toBe(spawned);
+  });
+
+  it('answers 500 saying what to add when a script has no handler', async () => {
+    const daemon = await startTestDaemon(
+      writeScripts({ 'nohandler.mjs': `export default { hello() {} };`, 'nolistener.js': `const x = 1;` }),
+    );
+    const mod = await daemon.fetchText('nohandler');
+    expect(mod.status).toBe(500);
+    expect(mod.text).toContain(
+      'Worker "nohandler" failed to load: the script exports no fetch() handler: add `export default { fetch(request, env, ctx) { … } }`',
+    );
+    const sw = await daemon.fetchText('nolistener');
+    expect(sw.status).toBe(500);
+    expect(sw.text).toContain('Worker "nolistener" failed to load: the script registered no event handlers');
   });
 
   it('answers 502 when the child is killed mid-request, then serves from a replacement; neighbours see nothing', async () => {

@@ -144,6 +144,25 @@ describe('edgeproc serve', () => {
     expect(children.filter(isAlive)).toEqual([]);
   });
 
+  it('bounds the drain by --drain-timeout: a request that never finishes does not keep the daemon up', async () => {
+    const dir = writeScripts({
+      'stuck.mjs': `export default { async fetch() { console.log('stuck'); await new Promise(() => {}); } };`,
+    });
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const served = serve([dir, '--port', String(port), '--admin-port', String(adminPort), '--warm-pool', '1', '--drain-timeout', '300']);
+    await served.waitFor('stderr', 'edgeproc serving 1 worker');
+    const stuck = request(`http://127.0.0.1:${port}/`, { headers: { host: 'stuck.localhost' } }).then(
+      (res) => res.body.text().then(() => res.statusCode),
+      (error: Error) => error.message,
+    );
+    await served.waitFor('stdout', '"msg":"stuck"');
+    const children = childPids(served.proc.pid!);
+    served.proc.kill('SIGTERM');
+    expect(await served.exited).toEqual({ code: 0, signal: null });
+    expect(await stuck).not.toBe(200);
+    expect(children.filter(isAlive)).toEqual([]);
+  });
+
   it('exits 2 with a one-line reason when the target does not exist', async () => {
     const served = serve(['/nonexistent/edgeproc-target', '--port', '0', '--admin-port', '0']);
     expect(await served.exited).toEqual({ code: 2, signal: null });

@@ -80,4 +80,21 @@ describe('warm pool', () => {
     const warm = [...daemon.pool.live].filter((i) => !instances.includes(i));
     for (const instance of warm) expect(instance).toMatchObject({ state: 'warm', worker: null });
   });
+
+  it('replaces a warm child that dies, and an instance that dies between requests, without an error', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'a.mjs': hello('a') }), { warmPool: 1 });
+    const [warm] = [...daemon.pool.live];
+    process.kill(warm!.pid!, 'SIGKILL');
+    await warm!.exited;
+    await daemon.pool.filled();
+    expect(daemon.pool.stats()).toMatchObject({ warm: 1, spawned: 2, bootFailures: 0 });
+
+    expect(await daemon.fetchText('a')).toMatchObject({ status: 200, text: 'a' });
+    const [instance] = daemon.broker.instances();
+    process.kill(instance!.pid!, 'SIGKILL');
+    await instance!.exited;
+    expect(daemon.broker.instances()).toEqual([]);
+    expect(await daemon.fetchText('a')).toMatchObject({ status: 200, text: 'a' });
+    expect(daemon.logs).toContainEqual(expect.objectContaining({ msg: 'instance exited', worker: 'a', signal: 'SIGKILL' }));
+  });
 });
