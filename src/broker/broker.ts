@@ -127,6 +127,11 @@ export class Broker {
     const instance = await this.#pool.acquire();
     try {
       const loaded = await instance.load(this.#loadMessage(script));
+      if ((this.#registry.get(script.name)?.version ?? 0) > script.version) {
+        // A later deploy of this worker finished loading first: it stays live; this one is already out of date.
+        instance.dispose();
+        return loaded;
+      }
       this.#registry.publish(script);
       const group = this.#group(script.name);
       this.#retire(group, (i) => i.version !== script.version);
