@@ -64,6 +64,19 @@ describe('admin API', () => {
     expect(list.workers).toEqual([expect.objectContaining({ name: 'app', version: put.json().version, instances: 1 })]);
   });
 
+  it('keeps the last PUT live when an earlier one of the same worker finishes loading later', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'app.mjs': version('v0') }), { warmPool: 2 });
+    const slowLoad = `const t = Date.now(); while (Date.now() - t < 300) {}\n${version('first')}`;
+    const first = admin(daemon, 'PUT', '/workers/app', slowLoad);
+    // The first PUT has taken a warm child (and its version number) before the second is sent.
+    while (daemon.pool.stats().hits < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    const second = await admin(daemon, 'PUT', '/workers/app', version('second'));
+    expect(second.status).toBe(200);
+    expect((await first).status).toBe(200);
+    expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'second' });
+    expect((await admin(daemon, 'GET', '/workers/app')).json()).toMatchObject({ version: second.json().version, instances: 1 });
+  });
+
   it('rejects a script that does not parse with 400, message, line and column, and keeps the old version serving', async () => {
     const daemon = await startTestDaemon(writeScripts({ 'app.mjs': version('old') }));
     expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'old' });
