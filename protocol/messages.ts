@@ -93,6 +93,8 @@ export interface ResponseHeadMessage {
   statusText: string;
   headers: HeaderList;
   hasBody: boolean;
+  /** Exact body size when the child knows it up front (a string or bytes body); null when streamed. */
+  bodyLength: number | null;
 }
 
 export interface HandlerErrorMessage {

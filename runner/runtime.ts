@@ -227,25 +227,30 @@ export class Runtime {
   }
 
   async #respond(id: number, response: Response, stream: RequestStream): Promise<void> {
-    const body = response.body;
     const head: ResponseHeadMessage = {
       status: response.status,
       statusText: response.statusText,
       headers: [...response.headers],
-      hasBody: body !== null,
+      hasBody: true,
+      bodyLength: null,
     };
-    this.channel.sendJson(FrameType.ResponseHead, id, head);
-    if (!body) return;
     const source = responseSource(response);
     if (source !== null) {
-      // Fast path: a body built from a string or bytes goes out as is, if it fits in one window.
+      // Fast path: a body built from a string or bytes goes out as is, if it fits in one
+      // window, without ever creating its ReadableStream.
       const bytes = typeof source === 'string' ? encoder.encode(source) : source;
       if (bytes.byteLength <= STREAM_WINDOW_BYTES) {
+        head.bodyLength = bytes.byteLength;
+        this.channel.sendJson(FrameType.ResponseHead, id, head);
         if (bytes.byteLength > 0) this.channel.sendData(id, bytes);
         this.channel.sendEmpty(FrameType.End, id);
         return;
       }
     }
+    const body = response.body;
+    head.hasBody = body !== null;
+    this.channel.sendJson(FrameType.ResponseHead, id, head);
+    if (!body) return;
     const outgoing = new OutgoingBody(this.channel, id);
     stream.outgoing = outgoing;
     try {
@@ -277,7 +282,23 @@ export class Runtime {
         }
       }
     }
+    this.#cancelSubrequests(id);
     this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: failures });
+  }
+
+  /**
+   * The request is done (response sent, waitUntil settled): as on Workers, its
+   * subrequests end with it. An unread subresponse body would otherwise hold the
+   * origin connection and the daemon's stream open until the instance dies.
+   */
+  #cancelSubrequests(parent: number): void {
+    for (const [id, sub] of this.#subrequests) {
+      if (sub.parent !== parent) continue;
+      this.#subrequests.delete(id);
+      this.channel.sendJson(FrameType.Abort, id, { reason: 'the request that made this subrequest has finished' });
+      sub.incoming.onAbort('the request that made this subrequest has finished');
+      sub.outgoing?.abort('the request that made this subrequest has finished');
+    }
   }
 
   #maybeDrained(): void {

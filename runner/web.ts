@@ -33,8 +33,13 @@ interface ResponseState {
  * class, so tenants cannot reach it.
  */
 export function responseSource(response: Response): string | Uint8Array | null {
-  const body = response.body;
-  if (!body || body.locked || response.bodyUsed) return null;
-  const source = (getResponseState(response) as ResponseState).body?.source;
-  return typeof source === 'string' || source instanceof Uint8Array ? source : null;
+  const state = (getResponseState(response) as ResponseState).body;
+  if (!state) return null;
+  const source = state.source;
+  if (typeof source !== 'string' && !(source instanceof Uint8Array)) return null;
+  // With the lazy-body build patch (scripts/lazy-body-plugin.mjs), a stream nobody asked
+  // for does not exist yet: the body is untouched by definition.
+  if (Object.getOwnPropertyDescriptor(state, 'stream')?.get) return source;
+  const stream = response.body;
+  return stream && !stream.locked && !response.bodyUsed ? source : null;
 }

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, renameSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { build } from 'esbuild';
+import { lazyBodyPlugin } from './lazy-body-plugin.mjs';
 
 const require = createRequire(import.meta.url);
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'], { stdio: 'inherit' });
@@ -18,6 +19,7 @@ await build({
   format: 'esm',
   target: 'node20',
   inject: ['runner/inject.ts'],
+  plugins: [lazyBodyPlugin],
   // undici is CommonJS and calls require(); give the ESM bundle a module-local one.
   banner: { js: "import { createRequire as __edgeprocRequire } from 'node:module'; const require = __edgeprocRequire(import.meta.url);" },
   legalComments: 'none',

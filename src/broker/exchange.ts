@@ -82,7 +82,13 @@ export class HttpExchange implements Exchange {
       flat.push(name, value);
     }
     const compressor = head.hasBody ? compressorFor(encoding) : null;
-    if (compressor) removeHeader(flat, 'content-length');
+    if (compressor) {
+      removeHeader(flat, 'content-length');
+    } else if (head.bodyLength !== null) {
+      // The child knows the exact size: say so instead of chunking (and never trust a tenant's own figure).
+      removeHeader(flat, 'content-length');
+      flat.push('content-length', String(head.bodyLength));
+    }
     try {
       this.#res.writeHead(head.status, head.statusText || undefined, flat);
     } catch (error) {

@@ -1,0 +1,50 @@
+// esbuild plugin: makes undici's extractBody() create a body's ReadableStream only
+// when something asks for it. `new Response("hello")` otherwise builds a byte
+// stream at once (Node 20's ReadableStream constructor is costly: ~10% of a child's
+// CPU per hello-world request, bench/profile), although the runner sends string
+// and byte bodies straight from their source and never reads that stream.
+// The patch is textual against the locked undici version; if undici's code moves,
+// the build fails here instead of silently losing the optimisation.
+import { readFile } from 'node:fs/promises';
+
+const PATCHES = [
+  ['  let stream = null\n', '  let stream = null\n  let lazyStream = null\n'],
+  ['    stream = new ReadableStream({\n      start () {},', '    lazyStream = () => (stream = new ReadableStream({\n      start () {},'],
+  ["      type: 'bytes'\n    })\n  }\n", "      type: 'bytes'\n    }))\n  }\n"],
+  ['  assert(webidl.is.ReadableStream(stream))\n', '  assert(lazyStream !== null || webidl.is.ReadableStream(stream))\n'],
+  [
+    '  const body = { stream, source, length }\n',
+    `  const body = lazyStream === null
+    ? { stream, source, length }
+    : {
+        get stream () { return materialise(this, stream ?? lazyStream()) },
+        set stream (value) { materialise(this, value) },
+        source,
+        length
+      }
+`,
+  ],
+];
+
+const HELPER = `
+function materialise (body, stream) {
+  Object.defineProperty(body, 'stream', { value: stream, writable: true, enumerable: true, configurable: true })
+  return stream
+}
+`;
+
+export const lazyBodyPlugin = {
+  name: 'undici-lazy-body',
+  setup(build) {
+    build.onLoad({ filter: /undici[\\/]lib[\\/]web[\\/]fetch[\\/]body\.js$/ }, async (args) => {
+      let code = await readFile(args.path, 'utf8');
+      for (const [from, to] of PATCHES) {
+        if (code.split(from).length !== 2) {
+          throw new Error(`undici-lazy-body: expected exactly one ${JSON.stringify(from.trim())} in ${args.path}; undici changed, update scripts/lazy-body-plugin.mjs`);
+        }
+        code = code.replace(from, to);
+      }
+      return { contents: code + HELPER, loader: 'js' };
+    });
+  },
+};
