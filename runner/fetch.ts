@@ -11,6 +11,8 @@ import { Request, Response } from './web.js';
 
 /** The runner's record of one subrequest, found by stream id when frames arrive. */
 export interface SubrequestStream {
+  /** Stream id of the request that made it; its body is cancelled when that request settles. */
+  parent: number;
   incoming: IncomingBody;
   outgoing: OutgoingBody | null;
   resolve: (head: SubresponseHeadMessage) => void;
@@ -42,6 +44,7 @@ export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
     let stream!: SubrequestStream;
     const head = new Promise<SubresponseHeadMessage>((resolve, reject) => {
       stream = {
+        parent: host.currentRequest(),
         incoming: new IncomingBody(channel, id),
         outgoing: request.body ? new OutgoingBody(channel, id) : null,
         resolve,

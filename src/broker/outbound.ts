@@ -86,6 +86,8 @@ export class Outbound {
     try {
       await pumpWebStream(response.body!, instance, id, window);
     } catch (error) {
+      // Aborted by the child (the tenant cancelled, or its request ended): nothing failed.
+      if (signal.aborted) return;
       instance.sendAbort(id, `the response body of ${head.url} failed: ${(error as Error).message}`);
       this.#log.warn('subrequest body failed', { worker: instance.worker ?? undefined, url: head.url });
     } finally {
