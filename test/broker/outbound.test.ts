@@ -15,6 +15,8 @@ const bigBody = randomBytes(3 * MiB);
 const gzipText = 'compressed hello '.repeat(1000);
 
 let origin: Origin;
+let endlessClosedResolve!: () => void;
+const endlessClosed = new Promise<void>((resolve) => (endlessClosedResolve = resolve));
 beforeAll(async () => {
   origin = await startOrigin((req, res) => {
     const url = new URL(req.url ?? '/', 'http://origin');
@@ -58,6 +60,13 @@ beforeAll(async () => {
       case '/final':
         req.resume();
         res.end(`final ${url.search}`);
+        return;
+      case '/endless':
+        // Headers and a first piece, then nothing: the body never ends unless someone cancels it.
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('x'.repeat(1000));
+        res.on('close', () => endlessClosedResolve());
         return;
       case '/gzip':
         req.resume();
@@ -197,6 +206,47 @@ describe('outbound fetch from a tenant', () => {
     const raw = Buffer.from(await passed.body.arrayBuffer());
     if (passed.headers['content-length'] !== undefined) expect(Number(passed.headers['content-length'])).toBe(raw.byteLength);
     expect(gunzipSync(raw).toString()).toBe(gzipText);
+  });
+});
+
+describe('outbound fetch, cut short', () => {
+  it('cancels a subresponse body the tenant never read once its request is done', async () => {
+    const daemon = await daemonWith(`
+      export default {
+        async fetch() {
+          const res = await fetch('ORIGIN/endless');
+          return new Response('origin said ' + res.status);
+        },
+      };`);
+    expect(await daemon.fetchText('out')).toMatchObject({ status: 200, text: 'origin said 200' });
+    // Without cancellation the origin connection stays open until the instance dies.
+    await endlessClosed;
+    expect(daemon.logs.filter((r) => r.level === 'warn' || r.level === 'error')).toEqual([]);
+    expect(await daemon.fetchText('out')).toMatchObject({ status: 200, text: 'origin said 200' });
+  });
+
+  it('aborts the origin request when the tenant aborts its fetch', async () => {
+    const daemon = await daemonWith(`
+      export default {
+        async fetch() {
+          const controller = new AbortController();
+          const pending = fetch('ORIGIN/gate/abort-me', { signal: controller.signal });
+          await (await fetch('ORIGIN/gate/trigger')).text();
+          controller.abort();
+          try {
+            await pending;
+            return new Response('not aborted');
+          } catch (error) {
+            return new Response(error.name);
+          }
+        },
+      };`);
+    const res = daemon.fetchText('out');
+    await origin.arrived('abort-me');
+    await origin.arrived('trigger');
+    origin.release('trigger');
+    expect(await res).toMatchObject({ status: 200, text: 'AbortError' });
+    await origin.closed('abort-me');
   });
 });
 

@@ -15,19 +15,24 @@ export interface Origin {
   readonly server: Server;
   /** Resolves when a request for /gate/NAME arrived (it is held until release(NAME)). */
   arrived(name: string): Promise<void>;
+  /** Resolves when the connection of the /gate/NAME request closed (after release, or the client gave up). */
+  closed(name: string): Promise<void>;
   /** Answers the held /gate/NAME request with 200 and `body`. */
   release(name: string, body?: string): void;
   close(): Promise<void>;
 }
 
 export async function startOrigin(handler: OriginHandler = notFound): Promise<Origin> {
-  const gates = new Map<string, { arrived: Promise<void>; signal(): void; res: ServerResponse | null }>();
+  type Gate = { arrived: Promise<void>; signal(): void; res: ServerResponse | null; closed: Promise<void>; onClose(): void };
+  const gates = new Map<string, Gate>();
   const gate = (name: string) => {
     let entry = gates.get(name);
     if (!entry) {
       let signal!: () => void;
+      let onClose!: () => void;
       const arrived = new Promise<void>((resolve) => (signal = resolve));
-      entry = { arrived, signal, res: null };
+      const closed = new Promise<void>((resolve) => (onClose = resolve));
+      entry = { arrived, signal, res: null, closed, onClose };
       gates.set(name, entry);
     }
     return entry;
@@ -38,6 +43,7 @@ export async function startOrigin(handler: OriginHandler = notFound): Promise<Or
       req.resume();
       const entry = gate(path.slice('/gate/'.length));
       entry.res = res;
+      res.on('close', entry.onClose);
       entry.signal();
       return;
     }
@@ -50,6 +56,7 @@ export async function startOrigin(handler: OriginHandler = notFound): Promise<Or
     port,
     server,
     arrived: (name) => gate(name).arrived,
+    closed: (name) => gate(name).closed,
     release: (name, body = 'released') => {
       const res = gate(name).res;
       if (!res) throw new Error(`nothing is waiting at /gate/${name}`);
