@@ -283,23 +283,7 @@ export class Runtime {
       }
     }
     this.#cancelSubrequests(id);
-    this.#cancelSubrequests(id);
     this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: failures });
-  }
-
-  /**
-   * The request is done (response sent, waitUntil settled): as on Workers, its
-   * subrequests end with it. An unread subresponse body would otherwise hold the
-   * origin connection and the daemon's stream open until the instance dies.
-   */
-  #cancelSubrequests(parent: number): void {
-    for (const [id, sub] of this.#subrequests) {
-      if (sub.parent !== parent) continue;
-      this.#subrequests.delete(id);
-      this.channel.sendJson(FrameType.Abort, id, { reason: 'the request that made this subrequest has finished' });
-      sub.incoming.onAbort('the request that made this subrequest has finished');
-      sub.outgoing?.abort('the request that made this subrequest has finished');
-    }
   }
 
   /**
