@@ -3,7 +3,7 @@
  * and hands it to the broker. Malformed HTTP and oversized headers are
  * answered by Node's parser (400 / 431) before any of this runs.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Broker } from '../broker/broker.js';
 import { nextRequestId } from '../broker/broker.js';
 import { sendErrorResponse } from '../broker/outcome.js';
@@ -17,10 +17,24 @@ export interface FrontDoorOptions {
 }
 
 export function createFrontDoor({ broker, registry, router }: FrontDoorOptions): Server {
+  // Once close() has stopped the listener the daemon is draining: every response from then on
+  // says `Connection: close`, so no client sends another request on a connection about to be cut.
+  class FrontDoorResponse extends ServerResponse {}
+  const writeHead = ServerResponse.prototype.writeHead;
+  FrontDoorResponse.prototype.writeHead = function (this: ServerResponse, ...args: Parameters<typeof writeHead>) {
+    if (!server.listening) this.shouldKeepAlive = false;
+    return writeHead.apply(this, args);
+  } as typeof writeHead;
   const server = createServer(
-    { keepAliveTimeout: 5_000, requestTimeout: 0, headersTimeout: 30_000 },
+    { keepAliveTimeout: 5_000, requestTimeout: 0, headersTimeout: 30_000, ServerResponse: FrontDoorResponse },
     // Hot path: every client request.
     (req: IncomingMessage, res: ServerResponse) => {
+      if (!server.listening) {
+        // A request on a kept-alive connection after the drain began: not accepted, and safe to retry.
+        sendErrorResponse(res, 503, 'The daemon is shutting down; retry on a new connection.', nextRequestId());
+        req.resume();
+        return;
+      }
       const host = req.headers.host;
       const route = router.route(host);
       if ('notFound' in route || !registry.has(route.worker)) {
