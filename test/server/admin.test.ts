@@ -156,6 +156,20 @@ describe('admin API', () => {
     expect(await slow).toMatchObject({ status: 200, text: 'finished anyway' });
   });
 
+  it('stops the instance of a worker deleted while its first instance was still loading', async () => {
+    const daemon = await startTestDaemon(
+      writeScripts({ 'app.mjs': `const t = Date.now(); while (Date.now() - t < 300) {}\n${version('loaded late')}` }),
+    );
+    const first = daemon.fetchText('app');
+    while (daemon.pool.stats().hits < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect((await admin(daemon, 'DELETE', '/workers/app')).status).toBe(200);
+    expect((await first).status).toBe(200);
+    expect((await daemon.fetchText('app')).status).toBe(404);
+    // Nothing may keep the late instance alive: close() must not wait on it forever.
+    const [late] = [...daemon.pool.live].filter((i) => i.worker === 'app');
+    if (late) await late.exited;
+  });
+
   it('keeps a freshly deployed instance even if its child waited in the pool longer than idleTimeout', async () => {
     const daemon = await startTestDaemon(writeScripts({ 'base.mjs': version('base') }), { idleTimeout: 200 });
     const [warm] = [...daemon.pool.live];
