@@ -142,20 +142,21 @@ export class Runtime {
     const started = performance.now();
     this.#env = Object.freeze({ ...message.env });
     try {
-      this.#script = await loadScript(message.source, message.filename);
-      if (!this.#script.exports?.fetch && !this.#listeners.has('fetch') && !this.#script.exports?.scheduled) {
+      const script = await loadScript(message.source, message.filename);
+      if (!script.exports?.fetch && !this.#listeners.has('fetch') && !script.exports?.scheduled) {
         throw new ScriptLoadError({
           kind: 'NoHandler',
           message:
-            this.#script.syntax === 'module'
+            script.syntax === 'module'
               ? 'the script exports no fetch() handler: add `export default { fetch(request, env, ctx) { … } }`'
               : 'the script registered no event handlers: call addEventListener("fetch", …) at global scope',
           line: null,
           column: null,
         });
       }
+      this.#script = script;
       this.#acceptingListeners = false;
-      this.channel.sendJson(FrameType.Loaded, 0, { syntax: this.#script.syntax, loadMs: performance.now() - started });
+      this.channel.sendJson(FrameType.Loaded, 0, { syntax: script.syntax, loadMs: performance.now() - started });
     } catch (error) {
       const detail =
         error instanceof ScriptLoadError
@@ -183,6 +184,8 @@ export class Runtime {
 
   async #serve(id: number, head: RequestHeadMessage, stream: RequestStream): Promise<void> {
     if (this.#loading) await this.#loading;
+    // The script failed to load: the daemon, told by LoadFailed, answers this request itself.
+    if (!this.#script) return;
     const invocation = new Invocation();
     let response: unknown;
     try {

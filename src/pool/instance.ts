@@ -52,6 +52,8 @@ export interface Exchange {
   onSettled(message: SettledMessage): void;
   /** The child died with this exchange unfinished. */
   onInstanceDied(outcome: ExitOutcome): void;
+  /** Ends the exchange with an error status decided by the daemon (e.g. the script failed to load). */
+  fail(status: number, reason: string): void;
 }
 
 /** The outbound side of a subrequest, driven by frames from the child. */
@@ -276,6 +278,14 @@ export class Instance {
         this.#drained?.();
         return;
     }
+  }
+
+  /** Fails every request in flight on this instance (its script failed to load); the child will not answer them. */
+  failExchanges(status: number, reason: string): void {
+    const exchanges = [...this.#exchanges.values()];
+    this.#exchanges.clear();
+    this.inflight = 0;
+    for (const exchange of exchanges) exchange.fail(status, reason);
   }
 
   /** The request id of a request stream, while it is in flight (for tagging the tenant's log lines). */
