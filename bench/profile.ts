@@ -80,5 +80,5 @@ export async function profile(): Promise<void> {
 async function isRunner(port: number): Promise<boolean> {
   const res = await fetch(`http://127.0.0.1:${port}/json/list`);
   const [target] = (await res.json()) as Array<{ title?: string; url?: string }>;
-  return Boolean(target?.url?.includes('runner.mjs') || target?.title?.includes('runner.mjs'));
+  return Boolean(target?.url?.includes('runner.cjs') || target?.title?.includes('runner.cjs'));
 }

@@ -12,6 +12,7 @@ import process from 'node:process';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { FrameType } from '../protocol/messages.js';
+import { nowMs } from './clock.js';
 import { createConsole } from './console.js';
 import { createFetch } from './fetch.js';
 import { installGlobals } from './globals.js';
@@ -28,9 +29,6 @@ let runtime: Runtime;
 const channel: Channel = openChannel((frame) => runtime.onFrame(frame));
 runtime = new Runtime(channel);
 
-// A tenant's error in a timer or an unawaited promise is logged, as on Workers; it never kills the child.
-process.on('uncaughtException', (error) => runtime.log('error', `Uncaught ${describeError(error)}`));
-process.on('unhandledRejection', (reason) => runtime.log('error', `Unhandled rejection: ${describeError(reason)}`));
 
 installGlobals({
   fetch: createFetch(runtime),
@@ -39,8 +37,21 @@ installGlobals({
   removeEventListener: (type, listener) => runtime.removeEventListener(type, listener),
 });
 
-// A child spawned for a waiting request (pool miss) skips the warm-up: its first request is already here.
-if (!process.argv.includes('--no-warmup')) await warmUp();
-// Boot and warm-up leave garbage; collecting it once before going idle keeps the child's memory small.
-collectGarbage({ type: 'major', execution: 'sync' });
-channel.sendJson(FrameType.Ready, 0, { pid: process.pid, bootMs: performance.now() });
+async function finishBoot(): Promise<void> {
+  // A child spawned for a waiting request (pool miss) skips the warm-up: its first request is already here.
+  if (!process.argv.includes('--no-warmup')) await warmUp();
+  // Boot and warm-up leave garbage; collecting it once before going idle keeps the child's memory small.
+  collectGarbage({ type: 'major', execution: 'sync' });
+  // From here on, a tenant's error in a timer or an unawaited promise is logged, as on Workers, and
+  // never kills the child. (Installed only now: an error while booting must end the child, so
+  // the pool sees a boot failure instead of a child that never becomes ready.)
+  process.on('uncaughtException', (error) => runtime.log('error', `Uncaught ${describeError(error)}`));
+  process.on('unhandledRejection', (reason) => runtime.log('error', `Unhandled rejection: ${describeError(reason)}`));
+  channel.sendJson(FrameType.Ready, 0, { pid: process.pid, bootMs: nowMs() });
+}
+
+// No top-level await: the bundle is CommonJS, so Node never loads its ES module loader into a child.
+finishBoot().catch((error: unknown) => {
+  process.stderr.write(`edgeproc runner: boot failed: ${(error as Error)?.stack ?? error}\n`);
+  process.exit(70);
+});

@@ -5,6 +5,7 @@
  */
 import { formatWithOptions } from 'node:util';
 import type { LogLevel } from '../protocol/messages.js';
+import { monotonicMs } from './clock.js';
 
 export type LogSink = (level: LogLevel, text: string) => void;
 
@@ -43,16 +44,16 @@ export function createConsole(sink: LogSink): Console {
       log(`${label}: ${n}`);
     },
     countReset: (label = 'default') => void counts.delete(label),
-    time: (label = 'default') => void timers.set(label, performance.now()),
+    time: (label = 'default') => void timers.set(label, monotonicMs()),
     timeLog: (label = 'default', ...args: unknown[]) => {
       const start = timers.get(label);
-      if (start !== undefined) log(`${label}: ${(performance.now() - start).toFixed(3)}ms`, ...args);
+      if (start !== undefined) log(`${label}: ${(monotonicMs() - start).toFixed(3)}ms`, ...args);
     },
     timeEnd: (label = 'default') => {
       const start = timers.get(label);
       if (start === undefined) return;
       timers.delete(label);
-      log(`${label}: ${(performance.now() - start).toFixed(3)}ms`);
+      log(`${label}: ${(monotonicMs() - start).toFixed(3)}ms`);
     },
     group: (...args: unknown[]) => {
       if (args.length) log(...args);

@@ -53,7 +53,7 @@ function numericTimers(scheduler: typeof globalThis.setTimeout, name: string) {
   }[name]!;
 }
 
-function tenantPerformance(): object {
+function tenantPerformance(performance: Performance): object {
   const { timeOrigin } = performance;
   const now = performance.now.bind(performance);
   return {
@@ -64,6 +64,20 @@ function tenantPerformance(): object {
     toJSON: () => ({ timeOrigin }),
   };
 }
+
+/**
+ * A global Node itself defines lazily (its module loads on first read). The
+ * tenant's stays lazy too: a child whose tenant never touches crypto or
+ * CompressionStream does not carry them (bench/memory: ~1 MiB per child).
+ * `wrap` turns Node's value into the tenant's; `then` runs once it is loaded.
+ */
+class LazyNodeGlobal {
+  constructor(
+    readonly wrap?: (value: unknown) => unknown,
+    readonly then?: (value: unknown) => void,
+  ) {}
+}
+const lazy = (wrap?: (value: unknown) => unknown, then?: (value: unknown) => void) => new LazyNodeGlobal(wrap, then);
 
 /** The table: group → name → value. Every name here must exist and work in a child. */
 function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> {
@@ -84,13 +98,19 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
       TransformStreamDefaultController,
       ByteLengthQueuingStrategy,
       CountQueuingStrategy,
-      TextEncoderStream,
-      TextDecoderStream,
-      CompressionStream,
-      DecompressionStream,
+      TextEncoderStream: lazy(),
+      TextDecoderStream: lazy(),
+      CompressionStream: lazy(),
+      DecompressionStream: lazy(),
     },
     encoding: { TextEncoder, TextDecoder, atob, btoa },
-    crypto: { crypto, Crypto, CryptoKey, SubtleCrypto },
+    crypto: {
+      // Handed out by a getter, the same object to every caller: as locked as the value it hangs off.
+      crypto: lazy(undefined, (value) => freezeApi((value as Crypto).subtle)),
+      Crypto: lazy(),
+      CryptoKey: lazy(),
+      SubtleCrypto: lazy(),
+    },
     timers: {
       setTimeout: numericTimers(setTimeout, 'setTimeout'),
       setInterval: numericTimers(setInterval as typeof setTimeout, 'setInterval'),
@@ -102,10 +122,10 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
     abort: { AbortController, AbortSignal },
     files: { Blob, File },
     events: { Event, EventTarget, CustomEvent, ExtendableEvent, FetchEvent, ScheduledEvent, DOMException },
-    messaging: { MessageChannel, MessagePort, MessageEvent },
+    messaging: { MessageChannel: lazy(), MessagePort: lazy(), MessageEvent: lazy() },
     platform: {
       console: hooks.console,
-      performance: tenantPerformance(),
+      performance: lazy((value) => tenantPerformance(value as Performance)),
       navigator: new Navigator(),
       Navigator,
       caches: new CacheStorage(),
@@ -144,7 +164,7 @@ const frozen = new WeakSet<object>();
 
 /**
  * The bundler may rename a class it emits (undici's `class Response` becomes
- * `class _Response` in dist/runner.mjs), and tenants and libraries read
+ * `class _Response` in dist/runner.cjs), and tenants and libraries read
  * `constructor.name`. Restores the global's name when the difference is only
  * that decoration; any other mismatch is a wrong table entry and fails the boot.
  */
@@ -185,9 +205,25 @@ export function installGlobals(hooks: ScopeHooks): string[] {
   const table = scopeTable(hooks);
   const intrinsics = languageIntrinsics();
   const allowed = new Map<string, unknown>();
+  const lazyGetters = new Map<string, () => unknown>();
+  const postInstall: Array<() => void> = [];
   for (const [group, names] of Object.entries(table)) {
     for (const [name, value] of Object.entries(names)) {
-      if (value === undefined) throw new Error(`runner boot: global ${group}.${name} is missing in this Node version`);
+      if (value instanceof LazyNodeGlobal) {
+        const descriptor = Object.getOwnPropertyDescriptor(globalThis, name);
+        if (descriptor?.get) {
+          lazyGetters.set(name, descriptor.get);
+        } else if (descriptor && 'value' in descriptor && descriptor.value !== undefined) {
+          // Already loaded (a sibling from the same module was read first): a plain value then.
+          allowed.set(name, value.wrap ? value.wrap(descriptor.value) : descriptor.value);
+          if (value.then) postInstall.push(() => value.then!(allowed.get(name)));
+          continue;
+        } else {
+          throw new Error(`runner boot: global ${group}.${name} is missing in this Node version`);
+        }
+      } else if (value === undefined) {
+        throw new Error(`runner boot: global ${group}.${name} is missing in this Node version`);
+      }
       allowed.set(name, value);
     }
   }
@@ -196,12 +232,15 @@ export function installGlobals(hooks: ScopeHooks): string[] {
     removeGlobal(key);
   }
   for (const [name, value] of allowed) {
+    if (value instanceof LazyNodeGlobal) {
+      defineLazyGlobal(name, value, lazyGetters.get(name)!);
+      continue;
+    }
     nameAsGlobal(name, value);
     freezeApi(value);
     Object.defineProperty(globalThis, name, { value, writable: false, enumerable: true, configurable: false });
   }
-  // Handed out by a getter, the same object to every caller: as locked as the value it hangs off.
-  freezeApi(crypto.subtle);
+  for (const run of postInstall) run();
   for (const name of ['self', 'globalThis']) {
     Object.defineProperty(globalThis, name, { value: globalThis, writable: false, enumerable: false, configurable: false });
   }
@@ -213,4 +252,35 @@ export function installGlobals(hooks: ScopeHooks): string[] {
     Object.defineProperty(globalThis, name, locked);
   }
   return [...allowed.keys(), 'self', 'globalThis'];
+}
+
+/**
+ * A read-only, non-configurable accessor that loads the value from Node's own
+ * lazy getter on first read, then names, freezes and caches it.
+ */
+function defineLazyGlobal(name: string, spec: LazyNodeGlobal, nodeGetter: () => unknown): void {
+  let value: unknown;
+  let loaded = false;
+  const get = {
+    [name](): unknown {
+      if (!loaded) {
+        let raw: unknown;
+        try {
+          raw = nodeGetter.call(undefined);
+        } catch {
+          // Node 20's lazy interface getters cache the loaded value, then try to replace the
+          // global's accessor with it; ours is locked, so that throws once. The second call
+          // answers from the cache. (test/runner/globals.test.ts checks every such global.)
+          raw = nodeGetter.call(undefined);
+        }
+        value = spec.wrap ? spec.wrap(raw) : raw;
+        nameAsGlobal(name, value);
+        freezeApi(value);
+        spec.then?.(value);
+        loaded = true;
+      }
+      return value;
+    },
+  }[name]!;
+  Object.defineProperty(globalThis, name, { get, enumerable: true, configurable: false });
 }

@@ -21,6 +21,7 @@ import {
   type SubresponseHeadMessage,
 } from '../protocol/messages.js';
 import { IncomingBody, OutgoingBody } from './body.js';
+import { monotonicMs } from './clock.js';
 import { ExecutionContext, Invocation, createFetchEvent } from './events.js';
 import type { SubrequestStream } from './fetch.js';
 import type { Channel } from './ipc.js';
@@ -139,7 +140,7 @@ export class Runtime {
   }
 
   async #load(message: LoadMessage): Promise<void> {
-    const started = performance.now();
+    const started = monotonicMs();
     this.#env = Object.freeze({ ...message.env });
     try {
       const script = await loadScript(message.source, message.filename);
@@ -156,7 +157,7 @@ export class Runtime {
       }
       this.#script = script;
       this.#acceptingListeners = false;
-      this.channel.sendJson(FrameType.Loaded, 0, { syntax: script.syntax, loadMs: performance.now() - started });
+      this.channel.sendJson(FrameType.Loaded, 0, { syntax: script.syntax, loadMs: monotonicMs() - started });
     } catch (error) {
       const detail =
         error instanceof ScriptLoadError

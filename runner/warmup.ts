@@ -10,7 +10,7 @@ import { FrameType } from '../protocol/messages.js';
 import { loadScript } from './loader.js';
 import { Runtime } from './runtime.js';
 
-const WARM_REQUESTS = 300;
+const WARM_REQUESTS = 30;
 
 class NullChannel {
   sendJson(): void {}

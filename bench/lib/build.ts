@@ -1,7 +1,7 @@
 /**
  * The build a benchmark measures, copied once to a private directory: others
  * rebuild dist/ in this shared tree at any time (the build starts by deleting
- * it), and a daemon whose children cannot find dist/runner.mjs mid-run, or a
+ * it), and a daemon whose children cannot find dist/runner.cjs mid-run, or a
  * run that mixes two builds, measures nothing useful.
  */
 import { cpSync, existsSync, symlinkSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { tempDir } from './tmp.js';
 
 // Compiled to dist/bench/lib/, so the package root is three levels up.
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const NEEDED = ['dist/runner.mjs', 'dist/src/cli.js', 'dist/src/daemon.js', 'dist/src/pool/spawn.js'];
+const NEEDED = ['dist/runner.cjs', 'dist/src/cli.js', 'dist/src/daemon.js', 'dist/src/pool/spawn.js'];
 const ATTEMPTS = 20;
 
 let snapshot: string | null = null;

@@ -120,7 +120,7 @@ export class Instance {
       readyReject(
         new EdgeprocError(
           'ERR_SPAWN',
-          `a child exited while booting (exit code ${outcome.exitCode}, signal ${outcome.signal}); run \`node ${'dist/runner.mjs'}\` by hand to see why`,
+          `a child exited while booting (exit code ${outcome.exitCode}, signal ${outcome.signal}); its output is in the daemon log (source child-stderr)`,
         ),
       );
       return outcome;

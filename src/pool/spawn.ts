@@ -9,7 +9,7 @@ import { execa, type ResultPromise } from 'execa';
 
 // This file runs compiled (dist/src/pool/) or, under the tests, from source (src/pool/).
 const PACKAGE_ROOT = new URL(import.meta.url.includes('/dist/src/') ? '../../../' : '../../', import.meta.url);
-export const RUNNER_PATH = fileURLToPath(new URL('dist/runner.mjs', PACKAGE_ROOT));
+export const RUNNER_PATH = fileURLToPath(new URL('dist/runner.cjs', PACKAGE_ROOT));
 
 export const CHILD_FLAGS: readonly string[] = Object.freeze([
   // eval() and new Function() throw EvalError, as on Workers.
