@@ -12,5 +12,5 @@ export type Channel = FrameChannel;
 
 export function openChannel(onFrame: FrameHandler): Channel {
   const socket = new Socket({ fd: CHANNEL_FD, readable: true, writable: true });
-  return new FrameChannel(socket, onFrame, () => process.exit(0));
+  return new FrameChannel(socket, onFrame, () => process.exit(0), 'per-turn');
 }

@@ -101,7 +101,7 @@ export class Instance {
     this.#events = events;
     this.#child = spawnChild(spawn);
     const socket = this.#child.stdio[3] as Socket;
-    this.#channel = new FrameChannel(socket, (frame) => this.#onFrame(frame), () => {});
+    this.#channel = new FrameChannel(socket, (frame) => this.#onFrame(frame), () => {}, 'immediate');
     let readyReject!: (error: Error) => void;
     this.ready = new Promise<void>((resolve, reject) => {
       this.#readyResolve = resolve;
