@@ -300,6 +300,8 @@ export class Runtime {
       if (sub.parent !== parent) continue;
       this.#subrequests.delete(id);
       this.channel.sendJson(FrameType.Abort, id, { reason: 'the request that made this subrequest has finished' });
+      // A fetch still waiting for its response rejects instead of never settling.
+      sub.reject(new TypeError('fetch aborted: the request that made this subrequest has finished'));
       sub.incoming.onAbort('the request that made this subrequest has finished');
       sub.outgoing?.abort('the request that made this subrequest has finished');
     }

@@ -88,6 +88,11 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
       admin.close();
       front.closeIdleConnections();
       await broker.idle(config.limits.drainTimeoutMs);
+      // Whatever is still running gets a clear answer with its request id, not a cut connection.
+      broker.abortInflight(
+        503,
+        `The daemon is shutting down and this request did not finish within the drain timeout (${config.limits.drainTimeoutMs} ms). Retry.`,
+      );
       front.closeAllConnections();
       admin.closeAllConnections();
       await broker.close();

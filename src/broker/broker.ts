@@ -189,6 +189,11 @@ export class Broker {
     clearTimeout(timer);
   }
 
+  /** Ends every request still in flight with `status` (a drain that ran out of time). */
+  abortInflight(status: number, reason: string): void {
+    for (const exchange of [...this.#inflight]) exchange.fail(status, reason);
+  }
+
   /** Drains every instance (waitUntil work gets its grace period), bounded by drainTimeoutMs. */
   async close(): Promise<void> {
     clearInterval(this.#idleTimer);

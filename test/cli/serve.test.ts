@@ -152,14 +152,19 @@ describe('edgeproc serve', () => {
     const served = serve([dir, '--port', String(port), '--admin-port', String(adminPort), '--warm-pool', '1', '--drain-timeout', '300']);
     await served.waitFor('stderr', 'edgeproc serving 1 worker');
     const stuck = request(`http://127.0.0.1:${port}/`, { headers: { host: 'stuck.localhost' } }).then(
-      (res) => res.body.text().then(() => res.statusCode),
-      (error: Error) => error.message,
+      async (res) => ({ status: res.statusCode, text: await res.body.text(), id: res.headers['edgeproc-request-id'] }),
+      (error: Error) => ({ status: 0, text: error.message, id: undefined }),
     );
     await served.waitFor('stdout', '"msg":"stuck"');
     const children = childPids(served.proc.pid!);
     served.proc.kill('SIGTERM');
     expect(await served.exited).toEqual({ code: 0, signal: null });
-    expect(await stuck).not.toBe(200);
+    // Cut off by the drain timeout, the request still gets a clear answer with its id.
+    const answer = await stuck;
+    expect(answer.status).toBe(503);
+    expect(answer.text).toBe(
+      `The daemon is shutting down and this request did not finish within the drain timeout (300 ms). Retry.\n\nrequest id: ${answer.id}\n`,
+    );
     expect(children.filter(isAlive)).toEqual([]);
   });
 
