@@ -26,6 +26,11 @@ function program(): Command {
     .option('--admin-token <token>', 'bearer token the admin API requires (or EDGEPROC_ADMIN_TOKEN)')
     .option('--warm-pool <n>', 'generic children kept booted and waiting for a script', String(DEFAULT_LIMITS.warmPoolSize))
     .option('--max-instances <n>', 'most instances (children) per worker', String(DEFAULT_LIMITS.maxInstancesPerWorker))
+    .option(
+      '--scale-out-concurrency <n>',
+      'requests in flight on every instance of a worker before another is started',
+      String(DEFAULT_LIMITS.scaleOutConcurrency),
+    )
     .option('--idle-timeout <ms>', 'stop an instance idle this long', String(DEFAULT_LIMITS.idleTimeoutMs))
     .option('--drain-timeout <ms>', 'longest wait for in-flight work when draining', String(DEFAULT_LIMITS.drainTimeoutMs))
     .action(async (target: string, flags: ServeFlags) => {

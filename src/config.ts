@@ -23,6 +23,7 @@ export interface ServeFlags {
   adminToken?: string;
   warmPool?: string | number;
   maxInstances?: string | number;
+  scaleOutConcurrency?: string | number;
   idleTimeout?: string | number;
   drainTimeout?: string | number;
 }
@@ -50,6 +51,7 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
     limits: buildLimits({
       warmPoolSize: integer('--warm-pool', flags.warmPool),
       maxInstancesPerWorker: integer('--max-instances', flags.maxInstances),
+      scaleOutConcurrency: integer('--scale-out-concurrency', flags.scaleOutConcurrency),
       idleTimeoutMs: integer('--idle-timeout', flags.idleTimeout),
       drainTimeoutMs: integer('--drain-timeout', flags.drainTimeout),
     }),
