@@ -5,10 +5,12 @@
  * holds no tenant data.
  */
 import { FrameChannel } from '../protocol/channel.js';
-import { FrameDecoder, encodeFrame, encodeJsonFrame } from '../protocol/frames.js';
+import { FrameDecoder, encodeFrame, encodeJsonFrame, type Frame } from '../protocol/frames.js';
 import { FrameType } from '../protocol/messages.js';
 import { loadScript } from './loader.js';
+import type { FetchEvent } from './events.js';
 import { Runtime } from './runtime.js';
+import { Response } from './web.js';
 
 const WARM_REQUESTS = 30;
 
@@ -24,18 +26,43 @@ class NullChannel {
   }
 }
 
+const MODULE_SOURCE =
+  'export default { async fetch(request) { const body = request.body ? await request.text() : ""; ' +
+  'return new Response("warm " + body, { headers: { "content-type": "text/plain" } }); } }';
+
+/**
+ * Warms both syntaxes, the way a real tenant arrives: a module worker through
+ * the Load frame (the path every specialisation takes), a service-worker
+ * handler through FetchEvent. Warming only one left the other's first request
+ * ~1 ms slower (bench/cold-start). Service-worker *scripts* cannot be loaded
+ * here: their addEventListener() would reach the real runtime.
+ */
 export async function warmUp(): Promise<void> {
-  const runtime = new Runtime(new NullChannel() as unknown as FrameChannel);
   await loadScript('void 0', 'warmup.js');
-  const module = await loadScript(
-    'export default { async fetch(request) { const body = request.body ? await request.text() : ""; ' +
-      'return new Response("warm " + body, { headers: { "content-type": "text/plain" } }); } }',
-    'warmup.mjs',
-  );
-  runtime.preload(module);
+
+  const modules = new Runtime(new NullChannel() as unknown as FrameChannel);
+  modules.onFrame(decodeOne(encodeJsonFrame(FrameType.Load, 0, { worker: 'warmup', version: 0, filename: 'warmup.mjs', source: MODULE_SOURCE, env: {} })));
+
+  const serviceWorker = new Runtime(new NullChannel() as unknown as FrameChannel);
+  serviceWorker.addEventListener('fetch', (event: Event) => {
+    const fetchEvent = event as FetchEvent;
+    fetchEvent.respondWith(new Response('warm ' + new URL(fetchEvent.request.url).pathname));
+  });
+  serviceWorker.preload({ syntax: 'service-worker', exports: null });
+
+  for (let round = 0; round < WARM_REQUESTS / 10; round++) {
+    serveSynthetic(modules, round * 10, 5);
+    serveSynthetic(serviceWorker, round * 10 + 5, 5);
+    // Let the requests run to completion so the async paths warm too.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
+function serveSynthetic(runtime: Runtime, first: number, count: number): void {
   const feed = new FrameDecoder((frame) => runtime.onFrame(frame));
   const body = new TextEncoder().encode('ping');
-  for (let i = 0; i < WARM_REQUESTS; i++) {
+  for (let i = first; i < first + count; i++) {
     const id = i * 2 + 1;
     const hasBody = i % 4 === 0;
     feed.push(
@@ -53,8 +80,11 @@ export async function warmUp(): Promise<void> {
       feed.push(encodeFrame(FrameType.Data, id, body));
       feed.push(encodeFrame(FrameType.End, id, new Uint8Array(0)));
     }
-    // Let each request run to completion so the async paths warm too.
-    if (i % 10 === 9) await new Promise((resolve) => setImmediate(resolve));
   }
-  await new Promise((resolve) => setImmediate(resolve));
+}
+
+function decodeOne(bytes: Uint8Array): Frame {
+  let frame!: Frame;
+  new FrameDecoder((decoded) => (frame = decoded)).push(bytes);
+  return frame;
 }
