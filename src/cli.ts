@@ -31,6 +31,12 @@ function program(): Command {
       'requests in flight on every instance of a worker before another is started',
       String(DEFAULT_LIMITS.scaleOutConcurrency),
     )
+    .option('--cpu-ms <ms>', 'CPU time one request may use', String(DEFAULT_LIMITS.cpuMs))
+    .option('--startup-cpu-ms <ms>', "CPU time a script's global scope may use while loading", String(DEFAULT_LIMITS.startupCpuMs))
+    .option('--memory-mb <mb>', 'memory of one instance (V8 heap limit and RSS)', String(DEFAULT_LIMITS.memoryMb))
+    .option('--subrequests <n>', 'fetch() calls one request may make', String(DEFAULT_LIMITS.subrequests))
+    .option('--wall-ms <ms>', 'how long a request may wait for its response (then 504)', String(DEFAULT_LIMITS.wallMs))
+    .option('--max-inflight <n>', 'requests in flight per worker before 503 with Retry-After', String(DEFAULT_LIMITS.maxInflightPerWorker))
     .option('--idle-timeout <ms>', 'stop an instance idle this long', String(DEFAULT_LIMITS.idleTimeoutMs))
     .option('--drain-timeout <ms>', 'longest wait for in-flight work when draining', String(DEFAULT_LIMITS.drainTimeoutMs))
     .action(async (target: string, flags: ServeFlags) => {

@@ -24,6 +24,12 @@ export interface ServeFlags {
   warmPool?: string | number;
   maxInstances?: string | number;
   scaleOutConcurrency?: string | number;
+  cpuMs?: string | number;
+  startupCpuMs?: string | number;
+  memoryMb?: string | number;
+  subrequests?: string | number;
+  wallMs?: string | number;
+  maxInflight?: string | number;
   idleTimeout?: string | number;
   drainTimeout?: string | number;
 }
@@ -52,6 +58,12 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
       warmPoolSize: integer('--warm-pool', flags.warmPool),
       maxInstancesPerWorker: integer('--max-instances', flags.maxInstances),
       scaleOutConcurrency: integer('--scale-out-concurrency', flags.scaleOutConcurrency),
+      cpuMs: integer('--cpu-ms', flags.cpuMs),
+      startupCpuMs: integer('--startup-cpu-ms', flags.startupCpuMs),
+      memoryMb: integer('--memory-mb', flags.memoryMb),
+      subrequests: integer('--subrequests', flags.subrequests),
+      wallMs: integer('--wall-ms', flags.wallMs),
+      maxInflightPerWorker: integer('--max-inflight', flags.maxInflight),
       idleTimeoutMs: integer('--idle-timeout', flags.idleTimeout),
       drainTimeoutMs: integer('--drain-timeout', flags.drainTimeout),
     }),

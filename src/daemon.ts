@@ -44,7 +44,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
   const registry = new WorkerRegistry();
   for (const worker of target.workers) registry.publish(registry.prepare(worker.name, worker.source, worker.path));
 
-  const outbound = new Outbound(log);
+  const outbound = new Outbound(log, config.limits);
   const pool = new WarmPool(
     config.limits,
     {

@@ -24,6 +24,20 @@ export interface Limits {
   requestBodyBytes: number;
   /** Child boots that fail in a row before the pool stops respawning for a while. */
   bootFailuresBeforeBackoff: number;
+  /** CPU time one request may use, its waitUntil work included (Workers: 10 ms free, 30 s paid). */
+  cpuMs: number;
+  /** CPU time a script's global scope may use while it loads. */
+  startupCpuMs: number;
+  /** Memory of one instance: its V8 heap limit, and the RSS the watchdog allows. */
+  memoryMb: number;
+  /** fetch() calls one request may make; the next one rejects inside the tenant. */
+  subrequests: number;
+  /** How long a request may wait for its response before it gets 504. */
+  wallMs: number;
+  /** Requests in flight for one worker, all instances together; past it, 503 with Retry-After at once. */
+  maxInflightPerWorker: number;
+  /** How often the watchdog samples the CPU time and memory of children serving requests. */
+  watchdogIntervalMs: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -36,6 +50,13 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   scriptBytes: 10 * 1024 * 1024,
   requestBodyBytes: 100 * 1024 * 1024,
   bootFailuresBeforeBackoff: 3,
+  cpuMs: 50,
+  startupCpuMs: 1000,
+  memoryMb: 128,
+  subrequests: 50,
+  wallMs: 60_000,
+  maxInflightPerWorker: 1024,
+  watchdogIntervalMs: 5,
 });
 
 const MINIMUM: Partial<Record<keyof Limits, number>> = {
@@ -43,6 +64,7 @@ const MINIMUM: Partial<Record<keyof Limits, number>> = {
   maxInstancesPerWorker: 1,
   scaleOutConcurrency: 1,
   bootFailuresBeforeBackoff: 1,
+  subrequests: 0,
 };
 
 export function buildLimits(overrides: Partial<Record<keyof Limits, unknown>> = {}): Limits {

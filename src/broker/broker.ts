@@ -8,12 +8,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EdgeprocError, ScriptLoadError, type ScriptLoadFailure } from '../errors.js';
 import type { Limits } from '../limits.js';
 import type { Logger } from '../log.js';
-import type { Instance } from '../pool/instance.js';
+import type { Exchange, Instance } from '../pool/instance.js';
+import { Watchdog, type Breach } from '../pool/watchdog.js';
 import type { WarmPool } from '../pool/pool.js';
 import type { WorkerRegistry, WorkerScript } from '../workers/registry.js';
 import { findSyntaxError } from '../workers/syntax.js';
 import { HttpExchange } from './exchange.js';
-import { sendErrorResponse } from './outcome.js';
+import { memoryReason, sendErrorResponse } from './outcome.js';
 
 /** The instances serving one worker. */
 class WorkerGroup {
@@ -25,6 +26,10 @@ class WorkerGroup {
   requests = 0;
   errors = 0;
   coldStarts = 0;
+  /** Client requests of this worker not yet answered (bounded by maxInflightPerWorker). */
+  inflight = 0;
+  cpuMs = 0;
+  limitBreaches = 0;
 
   constructor(readonly name: string) {}
 }
@@ -37,6 +42,9 @@ export interface WorkerStats {
   requests: number;
   errors: number;
   coldStarts: number;
+  /** CPU time charged to this worker's requests, in total. */
+  cpuMs: number;
+  limitBreaches: number;
 }
 
 let requestCounter = 0;
@@ -59,7 +67,10 @@ export class Broker {
   readonly #idleTimer: NodeJS.Timeout;
   #idleWaiters: Array<() => void> = [];
 
+  readonly #watchdog: Watchdog;
+
   constructor(pool: WarmPool, registry: WorkerRegistry, limits: Limits, log: Logger) {
+    this.#watchdog = new Watchdog(limits, (instance, breach) => this.#onBreach(instance, breach));
     this.#pool = pool;
     this.#registry = registry;
     this.#limits = limits;
@@ -82,14 +93,40 @@ export class Broker {
     }
     const group = this.#group(workerName);
     group.requests++;
+    if (group.inflight >= this.#limits.maxInflightPerWorker) {
+      group.errors++;
+      // Shed at once: the bound is what keeps a flood from growing the daemon's memory.
+      sendErrorResponse(
+        res,
+        503,
+        `Worker "${workerName}" is overloaded: ${group.inflight} requests are already in flight (limit ${this.#limits.maxInflightPerWorker}, --max-inflight). Retry shortly.`,
+        requestId,
+        { 'retry-after': '1' },
+      );
+      this.#log.warn('limit exceeded', { worker: workerName, requestId, limit: 'maxInflightPerWorker', value: group.inflight, max: this.#limits.maxInflightPerWorker });
+      req.resume();
+      return;
+    }
+    group.inflight++;
     const exchange = new HttpExchange(req, res, {
       worker: workerName,
       requestId,
       log: this.#log,
-      maxRequestBodyBytes: this.#limits.requestBodyBytes,
+      limits: this.#limits,
       onDone: (done) => {
         this.#inflight.delete(done);
+        group.inflight--;
+        group.cpuMs += done.cpuMs;
         if (done.status >= 500) group.errors++;
+        // The accounting line: one per request.
+        this.#log.info('request', {
+          worker: workerName,
+          requestId,
+          instance: done.instanceId,
+          status: done.status,
+          wallMs: Math.round((performance.now() - done.startedAt) * 100) / 100,
+          cpuMs: Math.round(done.cpuMs * 100) / 100,
+        });
         if (this.#inflight.size === 0) this.#notifyIdle();
       },
     });
@@ -104,10 +141,14 @@ export class Broker {
     const instance = this.#pick(group, script);
     if (instance) {
       exchange.start(instance, url, hasBody);
+      this.#watchdog.watch(instance);
       return;
     }
     this.#specialise(group, script).then(
-      (fresh) => exchange.start(fresh, url, hasBody),
+      (fresh) => {
+        exchange.start(fresh, url, hasBody);
+        this.#watchdog.watch(fresh);
+      },
       (error: Error) => {
         if (error instanceof ScriptLoadError) {
           exchange.fail(500, loadFailureReason(error, script));
@@ -126,7 +167,9 @@ export class Broker {
   async deploy(script: WorkerScript): Promise<{ loadMs: number; syntax: string }> {
     const instance = await this.#pool.acquire();
     try {
-      const loaded = await instance.load(this.#loadMessage(script));
+      const loading = instance.load(this.#loadMessage(script));
+      this.#watchdog.watch(instance);
+      const loaded = await loading;
       if ((this.#registry.get(script.name)?.version ?? 0) > script.version) {
         // A later deploy of this worker finished loading first: it stays live; this one is already out of date.
         instance.dispose();
@@ -169,6 +212,8 @@ export class Broker {
         requests: group?.requests ?? 0,
         errors: group?.errors ?? 0,
         coldStarts: group?.coldStarts ?? 0,
+        cpuMs: Math.round(group?.cpuMs ?? 0),
+        limitBreaches: group?.limitBreaches ?? 0,
       };
     });
   }
@@ -197,6 +242,7 @@ export class Broker {
   /** Drains every instance (waitUntil work gets its grace period), bounded by drainTimeoutMs. */
   async close(): Promise<void> {
     clearInterval(this.#idleTimer);
+    this.#watchdog.stop();
     for (const group of this.#groups.values()) this.#retire(group, () => true);
     await Promise.all(this.#draining);
   }
@@ -233,6 +279,7 @@ export class Broker {
       // child handles frames in order, so a cold start costs no extra round trip (on this
       // machine a round trip to an idle child is ~1 ms, half the cold-start budget).
       const loaded = instance.load(this.#loadMessage(script));
+      this.#watchdog.watch(instance);
       group.instances.push(instance);
       this.#watch(group, instance);
       loaded.then(
@@ -303,6 +350,49 @@ export class Broker {
       this.#draining.add(drained);
       drained.finally(() => this.#draining.delete(drained));
     }
+  }
+
+  /**
+   * A limit breach stops the instance: in-flight requests cannot be pulled out of a
+   * child that does not yield. Every request on it gets 503 naming the limit and the
+   * measured value; the next request gets a fresh instance.
+   */
+  #onBreach(instance: Instance, breach: Breach): void {
+    if (instance.disposed) return;
+    const worker = instance.worker ?? 'unknown';
+    const group = this.#groups.get(worker);
+    if (group) {
+      group.limitBreaches++;
+      this.#drop(group, instance);
+    }
+    const limits = this.#limits;
+    let fields: Record<string, unknown>;
+    let reasonFor: (exchange: Exchange) => [number, string];
+    switch (breach.limit) {
+      case 'cpuMs': {
+        const used = Math.round(breach.valueMs);
+        fields = { limit: 'cpuMs', value: used, max: limits.cpuMs, requestId: breach.exchange.requestId };
+        reasonFor = (exchange) =>
+          exchange === breach.exchange
+            ? [503, `Worker "${worker}" exceeded its CPU time limit: this request used ${used} ms of CPU; the limit is ${limits.cpuMs} ms per request (--cpu-ms).`]
+            : [503, `Worker "${worker}" was stopped because another request on the same instance exceeded the CPU time limit (${used} ms used; the limit is ${limits.cpuMs} ms per request). Retry.`];
+        break;
+      }
+      case 'startupCpuMs': {
+        const used = Math.round(breach.valueMs);
+        fields = { limit: 'startupCpuMs', value: used, max: limits.startupCpuMs };
+        reasonFor = () => [503, `Worker "${worker}" exceeded its startup CPU limit: its global scope used ${used} ms of CPU while loading; the limit is ${limits.startupCpuMs} ms (--startup-cpu-ms).`];
+        break;
+      }
+      case 'memoryMb': {
+        const used = Math.round(breach.valueMb);
+        fields = { limit: 'memoryMb', value: used, max: limits.memoryMb };
+        reasonFor = () => [503, memoryReason(worker, `the instance used ${used} MiB`, limits.memoryMb)];
+        break;
+      }
+    }
+    this.#log.warn('limit exceeded', { worker, instance: instance.id, ...fields });
+    instance.terminate(reasonFor);
   }
 
   #evictIdle(): void {

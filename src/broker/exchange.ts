@@ -7,10 +7,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Writable } from 'node:stream';
 import { createBrotliCompress, createDeflate, createGzip } from 'node:zlib';
 import type { HandlerErrorMessage, ResponseHeadMessage, SettledMessage } from '../../protocol/messages.js';
+import type { Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import { describeExit, type Exchange, type ExitOutcome, type Instance } from '../pool/instance.js';
 import { pumpReadable, WritableSink, type BodyPump } from './body.js';
-import { REQUEST_ID_HEADER, sendErrorResponse } from './outcome.js';
+import { memoryReason, REQUEST_ID_HEADER, sendErrorResponse } from './outcome.js';
 
 /** Hop-by-hop headers describe one connection; the daemon's connection is not the tenant's. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
@@ -19,7 +20,7 @@ export interface ExchangeContext {
   worker: string;
   requestId: string;
   log: Logger;
-  maxRequestBodyBytes: number;
+  limits: Limits;
   onDone(exchange: HttpExchange): void;
 }
 
@@ -35,7 +36,10 @@ export class HttpExchange implements Exchange {
   #compressor: Writable | null = null;
   #headSent = false;
   #finished = false;
+  #wallTimer: NodeJS.Timeout | null = null;
   status = 0;
+  cpuMs = 0;
+  subrequests = 0;
 
   constructor(req: IncomingMessage, res: ServerResponse, ctx: ExchangeContext) {
     this.#req = req;
@@ -57,22 +61,32 @@ export class HttpExchange implements Exchange {
     return this.#ctx.requestId;
   }
 
+  get instanceId(): string | undefined {
+    return this.#instance?.id;
+  }
+
   /** Starts the request on `instance`: head first, then the body as it arrives. */
   start(instance: Instance, url: string, hasBody: boolean): void {
     this.#instance = instance;
+    const { wallMs } = this.#ctx.limits;
+    this.#wallTimer = setTimeout(
+      () => this.fail(504, `Worker "${this.#ctx.worker}" did not respond within ${wallMs} ms (--wall-ms).`),
+      wallMs,
+    );
     const headers: Array<[string, string]> = [];
     const raw = this.#req.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!]);
     this.#id = instance.dispatch({ method: this.#req.method ?? 'GET', url, headers, hasBody }, this);
     if (hasBody) {
-      this.#upload = pumpReadable(this.#req, instance, this.#id, this.#ctx.maxRequestBodyBytes, () =>
-        this.fail(413, `The request body is larger than this worker accepts (${this.#ctx.maxRequestBodyBytes} bytes).`),
+      this.#upload = pumpReadable(this.#req, instance, this.#id, this.#ctx.limits.requestBodyBytes, () =>
+        this.fail(413, `The request body is larger than this worker accepts (${this.#ctx.limits.requestBodyBytes} bytes).`),
       );
     }
   }
 
   onHead(head: ResponseHeadMessage): void {
     if (this.#finished) return;
+    this.#clearWallTimer();
     const flat: string[] = [];
     let encoding: string | null = null;
     for (const [name, value] of head.headers) {
@@ -123,6 +137,7 @@ export class HttpExchange implements Exchange {
     if (this.#finished) return;
     this.#ctx.log.warn('response body failed mid-stream', { worker: this.#ctx.worker, requestId: this.requestId, reason });
     this.#finished = true;
+    this.#clearWallTimer();
     this.#res.destroy();
     this.#ctx.onDone(this);
   }
@@ -151,6 +166,11 @@ export class HttpExchange implements Exchange {
 
   onInstanceDied(outcome: ExitOutcome): void {
     this.#upload?.stop();
+    if (outcome.memoryExceeded) {
+      this.#ctx.log.warn('limit exceeded', { worker: this.#ctx.worker, requestId: this.requestId, instance: this.#instance?.id, limit: 'memoryMb', max: this.#ctx.limits.memoryMb });
+      this.fail(503, memoryReason(this.#ctx.worker, 'its V8 heap ran out', this.#ctx.limits.memoryMb), false);
+      return;
+    }
     this.#ctx.log.error('instance died with a request in flight', {
       worker: this.#ctx.worker,
       requestId: this.requestId,
@@ -165,6 +185,7 @@ export class HttpExchange implements Exchange {
   fail(status: number, reason: string, log = true): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#clearWallTimer();
     this.#upload?.stop();
     if (this.#instance && this.#id && !this.#headSent) this.#instance.sendAbort(this.#id, reason);
     if (log) this.#ctx.log.warn(reason, { worker: this.#ctx.worker, requestId: this.requestId, status });
@@ -173,9 +194,15 @@ export class HttpExchange implements Exchange {
     this.#ctx.onDone(this);
   }
 
+  #clearWallTimer(): void {
+    if (this.#wallTimer) clearTimeout(this.#wallTimer);
+    this.#wallTimer = null;
+  }
+
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#clearWallTimer();
     (this.#compressor ?? this.#res).end();
     this.#ctx.onDone(this);
   }

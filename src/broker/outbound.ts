@@ -6,6 +6,7 @@
 import { fetch as undiciFetch, Agent } from 'undici';
 import { SendWindow } from '../../protocol/flow.js';
 import { FrameType, type SubrequestHeadMessage, type SubresponseHeadMessage } from '../../protocol/messages.js';
+import type { Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Instance, SubrequestSink } from '../pool/instance.js';
 import { FrameSource, pumpWebStream } from './body.js';
@@ -17,8 +18,11 @@ export class Outbound {
   readonly #dispatcher = new Agent({ connections: 128, keepAliveTimeout: 10_000 });
   #count = 0;
 
-  constructor(log: Logger) {
+  readonly #limits: Limits;
+
+  constructor(log: Logger, limits: Limits) {
     this.#log = log;
+    this.#limits = limits;
   }
 
   get count(): number {
@@ -27,6 +31,21 @@ export class Outbound {
 
   perform(instance: Instance, id: number, head: SubrequestHeadMessage): SubrequestSink {
     this.#count++;
+    const parent = instance.exchange(head.parent);
+    if (parent && ++parent.subrequests > this.#limits.subrequests) {
+      // As on Workers, the fetch rejects inside the tenant, which may catch it.
+      instance.sendJson(FrameType.SubrequestFailed, id, {
+        message: `Too many subrequests: this request already made ${this.#limits.subrequests}; the limit is ${this.#limits.subrequests} per request (--subrequests).`,
+      });
+      this.#log.warn('limit exceeded', {
+        worker: instance.worker ?? undefined,
+        requestId: parent.requestId,
+        limit: 'subrequests',
+        value: parent.subrequests,
+        max: this.#limits.subrequests,
+      });
+      return { onData() {}, onEnd() {}, onAbort() {}, onWindow() {} };
+    }
     const upload = head.hasBody ? new FrameSource(instance, id) : null;
     const window = new SendWindow();
     const controller = new AbortController();

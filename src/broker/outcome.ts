@@ -28,3 +28,7 @@ export function sendErrorResponse(
   });
   res.end(body);
 }
+
+export function memoryReason(worker: string, measured: string, limitMb: number): string {
+  return `Worker "${worker}" exceeded its memory limit: ${measured}; the limit is ${limitMb} MiB per instance (--memory-mb).`;
+}

@@ -34,11 +34,17 @@ export interface ExitOutcome {
   killed: boolean;
   /** It ended while still booting. */
   duringBoot: boolean;
+  /** V8 ran out of heap (its fatal-error line reached stderr): a breach of the memory limit. */
+  memoryExceeded: boolean;
 }
 
 /** The broker's side of one request on an instance. */
 export interface Exchange {
   readonly requestId: string;
+  /** CPU time charged to this request so far (the watchdog adds to it). */
+  cpuMs: number;
+  /** Subrequests (tenant fetch calls) made so far. */
+  subrequests: number;
   onHead(head: ResponseHeadMessage): void;
   onData(chunk: Uint8Array): void;
   onEnd(): void;
@@ -96,6 +102,11 @@ export class Instance {
   #readyResolve!: () => void;
   #killed = false;
   #drained: (() => void) | null = null;
+  #heapExhausted = false;
+  /** True from Load until Loaded/LoadFailed: CPU used meanwhile is the script's startup, not a request's. */
+  loading = false;
+  /** CPU time the script's global scope used while loading. */
+  startupCpuMs = 0;
 
   constructor(events: InstanceEvents, spawn: SpawnOptions) {
     this.#events = events;
@@ -115,6 +126,7 @@ export class Instance {
         signal: result.signal ?? null,
         killed: this.#killed,
         duringBoot: this.state === 'booting',
+        memoryExceeded: this.#heapExhausted,
       };
       this.#onExit(outcome);
       readyReject(
@@ -128,13 +140,23 @@ export class Instance {
     for (const stream of [this.#child.stdout, this.#child.stderr]) {
       stream?.setEncoding('utf8');
       stream?.on('data', (text: string) => {
-        for (const line of text.split('\n')) if (line.trim()) this.#events.stderr(this, line);
+        for (const line of text.split('\n')) {
+          if (!line.trim()) continue;
+          // V8's last words when the heap limit (--max-old-space-size) is hit.
+          if (/heap out of memory|Reached heap limit/.test(line)) this.#heapExhausted = true;
+          this.#events.stderr(this, line);
+        }
       });
     }
   }
 
   get pid(): number | undefined {
     return this.#child.pid;
+  }
+
+  /** dispose() was called: the child is being killed. */
+  get disposed(): boolean {
+    return this.#killed;
   }
 
   get busy(): boolean {
@@ -149,6 +171,7 @@ export class Instance {
     this.version = message.version;
     // The idle clock starts at specialisation: a child that waited long in the pool is not idle yet.
     this.lastActiveAt = performance.now();
+    this.loading = true;
     this.#channel.sendJson(FrameType.Load, 0, message);
     return new Promise((resolve, reject) => {
       this.#loaded = { resolve, reject };
@@ -264,10 +287,12 @@ export class Instance {
         this.#readyResolve();
         return;
       case FrameType.Loaded:
+        this.loading = false;
         this.#loaded?.resolve(decodeJson<LoadedMessage>(frame));
         this.#loaded = null;
         return;
       case FrameType.LoadFailed: {
+        this.loading = false;
         const failure = decodeJson<LoadFailedMessage>(frame);
         const error = Object.assign(new Error(failure.message), { failure });
         this.#loaded?.reject(error);
@@ -286,6 +311,40 @@ export class Instance {
     this.#exchanges.clear();
     this.inflight = 0;
     for (const exchange of exchanges) exchange.fail(status, reason);
+  }
+
+  /**
+   * Charges CPU time the watchdog measured on this child: to the script's startup
+   * while it loads, else split evenly among the requests in flight (the child runs
+   * them on one thread; an even split is exact for one request and fair for many).
+   * Returns the request with the most CPU charged, for the limit check.
+   */
+  chargeCpu(ms: number): Exchange | null {
+    if (this.loading) {
+      this.startupCpuMs += ms;
+      return null;
+    }
+    const count = this.#exchanges.size;
+    let top: Exchange | null = null;
+    for (const exchange of this.#exchanges.values()) {
+      exchange.cpuMs += ms / count;
+      if (!top || exchange.cpuMs > top.cpuMs) top = exchange;
+    }
+    return top;
+  }
+
+  /** Ends every request in flight with a status and reason chosen per request, then kills the child. */
+  terminate(reasonFor: (exchange: Exchange) => [status: number, reason: string]): void {
+    const exchanges = [...this.#exchanges.values()];
+    this.#exchanges.clear();
+    this.inflight = 0;
+    for (const exchange of exchanges) exchange.fail(...reasonFor(exchange));
+    this.dispose();
+  }
+
+  /** The exchange (request) with this stream id, while it is in flight. */
+  exchange(stream: number): Exchange | undefined {
+    return this.#exchanges.get(stream);
   }
 
   /** The request id of a request stream, while it is in flight (for tagging the tenant's log lines). */

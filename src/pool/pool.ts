@@ -127,7 +127,7 @@ export class WarmPool {
   }
 
   #spawn(forPool: boolean): Instance {
-    const instance = new Instance(this.#events, { warmUp: forPool });
+    const instance = new Instance(this.#events, { warmUp: forPool, heapMb: this.#limits.memoryMb });
     this.#stats.spawned++;
     this.#all.add(instance);
     this.#booting.add(instance);

@@ -37,10 +37,13 @@ export interface SpawnOptions {
    * itself is the warm-up, and 60 ms of boot would be in its latency.
    */
   warmUp: boolean;
+  /** V8 heap limit of the child, from limits.memoryMb. */
+  heapMb: number;
 }
 
-export function spawnChild({ warmUp }: SpawnOptions): ChildProcess {
-  return execa(process.execPath, [...CHILD_FLAGS, RUNNER_PATH, ...(warmUp ? [] : ['--no-warmup'])], {
+export function spawnChild({ warmUp, heapMb }: SpawnOptions): ChildProcess {
+  const flags = [...CHILD_FLAGS, `--max-old-space-size=${heapMb}`];
+  return execa(process.execPath, [...flags, RUNNER_PATH, ...(warmUp ? [] : ['--no-warmup'])], {
     // Nothing of the daemon's environment; UTC as on Workers.
     env: { TZ: 'UTC' },
     extendEnv: false,

@@ -47,7 +47,9 @@ export function writeScripts(files: Record<string, string>): string {
 
 export async function startTestDaemon(target: string, flags: ServeFlags = {}): Promise<TestDaemon> {
   const logs: Array<LogRecord & { time: string }> = [];
-  const config = buildServeConfig(target, { port: 0, adminPort: 0, warmPool: 1, ...flags }, {});
+  // A generous CPU limit unless a test sets one: suites that are not about limits must not
+  // depend on how fast a shared CI machine compiles a fresh child's code.
+  const config = buildServeConfig(target, { port: 0, adminPort: 0, warmPool: 1, cpuMs: 2000, ...flags }, {});
   const daemon = await startDaemon(config, new Logger(memorySink(logs)));
   const pids = new Set<number>();
   const track = setInterval(() => {
