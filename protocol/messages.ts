@@ -64,6 +64,8 @@ export interface LoadMessage {
   source: string;
   /** Values of `env` for module workers (plain JSON for now). */
   env: Record<string, unknown>;
+  /** How long waitUntil work may run after its response before it is abandoned. */
+  waitUntilMs: number;
 }
 
 export type ScriptSyntax = 'module' | 'service-worker';
@@ -139,6 +141,8 @@ export interface SubrequestFailedMessage {
 /** Sent by the child on a request's stream once its response and every waitUntil promise settled. */
 export interface SettledMessage {
   waitUntilFailures: number;
+  /** waitUntil work was still running when waitUntilMs ran out, and was abandoned. */
+  waitUntilTimedOut: boolean;
 }
 
 export interface AbortMessage {

@@ -46,6 +46,7 @@ export class Runtime {
   #script: LoadedScript | null = null;
   #loading: Promise<void> | null = null;
   #env: Record<string, unknown> = {};
+  #waitUntilMs = 30_000;
   #acceptingListeners = true;
   #inflight = 0;
   #draining = false;
@@ -142,6 +143,7 @@ export class Runtime {
   async #load(message: LoadMessage): Promise<void> {
     const started = monotonicMs();
     this.#env = Object.freeze({ ...message.env });
+    this.#waitUntilMs = message.waitUntilMs;
     try {
       const script = await loadScript(message.source, message.filename);
       if (!script.exports?.fetch && !this.#listeners.has('fetch') && !script.exports?.scheduled) {
@@ -274,21 +276,46 @@ export class Runtime {
   }
 
   /** Waits for every waitUntil promise (including ones added meanwhile), then tells the daemon. */
+  /**
+   * Waits for every waitUntil promise (including ones added meanwhile), at most
+   * waitUntilMs from the response, then tells the daemon the request is done.
+   * Work still running then is abandoned, as on Workers: it cannot be cancelled,
+   * but it no longer holds the instance (it may be drained and stopped).
+   */
   async #settle(id: number, invocation: Invocation): Promise<void> {
+    if (invocation.waitUntil.length === 0) {
+      // Hot path: most requests have no background work.
+      this.#cancelSubrequests(id);
+      this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: 0, waitUntilTimedOut: false });
+      return;
+    }
     let failures = 0;
-    for (let seen = 0; seen < invocation.waitUntil.length; ) {
+    let timedOut = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#waitUntilMs);
+    });
+    for (let seen = 0; seen < invocation.waitUntil.length && !timedOut; ) {
       const batch = invocation.waitUntil.slice(seen);
       seen = invocation.waitUntil.length;
-      for (const result of await Promise.allSettled(batch)) {
+      const results = await Promise.race([Promise.allSettled(batch), deadline]);
+      if (results === 'timeout') {
+        timedOut = true;
+        this.log('warn', `waitUntil work was still running ${this.#waitUntilMs} ms after the response; it was abandoned (limit waitUntilMs)`);
+        break;
+      }
+      for (const result of results) {
         if (result.status === 'rejected') {
           failures++;
           this.log('error', `waitUntil promise rejected: ${describeError(result.reason)}`);
         }
       }
     }
+    clearTimeout(timer);
     this.#cancelSubrequests(id);
-    this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: failures });
+    this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: failures, waitUntilTimedOut: timedOut });
   }
+
 
   /**
    * The request is done (response sent, waitUntil settled): as on Workers, its

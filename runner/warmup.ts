@@ -41,7 +41,7 @@ export async function warmUp(): Promise<void> {
   await loadScript('void 0', 'warmup.js');
 
   const modules = new Runtime(new NullChannel() as unknown as FrameChannel);
-  modules.onFrame(decodeOne(encodeJsonFrame(FrameType.Load, 0, { worker: 'warmup', version: 0, filename: 'warmup.mjs', source: MODULE_SOURCE, env: {} })));
+  modules.onFrame(decodeOne(encodeJsonFrame(FrameType.Load, 0, { worker: 'warmup', version: 0, filename: 'warmup.mjs', source: MODULE_SOURCE, env: {}, waitUntilMs: 30_000 })));
 
   const serviceWorker = new Runtime(new NullChannel() as unknown as FrameChannel);
   serviceWorker.addEventListener('fetch', (event: Event) => {

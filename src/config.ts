@@ -29,6 +29,7 @@ export interface ServeFlags {
   memoryMb?: string | number;
   subrequests?: string | number;
   wallMs?: string | number;
+  waitUntilMs?: string | number;
   maxInflight?: string | number;
   idleTimeout?: string | number;
   drainTimeout?: string | number;
@@ -63,6 +64,7 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
       memoryMb: integer('--memory-mb', flags.memoryMb),
       subrequests: integer('--subrequests', flags.subrequests),
       wallMs: integer('--wall-ms', flags.wallMs),
+      waitUntilMs: integer('--wait-until-ms', flags.waitUntilMs),
       maxInflightPerWorker: integer('--max-inflight', flags.maxInflight),
       idleTimeoutMs: integer('--idle-timeout', flags.idleTimeout),
       drainTimeoutMs: integer('--drain-timeout', flags.drainTimeout),

@@ -34,6 +34,8 @@ export interface Limits {
   subrequests: number;
   /** How long a request may wait for its response before it gets 504. */
   wallMs: number;
+  /** How long waitUntil work may run after its response; then it is abandoned (and logged). */
+  waitUntilMs: number;
   /** Requests in flight for one worker, all instances together; past it, 503 with Retry-After at once. */
   maxInflightPerWorker: number;
   /** How often the watchdog samples the CPU time and memory of children serving requests. */
@@ -55,6 +57,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   memoryMb: 128,
   subrequests: 50,
   wallMs: 60_000,
+  waitUntilMs: 30_000,
   maxInflightPerWorker: 1024,
   watchdogIntervalMs: 5,
 });

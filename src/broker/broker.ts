@@ -325,7 +325,14 @@ export class Broker {
   }
 
   #loadMessage(script: WorkerScript) {
-    return { worker: script.name, version: script.version, filename: script.filename, source: script.source, env: script.env };
+    return {
+      worker: script.name,
+      version: script.version,
+      filename: script.filename,
+      source: script.source,
+      env: script.env,
+      waitUntilMs: this.#limits.waitUntilMs,
+    };
   }
 
   #watch(group: WorkerGroup, instance: Instance): void {
