@@ -37,6 +37,8 @@ function program(): Command {
     .option('--subrequests <n>', 'fetch() calls one request may make', String(DEFAULT_LIMITS.subrequests))
     .option('--wall-ms <ms>', 'how long a request may wait for its response (then 504)', String(DEFAULT_LIMITS.wallMs))
     .option('--wait-until-ms <ms>', 'how long waitUntil work may run after its response', String(DEFAULT_LIMITS.waitUntilMs))
+    .option('--recycle-after <n>', 'requests an instance serves before it is replaced gracefully (0: never)', String(DEFAULT_LIMITS.recycleAfterRequests))
+    .option('--recycle-rss-mb <mb>', 'RSS at which a busy instance is replaced gracefully (0: never)', String(DEFAULT_LIMITS.recycleRssMb))
     .option('--max-inflight <n>', 'requests in flight per worker before 503 with Retry-After', String(DEFAULT_LIMITS.maxInflightPerWorker))
     .option('--idle-timeout <ms>', 'stop an instance idle this long', String(DEFAULT_LIMITS.idleTimeoutMs))
     .option('--drain-timeout <ms>', 'longest wait for in-flight work when draining', String(DEFAULT_LIMITS.drainTimeoutMs))

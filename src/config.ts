@@ -30,6 +30,8 @@ export interface ServeFlags {
   subrequests?: string | number;
   wallMs?: string | number;
   waitUntilMs?: string | number;
+  recycleAfter?: string | number;
+  recycleRssMb?: string | number;
   maxInflight?: string | number;
   idleTimeout?: string | number;
   drainTimeout?: string | number;
@@ -65,6 +67,8 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
       subrequests: integer('--subrequests', flags.subrequests),
       wallMs: integer('--wall-ms', flags.wallMs),
       waitUntilMs: integer('--wait-until-ms', flags.waitUntilMs),
+      recycleAfterRequests: integer('--recycle-after', flags.recycleAfter),
+      recycleRssMb: integer('--recycle-rss-mb', flags.recycleRssMb),
       maxInflightPerWorker: integer('--max-inflight', flags.maxInflight),
       idleTimeoutMs: integer('--idle-timeout', flags.idleTimeout),
       drainTimeoutMs: integer('--drain-timeout', flags.drainTimeout),

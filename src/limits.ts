@@ -38,6 +38,10 @@ export interface Limits {
   waitUntilMs: number;
   /** Requests in flight for one worker, all instances together; past it, 503 with Retry-After at once. */
   maxInflightPerWorker: number;
+  /** Requests an instance serves before it is recycled gracefully (0: never). */
+  recycleAfterRequests: number;
+  /** RSS at which a busy instance is recycled gracefully, before the hard memory limit (0: never). */
+  recycleRssMb: number;
   /** How often the watchdog samples the CPU time and memory of children serving requests. */
   watchdogIntervalMs: number;
 }
@@ -60,6 +64,8 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   waitUntilMs: 30_000,
   maxInflightPerWorker: 1024,
   watchdogIntervalMs: 5,
+  recycleAfterRequests: 100_000,
+  recycleRssMb: 96, // three quarters of memoryMb
 });
 
 const MINIMUM: Partial<Record<keyof Limits, number>> = {
@@ -68,6 +74,8 @@ const MINIMUM: Partial<Record<keyof Limits, number>> = {
   scaleOutConcurrency: 1,
   bootFailuresBeforeBackoff: 1,
   subrequests: 0,
+  recycleAfterRequests: 0,
+  recycleRssMb: 0,
 };
 
 export function buildLimits(overrides: Partial<Record<keyof Limits, unknown>> = {}): Limits {
@@ -85,6 +93,10 @@ export function buildLimits(overrides: Partial<Record<keyof Limits, unknown>> = 
       );
     }
     limits[key] = value;
+  }
+  // Recycle gracefully at three quarters of the memory limit unless told otherwise.
+  if (overrides.recycleRssMb === undefined && overrides.memoryMb !== undefined) {
+    limits.recycleRssMb = Math.floor(limits.memoryMb! * 0.75);
   }
   return Object.freeze(limits) as unknown as Limits;
 }

@@ -142,6 +142,10 @@ export class Broker {
     if (instance) {
       exchange.start(instance, url, hasBody);
       this.#watchdog.watch(instance);
+      const { recycleAfterRequests } = this.#limits;
+      if (recycleAfterRequests > 0 && instance.served >= recycleAfterRequests) {
+        this.#recycle(instance, `it served ${instance.served} requests (recycleAfterRequests)`);
+      }
       return;
     }
     this.#specialise(group, script).then(
@@ -349,6 +353,17 @@ export class Broker {
     if (at >= 0) group.instances.splice(at, 1);
   }
 
+  /**
+   * Replaces an instance gracefully: no new requests go to it; its in-flight
+   * requests and their waitUntil work finish (bounded by drainTimeoutMs); then it exits.
+   */
+  #recycle(instance: Instance, why: string): void {
+    const group = instance.worker ? this.#groups.get(instance.worker) : undefined;
+    if (!group || !group.instances.includes(instance)) return;
+    this.#log.info('recycling instance', { worker: instance.worker ?? undefined, instance: instance.id, reason: why });
+    this.#retire(group, (i) => i === instance);
+  }
+
   /** Takes matching instances out of service and drains them in the background. */
   #retire(group: WorkerGroup, which: (instance: Instance) => boolean): void {
     for (const instance of group.instances.filter(which)) {
@@ -366,6 +381,10 @@ export class Broker {
    */
   #onBreach(instance: Instance, breach: Breach): void {
     if (instance.disposed) return;
+    if (breach.limit === 'recycleRssMb') {
+      this.#recycle(instance, `its RSS reached ${Math.round(breach.valueMb)} MiB (recycleRssMb ${this.#limits.recycleRssMb})`);
+      return;
+    }
     const worker = instance.worker ?? 'unknown';
     const group = this.#groups.get(worker);
     if (group) {

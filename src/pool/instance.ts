@@ -87,6 +87,8 @@ export class Instance {
   version = 0;
   /** Requests dispatched and not yet settled. */
   inflight = 0;
+  /** Requests dispatched over the instance's life. */
+  served = 0;
   lastActiveAt = performance.now();
   bootMs = 0;
   readonly ready: Promise<void>;
@@ -184,6 +186,7 @@ export class Instance {
     this.#nextStream += 2;
     this.#exchanges.set(id, exchange);
     this.inflight++;
+    this.served++;
     this.lastActiveAt = performance.now();
     this.#channel.sendJson(FrameType.RequestHead, id, head);
     return id;

@@ -17,7 +17,9 @@ import type { Exchange, Instance } from './instance.js';
 export type Breach =
   | { limit: 'cpuMs'; exchange: Exchange; valueMs: number }
   | { limit: 'startupCpuMs'; valueMs: number }
-  | { limit: 'memoryMb'; valueMb: number };
+  | { limit: 'memoryMb'; valueMb: number }
+  /** Not a breach: RSS passed recycleRssMb, so the instance should be replaced gracefully. */
+  | { limit: 'recycleRssMb'; valueMb: number };
 
 const RSS_EVERY_SAMPLES = 4;
 const PAGE_BYTES = 4096;
@@ -74,6 +76,9 @@ export class Watchdog {
         if (rssMb !== null && rssMb > this.#limits.memoryMb) {
           this.#onBreach(instance, { limit: 'memoryMb', valueMb: rssMb });
           continue;
+        }
+        if (rssMb !== null && this.#limits.recycleRssMb > 0 && rssMb > this.#limits.recycleRssMb) {
+          this.#onBreach(instance, { limit: 'recycleRssMb', valueMb: rssMb });
         }
       }
       // Nothing in flight any more: stop sampling until the next request.
