@@ -42,7 +42,7 @@ const TENANT_LEVEL: Record<LogLevel, 'debug' | 'info' | 'warn' | 'error'> = {
 export async function startDaemon(config: ServeConfig, log = new Logger()): Promise<Daemon> {
   const target = readTarget(config.target, config.limits.scriptBytes);
   const registry = new WorkerRegistry();
-  for (const worker of target.workers) registry.publish(registry.prepare(worker.name, worker.source, worker.path));
+  for (const worker of target.workers) registry.publish(registry.prepare(worker.name, worker.source, worker.path, {}, config.limits));
 
   const outbound = new Outbound(log, config.limits);
   const pool = new WarmPool(

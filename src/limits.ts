@@ -100,3 +100,34 @@ export function buildLimits(overrides: Partial<Record<keyof Limits, unknown>> = 
   }
   return Object.freeze(limits) as unknown as Limits;
 }
+
+/** The limits a single worker may set for itself (admin API deploy, later its config). */
+export const PER_WORKER_LIMITS = [
+  'cpuMs',
+  'startupCpuMs',
+  'memoryMb',
+  'subrequests',
+  'wallMs',
+  'waitUntilMs',
+  'maxInflightPerWorker',
+  'recycleAfterRequests',
+  'recycleRssMb',
+] as const satisfies ReadonlyArray<keyof Limits>;
+
+/** A worker's limits: the daemon's, with the worker's own overrides validated on top. */
+export function workerLimits(global: Limits, overrides: Record<string, unknown>): Limits {
+  const merged: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(overrides)) {
+    if (!(PER_WORKER_LIMITS as readonly string[]).includes(key)) {
+      throw new EdgeprocError(
+        'ERR_CONFIG',
+        `"${key}" is not a limit a worker can set; per-worker limits: ${PER_WORKER_LIMITS.join(', ')}`,
+      );
+    }
+    merged[key] = value;
+  }
+  const base: Record<string, unknown> = { ...global };
+  // Without its own recycle threshold, a worker with its own memory limit recycles at three quarters of it.
+  if (merged.memoryMb !== undefined && merged.recycleRssMb === undefined) delete base.recycleRssMb;
+  return buildLimits({ ...base, ...merged } as Partial<Record<keyof Limits, unknown>>);
+}

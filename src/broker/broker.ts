@@ -93,17 +93,18 @@ export class Broker {
     }
     const group = this.#group(workerName);
     group.requests++;
-    if (group.inflight >= this.#limits.maxInflightPerWorker) {
+    const limits = script.limits;
+    if (group.inflight >= limits.maxInflightPerWorker) {
       group.errors++;
       // Shed at once: the bound is what keeps a flood from growing the daemon's memory.
       sendErrorResponse(
         res,
         503,
-        `Worker "${workerName}" is overloaded: ${group.inflight} requests are already in flight (limit ${this.#limits.maxInflightPerWorker}, --max-inflight). Retry shortly.`,
+        `Worker "${workerName}" is overloaded: ${group.inflight} requests are already in flight (limit ${limits.maxInflightPerWorker}, --max-inflight). Retry shortly.`,
         requestId,
         { 'retry-after': '1' },
       );
-      this.#log.warn('limit exceeded', { worker: workerName, requestId, limit: 'maxInflightPerWorker', value: group.inflight, max: this.#limits.maxInflightPerWorker });
+      this.#log.warn('limit exceeded', { worker: workerName, requestId, limit: 'maxInflightPerWorker', value: group.inflight, max: limits.maxInflightPerWorker });
       req.resume();
       return;
     }
@@ -112,7 +113,7 @@ export class Broker {
       worker: workerName,
       requestId,
       log: this.#log,
-      limits: this.#limits,
+      limits,
       onDone: (done) => {
         this.#inflight.delete(done);
         group.inflight--;
@@ -142,7 +143,7 @@ export class Broker {
     if (instance) {
       exchange.start(instance, url, hasBody);
       this.#watchdog.watch(instance);
-      const { recycleAfterRequests } = this.#limits;
+      const { recycleAfterRequests } = limits;
       if (recycleAfterRequests > 0 && instance.served >= recycleAfterRequests) {
         this.#recycle(instance, `it served ${instance.served} requests (recycleAfterRequests)`);
       }
@@ -169,7 +170,8 @@ export class Broker {
    * is discarded and nothing else changes.
    */
   async deploy(script: WorkerScript): Promise<{ loadMs: number; syntax: string }> {
-    const instance = await this.#pool.acquire();
+    const instance = await this.#pool.acquire(script.limits.memoryMb);
+    instance.limits = script.limits;
     try {
       const loading = instance.load(this.#loadMessage(script));
       this.#watchdog.watch(instance);
@@ -277,7 +279,8 @@ export class Broker {
       return Promise.reject(failed.error);
     }
     const pending = (async () => {
-      const instance = await this.#pool.acquire();
+      const instance = await this.#pool.acquire(script.limits.memoryMb);
+      instance.limits = script.limits;
       group.coldStarts++;
       // Requests are dispatched right behind the Load frame, without waiting for Loaded: the
       // child handles frames in order, so a cold start costs no extra round trip (on this
@@ -335,7 +338,7 @@ export class Broker {
       filename: script.filename,
       source: script.source,
       env: script.env,
-      waitUntilMs: this.#limits.waitUntilMs,
+      waitUntilMs: script.limits.waitUntilMs,
     };
   }
 
@@ -382,7 +385,7 @@ export class Broker {
   #onBreach(instance: Instance, breach: Breach): void {
     if (instance.disposed) return;
     if (breach.limit === 'recycleRssMb') {
-      this.#recycle(instance, `its RSS reached ${Math.round(breach.valueMb)} MiB (recycleRssMb ${this.#limits.recycleRssMb})`);
+      this.#recycle(instance, `its RSS reached ${Math.round(breach.valueMb)} MiB (recycleRssMb ${(instance.limits ?? this.#limits).recycleRssMb})`);
       return;
     }
     const worker = instance.worker ?? 'unknown';
@@ -391,7 +394,7 @@ export class Broker {
       group.limitBreaches++;
       this.#drop(group, instance);
     }
-    const limits = this.#limits;
+    const limits = instance.limits ?? this.#limits;
     let fields: Record<string, unknown>;
     let reasonFor: (exchange: Exchange) => [number, string];
     switch (breach.limit) {

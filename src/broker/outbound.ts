@@ -32,17 +32,18 @@ export class Outbound {
   perform(instance: Instance, id: number, head: SubrequestHeadMessage): SubrequestSink {
     this.#count++;
     const parent = instance.exchange(head.parent);
-    if (parent && ++parent.subrequests > this.#limits.subrequests) {
+    const { subrequests } = instance.limits ?? this.#limits;
+    if (parent && ++parent.subrequests > subrequests) {
       // As on Workers, the fetch rejects inside the tenant, which may catch it.
       instance.sendJson(FrameType.SubrequestFailed, id, {
-        message: `Too many subrequests: this request already made ${this.#limits.subrequests}; the limit is ${this.#limits.subrequests} per request (--subrequests).`,
+        message: `Too many subrequests: this request already made ${subrequests}; the limit is ${subrequests} per request (--subrequests).`,
       });
       this.#log.warn('limit exceeded', {
         worker: instance.worker ?? undefined,
         requestId: parent.requestId,
         limit: 'subrequests',
         value: parent.subrequests,
-        max: this.#limits.subrequests,
+        max: subrequests,
       });
       return { onData() {}, onEnd() {}, onAbort() {}, onWindow() {} };
     }

@@ -22,6 +22,7 @@ import {
   type SubrequestHeadMessage,
 } from '../../protocol/messages.js';
 import { EdgeprocError } from '../errors.js';
+import type { Limits } from '../limits.js';
 import { spawnChild, type ChildProcess, type SpawnOptions } from './spawn.js';
 
 export type InstanceState = 'booting' | 'warm' | 'specialised' | 'draining' | 'dead';
@@ -89,6 +90,8 @@ export class Instance {
   inflight = 0;
   /** Requests dispatched over the instance's life. */
   served = 0;
+  /** The limits of the worker this instance serves (null while warm). */
+  limits: Limits | null = null;
   lastActiveAt = performance.now();
   bootMs = 0;
   readonly ready: Promise<void>;

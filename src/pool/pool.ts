@@ -68,10 +68,14 @@ export class WarmPool {
     return instance;
   }
 
-  /** A warm child: from the pool if one is ready, else a freshly spawned one once it has booted. */
-  async acquire(): Promise<Instance> {
+  /**
+   * A warm child: from the pool if one is ready, else a freshly spawned one once it
+   * has booted. Pool children have the daemon's heap limit; a worker with its own
+   * memory limit gets a child spawned for it with that heap.
+   */
+  async acquire(heapMb: number = this.#limits.memoryMb): Promise<Instance> {
     if (this.#closed) throw new EdgeprocError('ERR_POOL_CLOSED', 'the daemon is shutting down');
-    const warm = this.take();
+    const warm = heapMb === this.#limits.memoryMb ? this.take() : null;
     if (warm) return warm;
     this.#stats.misses++;
     if (Date.now() < this.#backoffUntil) {
@@ -80,7 +84,7 @@ export class WarmPool {
         `children are failing to boot (${this.#failuresInRow} in a row); retrying in ${Math.ceil((this.#backoffUntil - Date.now()) / 1000)} s — see the daemon log for their output`,
       );
     }
-    const instance = this.#spawn(false);
+    const instance = this.#spawn(false, heapMb);
     await instance.ready;
     return instance;
   }
@@ -126,8 +130,8 @@ export class WarmPool {
     while (this.#warm.length + this.#booting.size < this.#limits.warmPoolSize) this.#spawn(true);
   }
 
-  #spawn(forPool: boolean): Instance {
-    const instance = new Instance(this.#events, { warmUp: forPool, heapMb: this.#limits.memoryMb });
+  #spawn(forPool: boolean, heapMb = this.#limits.memoryMb): Instance {
+    const instance = new Instance(this.#events, { warmUp: forPool, heapMb });
     this.#stats.spawned++;
     this.#all.add(instance);
     this.#booting.add(instance);

@@ -73,11 +73,12 @@ export class Watchdog {
       if (instance.disposed) continue;
       if (++tracked.samples % RSS_EVERY_SAMPLES === 0) {
         const rssMb = readRssMb(instance.pid);
-        if (rssMb !== null && rssMb > this.#limits.memoryMb) {
+        const limits = instance.limits ?? this.#limits;
+        if (rssMb !== null && rssMb > limits.memoryMb) {
           this.#onBreach(instance, { limit: 'memoryMb', valueMb: rssMb });
           continue;
         }
-        if (rssMb !== null && this.#limits.recycleRssMb > 0 && rssMb > this.#limits.recycleRssMb) {
+        if (rssMb !== null && limits.recycleRssMb > 0 && rssMb > limits.recycleRssMb) {
           this.#onBreach(instance, { limit: 'recycleRssMb', valueMb: rssMb });
         }
       }
@@ -91,14 +92,15 @@ export class Watchdog {
   }
 
   #charge(instance: Instance, ms: number): void {
+    const limits = instance.limits ?? this.#limits;
     const top = instance.chargeCpu(ms);
     if (instance.loading) {
-      if (instance.startupCpuMs > this.#limits.startupCpuMs) {
+      if (instance.startupCpuMs > limits.startupCpuMs) {
         this.#onBreach(instance, { limit: 'startupCpuMs', valueMs: instance.startupCpuMs });
       }
       return;
     }
-    if (top && top.cpuMs > this.#limits.cpuMs) {
+    if (top && top.cpuMs > limits.cpuMs) {
       this.#onBreach(instance, { limit: 'cpuMs', exchange: top, valueMs: top.cpuMs });
     }
   }

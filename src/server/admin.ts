@@ -7,7 +7,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Broker } from '../broker/broker.js';
 import { EdgeprocError, ScriptLoadError } from '../errors.js';
-import type { Limits } from '../limits.js';
+import { workerLimits, type Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { WarmPool } from '../pool/pool.js';
 import type { WorkerRegistry } from '../workers/registry.js';
@@ -54,7 +54,7 @@ async function handleAdmin(options: AdminOptions, req: IncomingMessage, res: Ser
   }
   switch (req.method) {
     case 'PUT':
-      return deploy(options, name, req, res);
+      return deploy(options, name, url.searchParams, req, res);
     case 'DELETE': {
       req.resume();
       const removed = options.broker.remove(name);
@@ -82,7 +82,22 @@ async function handleAdmin(options: AdminOptions, req: IncomingMessage, res: Ser
   }
 }
 
-async function deploy(options: AdminOptions, name: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function deploy(
+  options: AdminOptions,
+  name: string,
+  query: URLSearchParams,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  // Per-worker limits ride on the query: PUT /workers/NAME?cpuMs=100&memoryMb=256.
+  let limits;
+  try {
+    limits = workerLimits(options.limits, Object.fromEntries([...query].map(([key, value]) => [key, Number(value)])));
+  } catch (error) {
+    req.resume();
+    sendJson(res, 400, { error: { code: (error as EdgeprocError).code, message: (error as Error).message } });
+    return;
+  }
   const source = await readBody(req, options.limits.scriptBytes);
   if (source === null) {
     sendJson(res, 413, {
@@ -95,11 +110,12 @@ async function deploy(options: AdminOptions, name: string, req: IncomingMessage,
     return;
   }
   const existed = options.registry.has(name);
-  const script = options.registry.prepare(name, source, `${name}.js`);
+  const script = options.registry.prepare(name, source, `${name}.js`, {}, limits);
   try {
     const loaded = await options.broker.deploy(script);
     options.log.info('worker deployed', { worker: name, version: script.version, syntax: loaded.syntax });
-    sendJson(res, existed ? 200 : 201, { name, version: script.version, syntax: loaded.syntax, loadMs: loaded.loadMs });
+    const own = Object.fromEntries([...query.keys()].map((key) => [key, limits[key as keyof typeof limits]]));
+    sendJson(res, existed ? 200 : 201, { name, version: script.version, syntax: loaded.syntax, loadMs: loaded.loadMs, limits: own });
   } catch (error) {
     if (error instanceof ScriptLoadError) {
       const { message, line, column, kind } = error.failure;

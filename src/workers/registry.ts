@@ -3,6 +3,7 @@
  * new script bumps the version; the broker notices and drains old instances.
  */
 import { EdgeprocError } from '../errors.js';
+import type { Limits } from '../limits.js';
 
 export interface WorkerScript {
   name: string;
@@ -11,6 +12,8 @@ export interface WorkerScript {
   filename: string;
   source: string;
   env: Record<string, unknown>;
+  /** The daemon's limits with this worker's own overrides on top. */
+  limits: Limits;
   deployedAt: string;
 }
 
@@ -48,13 +51,14 @@ export class WorkerRegistry {
   }
 
   /** Prepares the next version of a worker without publishing it. */
-  prepare(name: string, source: string, filename: string, env: Record<string, unknown> = {}): WorkerScript {
+  prepare(name: string, source: string, filename: string, env: Record<string, unknown>, limits: Limits): WorkerScript {
     return {
       name: checkWorkerName(name),
       version: ++this.#versions,
       filename,
       source,
       env,
+      limits,
       deployedAt: new Date().toISOString(),
     };
   }
