@@ -105,6 +105,8 @@ export interface HandlerErrorMessage {
   stack: string | null;
   /** True when the handler called passThroughOnException() before failing. */
   passThrough: boolean;
+  /** The handler's promise can never settle (nothing left that could settle it). */
+  neverSettles: boolean;
 }
 
 export type LogLevel = 'debug' | 'info' | 'log' | 'warn' | 'error';

@@ -38,6 +38,11 @@ export class IncomingBody {
     );
   }
 
+  /** The body ended, failed or was cancelled: no more bytes will arrive. */
+  get finished(): boolean {
+    return this.#done;
+  }
+
   onData(payload: Uint8Array): void {
     if (this.#done) return;
     // Copy: the payload is a view into a socket buffer, and a chunk handed to the

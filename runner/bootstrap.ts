@@ -24,6 +24,7 @@ runtime = new Runtime(channel);
 
 installGlobals({
   fetch: createFetch(runtime),
+  timers: runtime.timers,
   console: createConsole((level, text) => runtime.log(level, text)),
   addEventListener: (type, listener) => runtime.addEventListener(type, listener),
   removeEventListener: (type, listener) => runtime.removeEventListener(type, listener),

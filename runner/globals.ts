@@ -9,10 +9,12 @@ import vm from 'node:vm';
 import { Headers, Request, Response, FormData } from './web.js';
 import { ExtendableEvent, FetchEvent, ScheduledEvent } from './events.js';
 import { Cache, CacheStorage } from './caches.js';
+import type { TenantTimers } from './timers.js';
 
 /** Things the runtime supplies per child: they talk to the daemon. */
 export interface ScopeHooks {
   fetch: typeof globalThis.fetch;
+  timers: TenantTimers;
   console: Console;
   addEventListener: (type: string, listener: unknown) => void;
   removeEventListener: (type: string, listener: unknown) => void;
@@ -40,17 +42,10 @@ class WebSocket extends EventTarget {
   }
 }
 
-/** Workers' timers return numbers; Node's return objects with ref()/unref(). */
-function numericTimers(scheduler: typeof globalThis.setTimeout, name: string) {
-  return {
-    [name](callback: unknown, delay?: number, ...args: unknown[]): number {
-      if (typeof callback !== 'function') {
-        throw new TypeError(`${name}: the callback must be a function (code strings are not evaluated)`);
-      }
-      // Unary + registers the timer by id, so clearTimeout(number) finds it.
-      return +scheduler(callback as () => void, delay, ...args);
-    },
-  }[name]!;
+/** A function as a tenant sees it: with the name of its global, not the runner's. */
+function named<F extends (...args: never[]) => unknown>(name: string, fn: F): F {
+  const wrapper = { [name]: (...args: Parameters<F>) => fn(...args) }[name]!;
+  return wrapper as unknown as F;
 }
 
 function tenantPerformance(performance: Performance): object {
@@ -112,10 +107,10 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
       SubtleCrypto: lazy(),
     },
     timers: {
-      setTimeout: numericTimers(setTimeout, 'setTimeout'),
-      setInterval: numericTimers(setInterval as typeof setTimeout, 'setInterval'),
-      clearTimeout,
-      clearInterval,
+      setTimeout: named('setTimeout', hooks.timers.setTimeout),
+      setInterval: named('setInterval', hooks.timers.setInterval),
+      clearTimeout: named('clearTimeout', hooks.timers.clearTimeout),
+      clearInterval: named('clearInterval', hooks.timers.clearInterval),
       queueMicrotask,
     },
     cloning: { structuredClone },

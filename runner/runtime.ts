@@ -21,6 +21,7 @@ import {
   type SubresponseHeadMessage,
 } from '../protocol/messages.js';
 import { IncomingBody, OutgoingBody } from './body.js';
+import { TenantTimers } from './timers.js';
 import { monotonicMs } from './clock.js';
 import { ExecutionContext, Invocation, createFetchEvent } from './events.js';
 import type { SubrequestStream } from './fetch.js';
@@ -29,6 +30,9 @@ import { ScriptLoadError, loadScript, type LoadedScript } from './loader.js';
 import { Request, Response, responseSource } from './web.js';
 
 const encoder = new TextEncoder();
+const STALL_CHECK_MS = 100;
+/** Resources every child has, which never settle a tenant's promise. */
+const IDLE_RESOURCES = new Set(['PipeWrap', 'TTYWrap', 'Timeout', 'Immediate']);
 
 interface RequestStream {
   incoming: IncomingBody | null;
@@ -51,8 +55,17 @@ export class Runtime {
   #inflight = 0;
   #draining = false;
 
-  constructor(channel: Channel) {
+  readonly timers: TenantTimers;
+  /** Requests whose handler has not produced a response yet. */
+  readonly #awaiting = new Set<number>();
+  /** Requests answered as stalled; their handler may still (never) settle. */
+  readonly #stalled = new Set<number>();
+  #stallTimer: ReturnType<typeof setInterval> | null = null;
+  #stallStrikes = 0;
+
+  constructor(channel: Channel, timers = new TenantTimers()) {
     this.channel = channel;
+    this.timers = timers;
   }
 
   /** Stream id of the request whose handler is running now, 0 outside one. */
@@ -178,6 +191,8 @@ export class Runtime {
     this.#inflight++;
     this.#context.run(id, () => {
       this.#serve(id, head, stream).finally(() => {
+        // A stalled request was already counted out when it was answered.
+        if (this.#stalled.delete(id)) return;
         this.#requests.delete(id);
         this.#inflight--;
         this.#maybeDrained();
@@ -198,13 +213,21 @@ export class Runtime {
         body: stream.incoming?.stream ?? null,
         duplex: 'half',
       } as RequestInit);
-      response = await this.#invoke(request, invocation);
+      this.#awaiting.add(id);
+      this.#watchForStalls();
+      try {
+        response = await this.#invoke(request, invocation);
+      } finally {
+        this.#awaiting.delete(id);
+      }
+      if (this.#stalled.has(id)) return;
       if (!(response instanceof Response)) {
         throw new TypeError(
           `the handler must return a Response (or a Promise of one), it returned ${describeValue(response)}`,
         );
       }
     } catch (error) {
+      if (this.#stalled.has(id)) return;
       this.#sendHandlerError(id, error, invocation.passThrough);
       await this.#settle(id, invocation);
       return;
@@ -266,11 +289,63 @@ export class Runtime {
     }
   }
 
+  /**
+   * Workers answers "The script will never generate a response" when a handler's
+   * promise is pending and nothing is left that could settle it. Here: no tenant
+   * timer pending, no subrequest, no request body still arriving, no other async
+   * work in Node (crypto, compression, ...), and no script still loading — seen
+   * twice, 100 ms apart, so that nothing in between could have started new work.
+   */
+  #watchForStalls(): void {
+    if (this.#stallTimer) return;
+    this.#stallStrikes = 0;
+    this.#stallTimer = setInterval(() => this.#checkForStalls(), STALL_CHECK_MS);
+    this.#stallTimer.unref();
+  }
+
+  #checkForStalls(): void {
+    if (this.#awaiting.size === 0) {
+      clearInterval(this.#stallTimer!);
+      this.#stallTimer = null;
+      return;
+    }
+    if (this.#couldStillSettle()) {
+      this.#stallStrikes = 0;
+      return;
+    }
+    if (++this.#stallStrikes < 2) return;
+    for (const id of [...this.#awaiting]) {
+      this.#awaiting.delete(id);
+      this.#stalled.add(id);
+      this.#requests.delete(id);
+      this.#inflight--;
+      this.channel.sendJson(FrameType.HandlerError, id, {
+        message: 'The script will never generate a response: its handler is waiting, and no timer, fetch, request body or other work is left that could settle it.',
+        stack: null,
+        passThrough: false,
+        neverSettles: true,
+      } satisfies HandlerErrorMessage);
+      this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: 0, waitUntilTimedOut: false });
+    }
+    this.#maybeDrained();
+  }
+
+  #couldStillSettle(): boolean {
+    if (this.#loading && !this.#script) return true;
+    if (this.timers.pending > 0 || this.#subrequests.size > 0) return true;
+    for (const stream of this.#requests.values()) if (stream.incoming && !stream.incoming.finished) return true;
+    // Work Node runs for the tenant (crypto jobs, zlib, ...) shows up as active resources; the
+    // channel and stdio pipes are always there, and timers are counted above.
+    for (const type of process.getActiveResourcesInfo()) if (!IDLE_RESOURCES.has(type)) return true;
+    return false;
+  }
+
   #sendHandlerError(id: number, error: unknown, passThrough: boolean): void {
     const message: HandlerErrorMessage = {
       message: describeError(error),
       stack: error instanceof Error ? (error.stack ?? null) : null,
       passThrough,
+      neverSettles: false,
     };
     this.channel.sendJson(FrameType.HandlerError, id, message);
   }

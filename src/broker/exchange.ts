@@ -150,6 +150,10 @@ export class HttpExchange implements Exchange {
       error: error.message,
       stack: error.stack ?? undefined,
     });
+    if (error.neverSettles) {
+      this.fail(500, `Worker "${this.#ctx.worker}": ${error.message}`, false);
+      return;
+    }
     const note = error.passThrough
       ? ' (the handler called passThroughOnException(), but edgeproc has no origin to pass the request to)'
       : '';

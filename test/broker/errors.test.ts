@@ -95,7 +95,8 @@ describe('tenant failures become clear error responses', () => {
             async fetch(request) {
               if (new URL(request.url).pathname === '/hang') {
                 console.log('hanging');
-                await new Promise(() => {});
+                // Pending work (a timer) keeps it a request that may still answer, not a stalled one.
+                await new Promise(() => setInterval(() => {}, 1000));
               }
               return new Response('alive ' + pid);
             },

@@ -146,7 +146,7 @@ describe('edgeproc serve', () => {
 
   it('bounds the drain by --drain-timeout: a request that never finishes does not keep the daemon up', async () => {
     const dir = writeScripts({
-      'stuck.mjs': `export default { async fetch() { console.log('stuck'); await new Promise(() => {}); } };`,
+      'stuck.mjs': `export default { async fetch() { console.log('stuck'); await new Promise(() => setInterval(() => {}, 1000)); } };`,
     });
     const [port, adminPort] = [await freePort(), await freePort()];
     const served = serve([dir, '--port', String(port), '--admin-port', String(adminPort), '--warm-pool', '1', '--drain-timeout', '300']);
