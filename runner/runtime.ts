@@ -173,6 +173,9 @@ export class Runtime {
       this.#script = script;
       this.#acceptingListeners = false;
       this.channel.sendJson(FrameType.Loaded, 0, { syntax: script.syntax, loadMs: monotonicMs() - started });
+      // Requests dispatched behind the Load frame run right after this: should one never yield, the
+      // daemon must still learn that loading ended, or it charges that request's CPU to the startup limit.
+      this.channel.flush();
     } catch (error) {
       const detail =
         error instanceof ScriptLoadError
