@@ -35,7 +35,8 @@ async function expectCpuBreach(daemon: TestDaemon, worker: string, path: string)
   const id = requestIdOf(res);
   const used = Number(res.text.match(cpuExceeded(worker, id))?.[1]);
   expect(res.text).toMatch(cpuExceeded(worker, id));
-  expect(used).toBeGreaterThan(CPU_MS);
+  // Rounded to whole milliseconds: a breach by a fraction reads as the limit itself.
+  expect(used).toBeGreaterThanOrEqual(CPU_MS);
   expect(daemon.logs).toContainEqual(
     expect.objectContaining({ msg: 'limit exceeded', worker, limit: 'cpuMs', value: used, max: CPU_MS, requestId: id }),
   );
@@ -78,10 +79,10 @@ describe('CPU time per request (--cpu-ms)', () => {
     expect(daemon.logs.filter((r) => r.msg === 'limit exceeded')).toEqual([]);
   });
 
-  it('stops a request that burns twice the limit', async () => {
+  it('stops a request that burns five times the limit (wall time, so that a loaded machine still uses > 200 ms of CPU)', async () => {
     const daemon = await startTestDaemon(hostileTarget('burn'), { cpuMs: CPU_MS, warmPool: 2 });
     await warmNeighbour(daemon);
-    const res = await withNeighbour(daemon, daemon.fetchText('burn', '/?ms=400'));
+    const res = await withNeighbour(daemon, daemon.fetchText('burn', '/?ms=1000'));
     expect(res.status).toBe(503);
     expect(res.text).toMatch(cpuExceeded('burn', requestIdOf(res)));
     expect(await daemon.fetchText('burn', '/?ms=0')).toMatchObject({ status: 200, text: 'burned 0 ms' });

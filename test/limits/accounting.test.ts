@@ -1,0 +1,30 @@
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeDaemons, startTestDaemon } from '../helpers/daemon.js';
+import { hostileTarget, requestIdOf } from '../helpers/hostile.js';
+
+afterEach(closeDaemons);
+
+describe('accounting', () => {
+  it('logs one request line per request and totals CPU and breaches per worker in GET /workers', async () => {
+    const daemon = await startTestDaemon(hostileTarget('burn'), { cpuMs: 200, warmPool: 2 });
+    expect((await daemon.fetchText('burn', '/?ms=40')).status).toBe(200);
+    const stopped = await daemon.fetchText('burn', '/?ms=1000');
+    expect(stopped.status).toBe(503);
+    const id = requestIdOf(stopped);
+    expect(daemon.logs.filter((r) => r.msg === 'request' && r.requestId === id)).toEqual([
+      expect.objectContaining({ worker: 'burn', status: 503, instance: expect.any(String), wallMs: expect.any(Number), cpuMs: expect.any(Number) }),
+    ]);
+    const line = daemon.logs.find((r) => r.msg === 'request' && r.requestId === id)!;
+    expect(line.cpuMs as number).toBeGreaterThanOrEqual(200);
+
+    const res = await request(`${daemon.adminUrl}/workers`);
+    expect(res.statusCode).toBe(200);
+    const body = (await res.body.json()) as { workers: Array<Record<string, unknown>> };
+    const burn = body.workers.find((w) => w.name === 'burn')!;
+    expect(burn).toMatchObject({ requests: 2, errors: 1, limitBreaches: 1 });
+    // The request under the limit plus ≥ 200 ms for the one over it.
+    expect(burn.cpuMs as number).toBeGreaterThan(200);
+    expect(body.workers.find((w) => w.name === 'neighbour')).toMatchObject({ requests: 0, limitBreaches: 0, cpuMs: 0 });
+  });
+});

@@ -1,0 +1,41 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeDaemons, startTestDaemon } from '../helpers/daemon.js';
+import { hostileTarget, requestIdOf, warmNeighbour } from '../helpers/hostile.js';
+
+afterEach(closeDaemons);
+
+// A child killed by a signal mid-request (502, replaced, neighbours unharmed) is covered in
+// test/broker/errors.test.ts: "answers 502 when the child is killed mid-request…".
+
+describe('a script whose global scope throws (crash loop at load)', () => {
+  it('answers 500 each time without spawning a child per request', async () => {
+    const daemon = await startTestDaemon(hostileTarget('throws-at-load'), { warmPool: 2 });
+    await warmNeighbour(daemon);
+    const first = await daemon.fetchText('throws-at-load', '/');
+    const expected = (id: string) =>
+      new RegExp(
+        `^Worker "throws-at-load" failed to load: Error: cannot start \\(at .*throws-at-load\\.mjs:2:\\d+\\)\\n\\nrequest id: ${id}\\n$`,
+      );
+    expect(first.status).toBe(500);
+    expect(first.text).toMatch(expected(requestIdOf(first)));
+
+    // The pool refills the child the first attempt used; count from when it is full again.
+    await daemon.pool.filled();
+    const spawned = daemon.pool.stats().spawned;
+    const tries = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 ? daemon.fetchText('neighbour') : daemon.fetchText('throws-at-load', '/'))),
+    );
+    for (const [i, res] of tries.entries()) {
+      if (i % 2) {
+        expect(res).toMatchObject({ status: 200, text: 'neighbour ok' });
+      } else {
+        expect(res.status).toBe(500);
+        expect(res.text).toMatch(expected(requestIdOf(res)));
+      }
+    }
+    // Within the back-off, failing requests cost no child.
+    expect(daemon.pool.stats().spawned).toBe(spawned);
+    expect(daemon.logs.filter((r) => r.msg === 'worker failed to load' && r.worker === 'throws-at-load')).toHaveLength(1);
+    expect(await daemon.fetchText('neighbour')).toMatchObject({ status: 200, text: 'neighbour ok' });
+  });
+});
