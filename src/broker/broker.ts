@@ -130,6 +130,11 @@ export class Broker {
         });
         if (this.#inflight.size === 0) this.#notifyIdle();
       },
+      // The abandoned handler stays in flight in the child, where nothing can take it back:
+      // it would count as busy forever and make every drain wait. Replace the instance;
+      // the other requests on it finish first.
+      onWallTimeout: (instance) =>
+        this.#recycle(instance, `a request on it did not respond within ${limits.wallMs} ms (wallMs); its handler may still be running`),
     });
     this.#inflight.add(exchange);
     const declared = Number(req.headers['content-length'] ?? 0);

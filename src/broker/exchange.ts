@@ -22,6 +22,8 @@ export interface ExchangeContext {
   log: Logger;
   limits: Limits;
   onDone(exchange: HttpExchange): void;
+  /** The request got 504: its handler may still be running on `instance`, which should be replaced. */
+  onWallTimeout(instance: Instance): void;
 }
 
 export class HttpExchange implements Exchange {
@@ -69,10 +71,10 @@ export class HttpExchange implements Exchange {
   start(instance: Instance, url: string, hasBody: boolean): void {
     this.#instance = instance;
     const { wallMs } = this.#ctx.limits;
-    this.#wallTimer = setTimeout(
-      () => this.fail(504, `Worker "${this.#ctx.worker}" did not respond within ${wallMs} ms (--wall-ms).`),
-      wallMs,
-    );
+    this.#wallTimer = setTimeout(() => {
+      this.fail(504, `Worker "${this.#ctx.worker}" did not respond within ${wallMs} ms (--wall-ms).`);
+      this.#ctx.onWallTimeout(instance);
+    }, wallMs);
     const headers: Array<[string, string]> = [];
     const raw = this.#req.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!]);

@@ -46,6 +46,12 @@ export interface Exchange {
   cpuMs: number;
   /** Subrequests (tenant fetch calls) made so far. */
   subrequests: number;
+  /**
+   * Set by the instance: the sequence number of the last frame it sent the
+   * child for this request (its head, body, credit, or a subresponse of one of
+   * its fetches). See Instance.chargeCpu.
+   */
+  deliveredSeq?: number;
   onHead(head: ResponseHeadMessage): void;
   onData(chunk: Uint8Array): void;
   onEnd(): void;
@@ -102,6 +108,15 @@ export class Instance {
   readonly #events: InstanceEvents;
   readonly #exchanges = new Map<number, Exchange>();
   readonly #subrequests = new Map<number, SubrequestSink>();
+  /** Subrequest id → stream of the request that made it. */
+  readonly #subrequestParents = new Map<number, number>();
+  /**
+   * Orders what was sent to and heard from the child, for CPU attribution: a
+   * request sent something after the child last spoke is one the child may be
+   * busy with now.
+   */
+  #seq = 0;
+  #heardSeq = 0;
   #nextStream = 1;
   #loaded: { resolve(m: LoadedMessage): void; reject(e: Error): void } | null = null;
   #readyResolve!: () => void;
@@ -188,6 +203,7 @@ export class Instance {
     const id = this.#nextStream;
     this.#nextStream += 2;
     this.#exchanges.set(id, exchange);
+    exchange.deliveredSeq = ++this.#seq;
     this.inflight++;
     this.served++;
     this.lastActiveAt = performance.now();
@@ -196,10 +212,12 @@ export class Instance {
   }
 
   sendData(id: number, chunk: Uint8Array): void {
+    this.#delivered(id);
     this.#channel.sendData(id, chunk);
   }
 
   sendEnd(id: number): void {
+    this.#delivered(id);
     this.#channel.sendEmpty(FrameType.End, id);
   }
 
@@ -208,11 +226,19 @@ export class Instance {
   }
 
   sendWindow(id: number, bytes: number): void {
+    this.#delivered(id);
     this.#channel.sendWindow(id, bytes);
   }
 
   sendJson(type: FrameType, id: number, message: unknown): void {
+    this.#delivered(id);
     this.#channel.sendJson(type, id, message);
+  }
+
+  /** Notes that the request behind stream `id` (a request stream, or a subrequest of one) got something to act on. */
+  #delivered(id: number): void {
+    const exchange = this.#exchanges.get(id & 1 ? id : (this.#subrequestParents.get(id) ?? 0));
+    if (exchange) exchange.deliveredSeq = ++this.#seq;
   }
 
   /**
@@ -245,6 +271,7 @@ export class Instance {
   // Hot path: every frame from the child.
   #onFrame(frame: Frame): void {
     const id = frame.stream;
+    this.#heardSeq = ++this.#seq;
     switch (frame.type) {
       case FrameType.ResponseHead:
         this.#exchanges.get(id)?.onHead(decodeJson<ResponseHeadMessage>(frame));
@@ -283,7 +310,9 @@ export class Instance {
         this.#events.log(this, id, decodeJson<LogMessage>(frame));
         return;
       case FrameType.SubrequestHead: {
-        const sink = this.#events.subrequest(this, id, decodeJson<SubrequestHeadMessage>(frame));
+        const head = decodeJson<SubrequestHeadMessage>(frame);
+        this.#subrequestParents.set(id, head.parent);
+        const sink = this.#events.subrequest(this, id, head);
         this.#subrequests.set(id, sink);
         return;
       }
@@ -321,8 +350,15 @@ export class Instance {
 
   /**
    * Charges CPU time the watchdog measured on this child: to the script's startup
-   * while it loads, else split evenly among the requests in flight (the child runs
-   * them on one thread; an even split is exact for one request and fair for many).
+   * while it loads, else to the requests that may have used it. The child runs
+   * one turn at a time and says something (a response, a log line, a fetch) at
+   * the end of each, so a request that was sent something after the child last
+   * spoke is the one it is busy with now: a `for (;;) {}` woken by its request
+   * head or by a subresponse is charged alone, not split with requests idle
+   * beside it (which would let k idle requests stretch a runaway's limit k
+   * times). When no request qualifies (the work began on a timer, or the child
+   * is between turns), the time is split evenly among all in flight: exact for
+   * one request, fair for many.
    * Returns the request with the most CPU charged, for the limit check.
    */
   chargeCpu(ms: number): Exchange | null {
@@ -330,10 +366,15 @@ export class Instance {
       this.startupCpuMs += ms;
       return null;
     }
-    const count = this.#exchanges.size;
+    let suspects = 0;
+    for (const exchange of this.#exchanges.values()) {
+      if ((exchange.deliveredSeq ?? 0) > this.#heardSeq) suspects++;
+    }
+    const share = ms / (suspects || this.#exchanges.size);
     let top: Exchange | null = null;
     for (const exchange of this.#exchanges.values()) {
-      exchange.cpuMs += ms / count;
+      if (suspects && (exchange.deliveredSeq ?? 0) <= this.#heardSeq) continue;
+      exchange.cpuMs += share;
       if (!top || exchange.cpuMs > top.cpuMs) top = exchange;
     }
     return top;
@@ -361,6 +402,7 @@ export class Instance {
   /** Removes a finished subrequest. */
   endSubrequest(id: number): void {
     this.#subrequests.delete(id);
+    this.#subrequestParents.delete(id);
   }
 
   #onExit(outcome: ExitOutcome): void {
@@ -377,6 +419,7 @@ export class Instance {
     this.inflight = 0;
     for (const sub of this.#subrequests.values()) sub.onAbort('the instance exited');
     this.#subrequests.clear();
+    this.#subrequestParents.clear();
     for (const exchange of exchanges) exchange.onInstanceDied(outcome);
     this.#drained?.();
     this.#events.exit(this, outcome);

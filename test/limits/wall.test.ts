@@ -22,7 +22,19 @@ describe('wall time per request (--wall-ms)', () => {
   });
 });
 
-// FAILS today (issue 3, item 5: "its instance is recycled if it stays busy"): after the 504 the
-// handler stays in flight in its child for good. Nothing recycles the instance; it counts as busy
-// for load balancing and idle eviction, and every drain (redeploy, shutdown) waits drainTimeoutMs.
-it.todo('recycles the instance of a request that got 504 and stays busy');
+describe('the instance of a request that got 504', () => {
+  it('is replaced: new requests go to a fresh instance, the stuck child is killed after the drain timeout', async () => {
+    const daemon = await startTestDaemon(hostileTarget('never-responds'), { wallMs: 500, warmPool: 2, drainTimeout: 1000 });
+    expect(await daemon.fetchText('never-responds', '/ok')).toMatchObject({ status: 200, text: 'ok' });
+    const [stuck] = daemon.broker.instances().filter((i) => i.worker === 'never-responds');
+    expect((await daemon.fetchText('never-responds', '/')).status).toBe(504);
+    // Out of service at once: the next request does not queue behind the abandoned handler.
+    expect(daemon.broker.instances()).not.toContain(stuck);
+    expect(await daemon.fetchText('never-responds', '/ok')).toMatchObject({ status: 200, text: 'ok' });
+    expect(daemon.broker.instances().filter((i) => i.worker === 'never-responds')).toHaveLength(1);
+    // Its handler never settles, so the drain ends in a kill after drainTimeout (1 s).
+    const outcome = await stuck!.exited;
+    expect(outcome.killed).toBe(true);
+    expect(daemon.logs.some((l) => l.msg === 'recycling instance' && l.instance === stuck!.id && /did not respond within 500 ms/.test(String(l.reason)))).toBe(true);
+  });
+});
