@@ -41,7 +41,11 @@ export class EdgeprocError extends Error {
 
 /** What a child said when its script failed to load; kept for the error response and the log. */
 export interface ScriptLoadFailure {
-  kind: 'SyntaxError' | 'ScriptError' | 'NoHandler';
+  /**
+   * What the child reported, or `Died`: the child ended while loading for a reason that
+   * need not be the script's (killed from outside); retried once before backing off.
+   */
+  kind: 'SyntaxError' | 'ScriptError' | 'NoHandler' | 'Died';
   message: string;
   line: number | null;
   column: number | null;

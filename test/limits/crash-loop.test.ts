@@ -39,3 +39,26 @@ describe('a script whose global scope throws (crash loop at load)', () => {
     expect(await daemon.fetchText('neighbour')).toMatchObject({ status: 200, text: 'neighbour ok' });
   });
 });
+
+describe('a child killed from outside while its script loads', () => {
+  it('answers 502 saying to retry, and the next request loads the script at once (no back-off for one death)', async () => {
+    const daemon = await startTestDaemon(hostileTarget('slow-load'), { warmPool: 2 });
+    await warmNeighbour(daemon);
+    const pending = daemon.fetchText('slow-load', '/');
+    let loading: number | undefined;
+    for (let i = 0; i < 200 && !loading; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      loading = daemon.broker.instances().find((instance) => instance.worker === 'slow-load' && instance.loading)?.pid;
+    }
+    expect(loading).toBeDefined();
+    process.kill(loading!, 'SIGKILL');
+    const killed = await pending;
+    expect(killed.status).toBe(502);
+    expect(killed.text).toBe(
+      `The worker's instance stopped while handling this request (the instance was killed by SIGKILL). Retry; a new instance will serve it.\n\nrequest id: ${requestIdOf(killed)}\n`,
+    );
+    expect(await daemon.fetchText('slow-load', '/')).toMatchObject({ status: 200, text: 'loaded' });
+    expect(await daemon.fetchText('neighbour')).toMatchObject({ status: 200, text: 'neighbour ok' });
+    expect(daemon.broker.stats().find((w) => w.name === 'neighbour')).toMatchObject({ errors: 0 });
+  });
+});
