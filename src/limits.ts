@@ -28,7 +28,7 @@ export interface Limits {
   cpuMs: number;
   /** CPU time a script's global scope may use while it loads. */
   startupCpuMs: number;
-  /** Memory of one instance: its V8 heap limit, and the RSS the watchdog allows. */
+  /** Memory of one instance: its V8 heap limit, and the resident anonymous memory the watchdog allows. */
   memoryMb: number;
   /** fetch() calls one request may make; the next one rejects inside the tenant. */
   subrequests: number;
@@ -40,7 +40,7 @@ export interface Limits {
   maxInflightPerWorker: number;
   /** Requests an instance serves before it is recycled gracefully (0: never). */
   recycleAfterRequests: number;
-  /** RSS at which a busy instance is recycled gracefully, before the hard memory limit (0: never). */
+  /** Resident anonymous memory at which a busy instance is recycled gracefully, before the hard memory limit (0: never). */
   recycleRssMb: number;
   /** How often the watchdog samples the CPU time and memory of children serving requests. */
   watchdogIntervalMs: number;
