@@ -13,7 +13,7 @@ import { PACKAGE_ROOT } from './lib/build.js';
 import { startDaemon, type RunningDaemon } from './lib/daemon.js';
 import { inspectorUrl, InspectorSession, selfTimes, type CpuProfile } from './lib/inspector.js';
 import { describeMachine, machine } from './lib/machine.js';
-import { childPids } from './lib/processes.js';
+import { runnerPids } from './lib/processes.js';
 import { resultsPath, table, writeResult } from './lib/report.js';
 import { runWrk, wrkArgs, type WrkOptions } from './lib/wrk.js';
 
@@ -38,7 +38,7 @@ export async function profile(): Promise<void> {
     await body.text();
     await runWrk(`${daemon.url}/`, { ...WRK, durationSec: 5 });
 
-    const children = childPids(daemon.process.pid);
+    const children = runnerPids(daemon.process.pid);
     if (children.length !== 1) throw new Error(`expected one tenant child, found ${children.length}: ${children.join(', ')}`);
     process.kill(children[0]!, 'SIGUSR1');
     const childWs = await inspectorUrl(CHILD_INSPECTOR_PORT);

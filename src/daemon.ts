@@ -14,6 +14,7 @@ import type { LogLevel } from '../protocol/messages.js';
 import { WarmPool } from './pool/pool.js';
 import { createAdminServer } from './server/admin.js';
 import { createFrontDoor } from './server/http.js';
+import { stopForkServerIfIdle } from './pool/spawn.js';
 import { Router } from './server/router.js';
 import { WorkerRegistry } from './workers/registry.js';
 import { readTarget, type Target } from './workers/target.js';
@@ -76,6 +77,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
   } catch (error) {
     front.close();
     await pool.close();
+    await stopForkServerIfIdle();
     throw error;
   }
   const port = (front.address() as AddressInfo).port;
@@ -98,6 +100,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
       await broker.close();
       await pool.close();
       await pool.allExited();
+      await stopForkServerIfIdle();
       await outbound.close();
     })());
 

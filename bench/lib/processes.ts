@@ -4,6 +4,7 @@
  * A daemon's children are recorded before it is stopped and killed after it,
  * should any outlive it.
  */
+import { readFileSync } from 'node:fs';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -61,7 +62,7 @@ export function start(command: string, args: string[], logPath: string, env: Nod
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
-      const orphans = childPids(pid);
+      const orphans = descendantPids(pid);
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;
@@ -77,7 +78,7 @@ export function start(command: string, args: string[], logPath: string, env: Nod
   };
 }
 
-/** Direct children of `pid`, from procfs. */
+/** Direct children of `pid`. */
 export function childPids(pid: number): number[] {
   try {
     const out = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' });
@@ -85,6 +86,22 @@ export function childPids(pid: number): number[] {
   } catch {
     return []; // pgrep exits 1 when there are none.
   }
+}
+
+/** Every process under `pid`: a daemon's fork server and the children it started. */
+export function descendantPids(pid: number): number[] {
+  return childPids(pid).flatMap((child) => [child, ...descendantPids(child)]);
+}
+
+/** The runner children (tenants and warm pool) under a daemon, without its fork server. */
+export function runnerPids(daemonPid: number): number[] {
+  return descendantPids(daemonPid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('runner.cjs');
+    } catch {
+      return false; // gone
+    }
+  });
 }
 
 /** Stops every process still running; called when a benchmark ends, whatever the outcome. */

@@ -38,6 +38,8 @@ export interface WorkerStats {
   name: string;
   version: number;
   instances: number;
+  /** Process ids of those instances, to watch them from outside (top, /proc). */
+  pids: number[];
   inflight: number;
   requests: number;
   errors: number;
@@ -161,7 +163,7 @@ export class Broker {
       },
       (error: Error) => {
         if (error instanceof ScriptLoadError) {
-          exchange.fail(500, loadFailureReason(error, script));
+          exchange.fail(loadFailureStatus(error), loadFailureReason(error, script));
         } else {
           exchange.fail(503, `No instance is available for worker "${workerName}": ${error.message}`);
         }
@@ -219,6 +221,7 @@ export class Broker {
         name: script.name,
         version: script.version,
         instances: live.length,
+        pids: live.flatMap((i) => (i.pid ? [i.pid] : [])),
         inflight: live.reduce((n, i) => n + i.inflight, 0),
         requests: group?.requests ?? 0,
         errors: group?.errors ?? 0,
@@ -305,7 +308,7 @@ export class Broker {
             loadError instanceof ScriptLoadError
               ? loadFailureReason(loadError, script)
               : `Worker "${script.name}" could not be started: ${loadError.message}`;
-          instance.failExchanges(500, reason);
+          instance.failExchanges(loadError instanceof ScriptLoadError ? loadFailureStatus(loadError) : 503, reason);
           instance.dispose();
         },
       );
@@ -324,8 +327,15 @@ export class Broker {
     if (!failure) return error as Error;
     const loadError = new ScriptLoadError(script.name, script.filename, locate(failure, script));
     // A script that does not parse never will; one that threw may depend on something transient.
+    // A child that died while loading may have been killed from outside: the next request
+    // tries again at once, and only a second death in a row starts the back-off.
     const attempts = group.failure?.version === script.version ? group.failure.attempts + 1 : 1;
-    const retryAt = failure.kind === 'SyntaxError' ? Infinity : Date.now() + Math.min(60_000, 1000 * 2 ** (attempts - 1));
+    const retryAt =
+      failure.kind === 'SyntaxError'
+        ? Infinity
+        : failure.kind === 'Died' && attempts === 1
+          ? 0
+          : Date.now() + Math.min(60_000, 1000 * 2 ** (attempts - (failure.kind === 'Died' ? 2 : 1)));
     group.failure = { version: script.version, error: loadError, retryAt, attempts };
     this.#log.error('worker failed to load', {
       worker: script.name,
@@ -390,7 +400,7 @@ export class Broker {
   #onBreach(instance: Instance, breach: Breach): void {
     if (instance.disposed) return;
     if (breach.limit === 'recycleRssMb') {
-      this.#recycle(instance, `its RSS reached ${Math.round(breach.valueMb)} MiB (recycleRssMb ${(instance.limits ?? this.#limits).recycleRssMb})`);
+      this.#recycle(instance, `its memory reached ${Math.round(breach.valueMb)} MiB (recycleRssMb ${(instance.limits ?? this.#limits).recycleRssMb})`);
       return;
     }
     const worker = instance.worker ?? 'unknown';
@@ -404,7 +414,7 @@ export class Broker {
     let reasonFor: (exchange: Exchange) => [number, string];
     switch (breach.limit) {
       case 'cpuMs': {
-        const used = Math.round(breach.valueMs);
+        const used = Math.ceil(breach.valueMs); // over the limit, so never rounded down to it
         fields = { limit: 'cpuMs', value: used, max: limits.cpuMs, requestId: breach.exchange.requestId };
         reasonFor = (exchange) =>
           exchange === breach.exchange
@@ -413,7 +423,7 @@ export class Broker {
         break;
       }
       case 'startupCpuMs': {
-        const used = Math.round(breach.valueMs);
+        const used = Math.ceil(breach.valueMs); // over the limit, so never rounded down to it
         fields = { limit: 'startupCpuMs', value: used, max: limits.startupCpuMs };
         reasonFor = () => [503, `Worker "${worker}" exceeded its startup CPU limit: its global scope used ${used} ms of CPU while loading; the limit is ${limits.startupCpuMs} ms (--startup-cpu-ms).`];
         break;
@@ -456,10 +466,16 @@ function locate(failure: ScriptLoadFailure, script: WorkerScript): ScriptLoadFai
   return at ? { ...failure, line: at.line, column: at.column } : failure;
 }
 
+/** A script's own failure is a 500; a child that died under it is transient, as any lost instance. */
+function loadFailureStatus(error: ScriptLoadError): number {
+  return error.failure.kind === 'Died' ? 503 : 500;
+}
+
 function loadFailureReason(error: ScriptLoadError, script: WorkerScript): string {
   const { failure } = error;
   const at = failure.line !== null ? ` (at ${script.filename}:${failure.line}:${failure.column ?? 1})` : '';
-  return `Worker "${script.name}" failed to load: ${failure.message}${at}`;
+  const retry = failure.kind === 'Died' ? ' while loading. Retry; a new instance will load it.' : '';
+  return `Worker "${script.name}" failed to load: ${failure.message}${at}${retry}`;
 }
 
 export { EdgeprocError };

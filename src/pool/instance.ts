@@ -23,7 +23,8 @@ import {
 } from '../../protocol/messages.js';
 import { EdgeprocError } from '../errors.js';
 import type { Limits } from '../limits.js';
-import { spawnChild, type ChildProcess, type SpawnOptions } from './spawn.js';
+import * as priority from './priority.js';
+import { spawnChild, type ChildHandle, type SpawnOptions } from './spawn.js';
 
 export type InstanceState = 'booting' | 'warm' | 'specialised' | 'draining' | 'dead';
 
@@ -103,8 +104,9 @@ export class Instance {
   readonly ready: Promise<void>;
   readonly exited: Promise<ExitOutcome>;
 
-  readonly #child: ChildProcess;
-  readonly #channel: FrameChannel;
+  readonly #child: ChildHandle;
+  /** Opens when the fork server hands over the child's socket; nothing is sent before Ready. */
+  #channel: FrameChannel | null = null;
   readonly #events: InstanceEvents;
   readonly #exchanges = new Map<number, Exchange>();
   readonly #subrequests = new Map<number, SubrequestSink>();
@@ -131,8 +133,17 @@ export class Instance {
   constructor(events: InstanceEvents, spawn: SpawnOptions) {
     this.#events = events;
     this.#child = spawnChild(spawn);
-    const socket = this.#child.stdio[3] as Socket;
-    this.#channel = new FrameChannel(socket, (frame) => this.#onFrame(frame), () => {}, 'immediate');
+    this.#child.channel.then(
+      (socket) => {
+        priority.spawned(this.#child.pid, spawn.warmUp);
+        if (this.state === 'dead') {
+          socket.destroy();
+          return;
+        }
+        this.#channel = new FrameChannel(socket, (frame) => this.#onFrame(frame), () => {}, 'immediate');
+      },
+      () => {},
+    );
     let readyReject!: (error: Error) => void;
     this.ready = new Promise<void>((resolve, reject) => {
       this.#readyResolve = resolve;
@@ -140,10 +151,10 @@ export class Instance {
     });
     // Readiness races exit: a child that dies while booting rejects `ready`.
     this.ready.catch(() => {});
-    this.exited = this.#child.then((result) => {
+    this.exited = this.#child.exited.then((result) => {
       const outcome: ExitOutcome = {
-        exitCode: result.exitCode ?? null,
-        signal: result.signal ?? null,
+        exitCode: result.exitCode,
+        signal: result.signal,
         killed: this.#killed,
         duringBoot: this.state === 'booting',
         memoryExceeded: this.#heapExhausted,
@@ -157,17 +168,14 @@ export class Instance {
       );
       return outcome;
     });
-    for (const stream of [this.#child.stdout, this.#child.stderr]) {
-      stream?.setEncoding('utf8');
-      stream?.on('data', (text: string) => {
-        for (const line of text.split('\n')) {
-          if (!line.trim()) continue;
-          // V8's last words when the heap limit (--max-old-space-size) is hit.
-          if (/heap out of memory|Reached heap limit/.test(line)) this.#heapExhausted = true;
-          this.#events.stderr(this, line);
-        }
-      });
-    }
+    this.#child.onOutput((text) => {
+      for (const line of text.split('\n')) {
+        if (!line.trim()) continue;
+        // V8's last words when the heap limit (--max-old-space-size) is hit.
+        if (/heap out of memory|Reached heap limit/.test(line)) this.#heapExhausted = true;
+        this.#events.stderr(this, line);
+      }
+    });
   }
 
   get pid(): number | undefined {
@@ -192,7 +200,7 @@ export class Instance {
     // The idle clock starts at specialisation: a child that waited long in the pool is not idle yet.
     this.lastActiveAt = performance.now();
     this.loading = true;
-    this.#channel.sendJson(FrameType.Load, 0, message);
+    this.#channel!.sendJson(FrameType.Load, 0, message);
     return new Promise((resolve, reject) => {
       this.#loaded = { resolve, reject };
     });
@@ -207,32 +215,32 @@ export class Instance {
     this.inflight++;
     this.served++;
     this.lastActiveAt = performance.now();
-    this.#channel.sendJson(FrameType.RequestHead, id, head);
+    this.#channel!.sendJson(FrameType.RequestHead, id, head);
     return id;
   }
 
   sendData(id: number, chunk: Uint8Array): void {
     this.#delivered(id);
-    this.#channel.sendData(id, chunk);
+    this.#channel!.sendData(id, chunk);
   }
 
   sendEnd(id: number): void {
     this.#delivered(id);
-    this.#channel.sendEmpty(FrameType.End, id);
+    this.#channel!.sendEmpty(FrameType.End, id);
   }
 
   sendAbort(id: number, reason: string): void {
-    this.#channel.sendJson(FrameType.Abort, id, { reason });
+    this.#channel!.sendJson(FrameType.Abort, id, { reason });
   }
 
   sendWindow(id: number, bytes: number): void {
     this.#delivered(id);
-    this.#channel.sendWindow(id, bytes);
+    this.#channel!.sendWindow(id, bytes);
   }
 
   sendJson(type: FrameType, id: number, message: unknown): void {
     this.#delivered(id);
-    this.#channel.sendJson(type, id, message);
+    this.#channel!.sendJson(type, id, message);
   }
 
   /** Notes that the request behind stream `id` (a request stream, or a subrequest of one) got something to act on. */
@@ -249,7 +257,7 @@ export class Instance {
     if (this.state === 'dead') return;
     this.state = 'draining';
     const drained = new Promise<void>((resolve) => (this.#drained = resolve));
-    this.#channel.sendEmpty(FrameType.Drain, 0);
+    this.#channel!.sendEmpty(FrameType.Drain, 0);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
     try {
@@ -264,8 +272,8 @@ export class Instance {
   dispose(): void {
     if (this.#killed || this.state === 'dead') return;
     this.#killed = true;
-    this.#channel.close();
-    this.#child.kill('SIGKILL');
+    this.#channel?.close();
+    this.#child.kill();
   }
 
   // Hot path: every frame from the child.
@@ -319,6 +327,7 @@ export class Instance {
       case FrameType.Ready:
         this.bootMs = decodeJson<ReadyMessage>(frame).bootMs;
         if (this.state === 'booting') this.state = 'warm';
+        priority.ready(this.pid);
         this.#readyResolve();
         return;
       case FrameType.Loaded:
@@ -359,22 +368,27 @@ export class Instance {
    * times). When no request qualifies (the work began on a timer, or the child
    * is between turns), the time is split evenly among all in flight: exact for
    * one request, fair for many.
-   * Returns the request with the most CPU charged, for the limit check.
    */
-  chargeCpu(ms: number): Exchange | null {
+  chargeCpu(ms: number): void {
     if (this.loading) {
       this.startupCpuMs += ms;
-      return null;
+      return;
     }
     let suspects = 0;
     for (const exchange of this.#exchanges.values()) {
       if ((exchange.deliveredSeq ?? 0) > this.#heardSeq) suspects++;
     }
     const share = ms / (suspects || this.#exchanges.size);
-    let top: Exchange | null = null;
     for (const exchange of this.#exchanges.values()) {
       if (suspects && (exchange.deliveredSeq ?? 0) <= this.#heardSeq) continue;
       exchange.cpuMs += share;
+    }
+  }
+
+  /** The request in flight with the most CPU charged, for the limit check. */
+  topCpu(): Exchange | null {
+    let top: Exchange | null = null;
+    for (const exchange of this.#exchanges.values()) {
       if (!top || exchange.cpuMs > top.cpuMs) top = exchange;
     }
     return top;
@@ -407,10 +421,12 @@ export class Instance {
 
   #onExit(outcome: ExitOutcome): void {
     this.state = 'dead';
-    this.#channel.close();
+    this.#channel?.close();
     this.#loaded?.reject(
       Object.assign(new Error('the instance exited while loading its script'), {
-        failure: { kind: 'ScriptError', message: describeExit(outcome), line: null, column: null },
+        // Killed by the daemon (a startup limit) or out of heap: the script's doing. Any other death
+        // (a signal from outside) need not be.
+        failure: { kind: outcome.killed || outcome.memoryExceeded ? 'ScriptError' : 'Died', message: describeExit(outcome), line: null, column: null },
       }),
     );
     this.#loaded = null;

@@ -3,13 +3,22 @@
  * tenant's world, an explicit minimal environment (MEASURED.md: one inherited
  * variable such as NODE_EXTRA_CA_CERTS adds ~85 ms to every start) and the
  * stdio layout whose fourth slot is the frame channel.
+ *
+ * The spawning itself happens in the fork server (forkserver.ts), off the
+ * daemon's event loop; the daemon gets a handle with the child's pid, its
+ * channel socket, its output and its exit.
  */
+import { existsSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { execa, type ResultPromise } from 'execa';
+import { execaNode, type ResultPromise } from 'execa';
+import type { ForkServerReply, KillRequest, SpawnRequest } from './forkserver.js';
+import * as priority from './priority.js';
 
 // This file runs compiled (dist/src/pool/) or, under the tests, from source (src/pool/).
 const PACKAGE_ROOT = new URL(import.meta.url.includes('/dist/src/') ? '../../../' : '../../', import.meta.url);
 export const RUNNER_PATH = fileURLToPath(new URL('dist/runner.cjs', PACKAGE_ROOT));
+const FORKSERVER_PATH = fileURLToPath(new URL('dist/src/pool/forkserver.js', PACKAGE_ROOT));
 
 export const CHILD_FLAGS: readonly string[] = Object.freeze([
   // eval() and new Function() throw EvalError, as on Workers.
@@ -24,12 +33,6 @@ export const CHILD_FLAGS: readonly string[] = Object.freeze([
   '--max-semi-space-size=4',
 ]);
 
-export type ChildProcess = ResultPromise<{
-  stdio: ['ignore', 'pipe', 'pipe', 'pipe'];
-  buffer: false;
-  reject: false;
-}>;
-
 export interface SpawnOptions {
   /**
    * Warm the request path before signalling ready (pool children). A child
@@ -41,16 +44,203 @@ export interface SpawnOptions {
   heapMb: number;
 }
 
-export function spawnChild({ warmUp, heapMb }: SpawnOptions): ChildProcess {
+export interface ChildExit {
+  exitCode: number | null;
+  signal: string | null;
+}
+
+/** The daemon's view of one child started by the fork server. */
+export class ChildHandle {
+  /** Known once the fork server has started it. */
+  pid: number | undefined;
+  readonly channel: Promise<Socket>;
+  readonly exited: Promise<ChildExit>;
+  readonly #server: ForkServer;
+  readonly #id: number;
+  #output: (text: string) => void = () => {};
+  #resolveChannel!: (socket: Socket) => void;
+  #resolveExit!: (exit: ChildExit) => void;
+  #rejectChannel!: (error: Error) => void;
+  #killRequested = false;
+  #done = false;
+
+  constructor(server: ForkServer, id: number) {
+    this.#server = server;
+    this.#id = id;
+    this.channel = new Promise((resolve, reject) => {
+      this.#resolveChannel = resolve;
+      this.#rejectChannel = reject;
+    });
+    this.channel.catch(() => {});
+    this.exited = new Promise((resolve) => (this.#resolveExit = resolve));
+  }
+
+  /** Text the child wrote to stdout or stderr. */
+  onOutput(listener: (text: string) => void): void {
+    this.#output = listener;
+  }
+
+  /** SIGKILL now: straight to the pid once known (no hop through the fork server), else when it is. */
+  kill(): void {
+    if (this.#done) return;
+    this.#killRequested = true;
+    if (this.pid) {
+      try {
+        process.kill(this.pid, 'SIGKILL');
+        return;
+      } catch {
+        // Gone already; the fork server reports the exit.
+      }
+    }
+    this.#server.send({ type: 'kill', id: this.#id });
+  }
+
+  /** Fork server events for this child. */
+  spawned(pid: number, socket: Socket): void {
+    this.pid = pid;
+    this.#resolveChannel(socket);
+    if (this.#killRequested) this.kill();
+  }
+
+  output(text: string): void {
+    this.#output(text);
+  }
+
+  exit(exit: ChildExit): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#rejectChannel(new Error('the child exited before its channel opened'));
+    this.#resolveExit(exit);
+  }
+}
+
+/** The daemon's connection to its fork server: started on first use, restarted if it dies. */
+type ForkServerProcess = ResultPromise<{ ipc: true; reject: false; stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }>;
+
+class ForkServer {
+  #process: ForkServerProcess | null = null;
+  #ready = false;
+  #queue: SpawnRequest[] = [];
+  readonly #children = new Map<number, ChildHandle>();
+  #nextId = 1;
+
+  spawn(request: Omit<SpawnRequest, 'type' | 'id'>): ChildHandle {
+    const id = this.#nextId++;
+    const handle = new ChildHandle(this, id);
+    this.#children.set(id, handle);
+    handle.exited.then(() => {
+      this.#children.delete(id);
+      this.#unrefWhenIdle();
+    });
+    this.send({ type: 'spawn', id, ...request });
+    return handle;
+  }
+
+  send(message: SpawnRequest | KillRequest): void {
+    const server = this.#start();
+    if (!this.#ready) {
+      if (message.type === 'spawn') this.#queue.push(message);
+      return;
+    }
+    server.send(message);
+  }
+
+  #start() {
+    if (this.#process) {
+      this.#process.channel?.ref();
+      return this.#process;
+    }
+    if (!existsSync(FORKSERVER_PATH)) throw new Error(`the fork server is not built (${FORKSERVER_PATH}): run \`npm run build\``);
+    const server = execaNode(FORKSERVER_PATH, [], {
+      // Its children get their environment from each spawn request; it needs none of its own.
+      env: { TZ: 'UTC' },
+      extendEnv: false,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      ipc: true,
+      serialization: 'json',
+      reject: false,
+      cleanup: true,
+    });
+    // Only live children (through the IPC channel, see #unrefWhenIdle) keep the daemon's process up.
+    server.unref();
+    this.#process = server;
+    this.#ready = false;
+    // Spawning is background work: see priority.ts. Its children inherit this priority.
+    priority.forkServer(server.pid);
+    server.on('message', (message: ForkServerReply, handle: unknown) => this.#onMessage(message, handle as Socket | undefined));
+    server.then(() => this.#onServerExit(server));
+    return server;
+  }
+
+  #onMessage(message: ForkServerReply, socket: Socket | undefined): void {
+    switch (message.type) {
+      case 'ready':
+        this.#ready = true;
+        for (const queued of this.#queue.splice(0)) this.#process!.send(queued);
+        this.#unrefWhenIdle();
+        return;
+      case 'spawned':
+        if (socket) this.#children.get(message.id)?.spawned(message.pid, socket);
+        return;
+      case 'output':
+        this.#children.get(message.id)?.output(message.text);
+        return;
+      case 'exit':
+        this.#children.get(message.id)?.exit({ exitCode: message.exitCode, signal: message.signal });
+        return;
+    }
+  }
+
+  /** The fork server died (killed from outside): its children are orphans; end them and start afresh. */
+  #onServerExit(server: ForkServerProcess): void {
+    if (this.#process !== server) return;
+    this.#process = null;
+    this.#ready = false;
+    for (const child of [...this.#children.values()]) {
+      if (child.pid) {
+        try {
+          process.kill(child.pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+      child.exit({ exitCode: null, signal: 'SIGKILL' });
+    }
+    const queued = this.#queue.splice(0);
+    for (const request of queued) this.#children.get(request.id)?.exit({ exitCode: null, signal: null });
+  }
+
+  /** Ends the fork server once no child is alive (the daemon is closing), and waits for it to exit. */
+  async stopIfIdle(): Promise<void> {
+    const server = this.#process;
+    if (!server || this.#children.size > 0) return;
+    this.#process = null;
+    this.#ready = false;
+    // Held until it is gone, or the daemon's process would end first and leave it behind.
+    server.ref();
+    if (server.connected) server.disconnect();
+    await server;
+  }
+
+  /** With no child alive the fork server must not keep the daemon's process running. */
+  #unrefWhenIdle(): void {
+    if (this.#children.size === 0) this.#process?.channel?.unref();
+  }
+}
+
+const forkServer = new ForkServer();
+
+/** Stops the fork server if no child of this process is alive (several daemons may share it in one process). */
+export function stopForkServerIfIdle(): Promise<void> {
+  return forkServer.stopIfIdle();
+}
+
+export function spawnChild({ warmUp, heapMb }: SpawnOptions): ChildHandle {
   const flags = [...CHILD_FLAGS, `--max-old-space-size=${heapMb}`];
-  return execa(process.execPath, [...flags, RUNNER_PATH, ...(warmUp ? [] : ['--no-warmup'])], {
+  return forkServer.spawn({
+    command: process.execPath,
+    args: [...flags, RUNNER_PATH, ...(warmUp ? [] : ['--no-warmup'])],
     // Nothing of the daemon's environment; UTC as on Workers.
     env: { TZ: 'UTC' },
-    extendEnv: false,
-    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    buffer: false,
-    reject: false,
-    cleanup: true,
-    windowsHide: true,
   });
 }

@@ -6,27 +6,52 @@
  *
  * CPU comes from /proc/PID/schedstat (nanoseconds on the CPU for the main
  * thread, where all JavaScript runs; MEASURED.md: /proc/PID/stat and pidusage
- * count 10 ms ticks, too coarse for a 50 ms limit). Memory is the RSS from
- * /proc/PID/statm, sampled less often.
+ * count 10 ms ticks, too coarse for a 50 ms limit). Memory is the resident
+ * anonymous memory from /proc/PID/statm (resident minus file-backed pages),
+ * sampled less often: what the tenant can grow (V8 heap, buffers), without the
+ * ~34 MiB of node's code and libraries that every child maps and shares.
  */
 import { readFileSync } from 'node:fs';
 import type { Limits } from '../limits.js';
 import type { Exchange, Instance } from './instance.js';
+import * as priority from './priority.js';
 
 /** What a breach was about, for the error response and the log line. */
 export type Breach =
   | { limit: 'cpuMs'; exchange: Exchange; valueMs: number }
   | { limit: 'startupCpuMs'; valueMs: number }
   | { limit: 'memoryMb'; valueMb: number }
-  /** Not a breach: RSS passed recycleRssMb, so the instance should be replaced gracefully. */
+  /** Not a breach: memory passed recycleRssMb, so the instance should be replaced gracefully. */
   | { limit: 'recycleRssMb'; valueMb: number };
 
 const RSS_EVERY_SAMPLES = 4;
 const PAGE_BYTES = 4096;
 
+/**
+ * The kernel adds a running thread's CPU time to schedstat at each scheduler tick
+ * (every 4 ms at HZ=250, as here), so a reading lags a thread that is on the CPU
+ * right now by up to a tick. Near a limit, the watchdog adds the time since the
+ * figure last moved, at most this much, for a child that is running flat out.
+ */
+const TICK_LAG_CAP_MS = 4;
+/** Near a limit (within one interval), sample every this many ms. */
+const NEAR_LIMIT_SAMPLE_MS = 1;
+/** Burn rate over a window at least this long tells a child running flat out. */
+const BURN_WINDOW_MS = 20;
+
 interface Tracked {
+  /** Running at background priority now (see priority.ts). */
+  demoted: boolean;
   lastCpuNs: number | null;
   samples: number;
+  /** When the schedstat figure last moved (performance.now()). */
+  changedAt: number;
+  /** Whether the child used ≥ 75% of a CPU over the last window (the kernel books it in ticks, so not 100%). */
+  burning: boolean;
+  windowAt: number;
+  windowCpuNs: number | null;
+  /** The next near-limit re-sample, if one is due. */
+  nearLimit: NodeJS.Timeout | null;
 }
 
 export class Watchdog {
@@ -43,7 +68,9 @@ export class Watchdog {
   /** Starts watching an instance that has just been given work; cheap to call per request. */
   watch(instance: Instance): void {
     if (!this.#tracked.has(instance)) {
-      this.#tracked.set(instance, { lastCpuNs: readCpuNs(instance.pid), samples: 0 });
+      const now = performance.now();
+      const cpuNs = readCpuNs(instance.pid);
+      this.#tracked.set(instance, { demoted: false, lastCpuNs: cpuNs, samples: 0, changedAt: now, burning: false, windowAt: now, windowCpuNs: cpuNs, nearLimit: null });
     }
     if (!this.#timer) {
       this.#timer = setInterval(() => this.#tick(), this.#limits.watchdogIntervalMs);
@@ -54,36 +81,37 @@ export class Watchdog {
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
+    for (const tracked of this.#tracked.values()) if (tracked.nearLimit) clearTimeout(tracked.nearLimit);
     this.#tracked.clear();
   }
 
   #tick(): void {
     for (const [instance, tracked] of this.#tracked) {
       if (instance.state === 'dead' || instance.disposed) {
+        if (tracked.nearLimit) clearTimeout(tracked.nearLimit);
         this.#tracked.delete(instance);
         continue;
       }
-      const cpuNs = readCpuNs(instance.pid);
-      if (cpuNs !== null && tracked.lastCpuNs !== null) {
-        const ms = (cpuNs - tracked.lastCpuNs) / 1e6;
-        if (ms > 0) this.#charge(instance, ms);
-      }
-      tracked.lastCpuNs = cpuNs;
+      this.#sampleCpu(instance, tracked);
       // A breach just now terminated it.
       if (instance.disposed) continue;
       if (++tracked.samples % RSS_EVERY_SAMPLES === 0) {
-        const rssMb = readRssMb(instance.pid);
+        const usedMb = readMemoryMb(instance.pid);
         const limits = instance.limits ?? this.#limits;
-        if (rssMb !== null && rssMb > limits.memoryMb) {
-          this.#onBreach(instance, { limit: 'memoryMb', valueMb: rssMb });
+        if (usedMb !== null && usedMb > limits.memoryMb) {
+          this.#onBreach(instance, { limit: 'memoryMb', valueMb: usedMb });
           continue;
         }
-        if (rssMb !== null && limits.recycleRssMb > 0 && rssMb > limits.recycleRssMb) {
-          this.#onBreach(instance, { limit: 'recycleRssMb', valueMb: rssMb });
+        if (usedMb !== null && limits.recycleRssMb > 0 && usedMb > limits.recycleRssMb) {
+          this.#onBreach(instance, { limit: 'recycleRssMb', valueMb: usedMb });
         }
       }
       // Nothing in flight any more: stop sampling until the next request.
-      if (!instance.loading && instance.inflight === 0) this.#tracked.delete(instance);
+      if (!instance.loading && instance.inflight === 0) {
+        if (tracked.nearLimit) clearTimeout(tracked.nearLimit);
+        if (tracked.demoted) priority.restore(instance.pid);
+        this.#tracked.delete(instance);
+      }
     }
     if (this.#tracked.size === 0 && this.#timer) {
       clearInterval(this.#timer);
@@ -91,18 +119,67 @@ export class Watchdog {
     }
   }
 
-  #charge(instance: Instance, ms: number): void {
+  #sampleCpu(instance: Instance, tracked: Tracked): void {
+    const now = performance.now();
+    const cpuNs = readCpuNs(instance.pid);
+    if (cpuNs === null) return;
+    if (tracked.lastCpuNs !== null && cpuNs > tracked.lastCpuNs) {
+      instance.chargeCpu((cpuNs - tracked.lastCpuNs) / 1e6);
+      tracked.changedAt = now;
+    }
+    tracked.lastCpuNs = cpuNs;
+    if (now - tracked.windowAt >= BURN_WINDOW_MS) {
+      tracked.burning = tracked.windowCpuNs !== null && (cpuNs - tracked.windowCpuNs) / 1e6 >= 0.75 * (now - tracked.windowAt);
+      tracked.windowAt = now;
+      tracked.windowCpuNs = cpuNs;
+      if (tracked.burning && !tracked.demoted && !instance.loading && (instance.topCpu()?.cpuMs ?? 0) >= priority.DEMOTE_AFTER_MS) {
+        tracked.demoted = priority.demote(instance.pid);
+      } else if (!tracked.burning && tracked.demoted && priority.CAN_RAISE) {
+        tracked.demoted = !priority.restore(instance.pid);
+      }
+    }
+    this.#check(instance, tracked, now);
+  }
+
+  #check(instance: Instance, tracked: Tracked, now: number): void {
     const limits = instance.limits ?? this.#limits;
-    const top = instance.chargeCpu(ms);
-    if (instance.loading) {
-      if (instance.startupCpuMs > limits.startupCpuMs) {
+    const [used, max] = instance.loading ? [instance.startupCpuMs, limits.startupCpuMs] : [instance.topCpu()?.cpuMs ?? 0, limits.cpuMs];
+    const remainingMs = max - used;
+    if (remainingMs > this.#limits.watchdogIntervalMs + TICK_LAG_CAP_MS) return;
+    // Near the limit: count the CPU the kernel has not booked yet, if the child is on a CPU
+    // flat out now, so a runaway is stopped at its limit rather than up to a tick later.
+    const unbooked = tracked.burning && isRunning(instance.pid) ? Math.min(TICK_LAG_CAP_MS, now - tracked.changedAt) : 0;
+    if (used + unbooked > max) {
+      // Booked now, so that the accounting line and the totals say what the 503 says.
+      if (instance.loading) {
+        instance.startupCpuMs += unbooked;
         this.#onBreach(instance, { limit: 'startupCpuMs', valueMs: instance.startupCpuMs });
+      } else {
+        const top = instance.topCpu();
+        if (!top) return;
+        top.cpuMs += unbooked;
+        this.#onBreach(instance, { limit: 'cpuMs', exchange: top, valueMs: top.cpuMs });
       }
       return;
     }
-    if (top && top.cpuMs > limits.cpuMs) {
-      this.#onBreach(instance, { limit: 'cpuMs', exchange: top, valueMs: top.cpuMs });
+    if (!tracked.nearLimit) {
+      tracked.nearLimit = setTimeout(() => {
+        tracked.nearLimit = null;
+        if (this.#tracked.get(instance) === tracked && !instance.disposed) this.#sampleCpu(instance, tracked);
+      }, NEAR_LIMIT_SAMPLE_MS);
+      tracked.nearLimit.unref();
     }
+  }
+}
+
+/** Whether the process's main thread is running or runnable (state R in /proc/PID/stat). */
+function isRunning(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return text[text.lastIndexOf(')') + 2] === 'R';
+  } catch {
+    return false;
   }
 }
 
@@ -117,12 +194,12 @@ export function readCpuNs(pid: number | undefined): number | null {
   }
 }
 
-/** Resident memory in MiB; null once the process is gone. */
-export function readRssMb(pid: number | undefined): number | null {
+/** Resident anonymous memory in MiB (statm: resident − shared); null once the process is gone. */
+export function readMemoryMb(pid: number | undefined): number | null {
   if (!pid) return null;
   try {
     const fields = readFileSync(`/proc/${pid}/statm`, 'latin1').split(' ');
-    return (Number(fields[1]) * PAGE_BYTES) / (1024 * 1024);
+    return ((Number(fields[1]) - Number(fields[2])) * PAGE_BYTES) / (1024 * 1024);
   } catch {
     return null;
   }

@@ -69,15 +69,18 @@ function serve(args: string[]): Served {
   };
 }
 
+/** Every descendant of `pid`: the daemon's fork server and the tenants' children under it. */
 function childPids(pid: number): number[] {
+  let direct: number[];
   try {
-    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
+    direct = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
       .split('\n')
       .filter((l) => l.trim())
       .map(Number);
   } catch {
     return []; // ps exits 1 when there are none
   }
+  return direct.flatMap((child) => [child, ...childPids(child)]);
 }
 
 function refused(port: number): Promise<boolean> {

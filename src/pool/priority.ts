@@ -1,0 +1,66 @@
+/**
+ * Scheduling priority of children. The daemon is the one front every tenant's
+ * requests pass through, so tenant code runs below it (nice CHILD_NICE): on a
+ * busy machine the daemon is never queued behind a tenant. Below that, work
+ * nobody is waiting for yields to work somebody is: a child booting into the
+ * warm pool, and a child running flat out for a request past DEMOTE_AFTER_MS of
+ * CPU (a runaway, most likely) run at nice 19, so a neighbour's short request
+ * preempts them at once instead of waiting out a scheduler slice. Alone on a
+ * core, a child at nice 19 runs as fast as at 0.
+ *
+ * Lowering a priority is always allowed; raising it back needs CAP_SYS_NICE
+ * (root). Without it, children boot at CHILD_NICE and a demoted child stays at
+ * nice 19 for the rest of its life.
+ *
+ * Nice values are per thread on Linux: these set the child's main thread, where
+ * all JavaScript runs.
+ */
+import { setPriority } from 'node:os';
+
+export const CHILD_NICE = 5;
+export const BACKGROUND_NICE = 19;
+/** CPU a request must have used, running flat out, before its child is demoted. */
+export const DEMOTE_AFTER_MS = 10;
+export const CAN_RAISE = process.getuid?.() === 0;
+
+/**
+ * The fork server: its fork and exec work is nobody's request, and children start at its
+ * priority, so it runs at the lowest one its children may have to leave.
+ */
+export function forkServer(pid: number | undefined): void {
+  renice(pid, CAN_RAISE ? BACKGROUND_NICE : CHILD_NICE);
+}
+
+/**
+ * A child just spawned: one for the warm pool boots in the background if its priority
+ * can be raised later; one a request is waiting for (a pool miss) does not.
+ */
+export function spawned(pid: number | undefined, forPool: boolean): void {
+  renice(pid, forPool && CAN_RAISE ? BACKGROUND_NICE : CHILD_NICE);
+}
+
+/** A child finished booting: it runs at the tenants' priority from now on. */
+export function ready(pid: number | undefined): void {
+  if (CAN_RAISE) renice(pid, CHILD_NICE);
+}
+
+/** A child running flat out: background priority. True if it was set. */
+export function demote(pid: number | undefined): boolean {
+  return renice(pid, BACKGROUND_NICE);
+}
+
+/** Undoes demote() where allowed. True if the child is back at the tenants' priority. */
+export function restore(pid: number | undefined): boolean {
+  return CAN_RAISE && renice(pid, CHILD_NICE);
+}
+
+function renice(pid: number | undefined, nice: number): boolean {
+  if (!pid) return false;
+  try {
+    setPriority(pid, nice);
+    return true;
+  } catch {
+    // The child is gone, or the system refuses: its priority is a refinement, never a reason to fail.
+    return false;
+  }
+}
