@@ -1,10 +1,11 @@
 /**
  * `npm run bench [-- NAME...]`: runs the named benchmarks (default: all but
- * profile) one after another, each stopping every process it started.
+ * profile and limits) one after another, each stopping every process it started.
  * Needs a build (`npm run build`) and wrk on PATH (`apt-get install wrk`).
  */
 import { snapshotBuild } from './lib/build.js';
 import { coldStart } from './cold-start.js';
+import { limits } from './limits.js';
 import { memory } from './memory.js';
 import { profile } from './profile.js';
 import { stopAll } from './lib/processes.js';
@@ -15,6 +16,8 @@ const BENCHES: Record<string, () => Promise<void>> = {
   'cold-start': coldStart,
   memory,
   profile,
+  // Not in the default list: about 60 s.
+  limits,
 };
 const DEFAULT = ['throughput', 'cold-start', 'memory'];
 

@@ -11,6 +11,8 @@ export interface DaemonFlags {
   warmPool?: number;
   maxInstances?: number;
   idleTimeoutMs?: number;
+  cpuMs?: number;
+  memoryMb?: number;
 }
 
 export interface RunningDaemon {
@@ -22,7 +24,7 @@ export interface RunningDaemon {
 }
 
 export interface AdminState {
-  workers: Array<{ name: string; instances: number; requests: number; coldStarts: number }>;
+  workers: Array<{ name: string; instances: number; pids: number[]; requests: number; coldStarts: number; errors: number }>;
   pool: { warm: number; booting: number; hits: number; misses: number; spawned: number; bootFailures: number };
 }
 
@@ -36,6 +38,8 @@ export async function startDaemon(
   if (flags.warmPool !== undefined) args.push('--warm-pool', String(flags.warmPool));
   if (flags.maxInstances !== undefined) args.push('--max-instances', String(flags.maxInstances));
   if (flags.idleTimeoutMs !== undefined) args.push('--idle-timeout', String(flags.idleTimeoutMs));
+  if (flags.cpuMs !== undefined) args.push('--cpu-ms', String(flags.cpuMs));
+  if (flags.memoryMb !== undefined) args.push('--memory-mb', String(flags.memoryMb));
   const proc = start(process.execPath, args, logPath);
   try {
     const [, url, adminUrl] = await proc.waitFor(/ on (http:\/\/\S+) \(admin API (http:\/\/\S+)\)/);

@@ -13,10 +13,13 @@ export interface WrkOptions {
   threads: number;
   connections: number;
   durationSec: number;
+  /** Extra request headers, e.g. `Host: hello.localhost` to pick a worker of a directory target. */
+  headers?: string[];
 }
 
 export function wrkArgs(url: string, o: WrkOptions): string[] {
-  return [`-t${o.threads}`, `-c${o.connections}`, `-d${o.durationSec}s`, '--latency', url];
+  const headers = (o.headers ?? []).flatMap((h) => ['-H', h]);
+  return [`-t${o.threads}`, `-c${o.connections}`, `-d${o.durationSec}s`, ...headers, '--latency', url];
 }
 
 export function runWrk(url: string, options: WrkOptions): Promise<WrkResult> {

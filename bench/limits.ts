@@ -1,0 +1,244 @@
+/**
+ * Fault containment (issue 3): how fast a runaway tenant is stopped, and what
+ * its neighbour notices.
+ *   (a) 50 `for (;;) {}` requests with --cpu-ms 50, one at a time with the warm
+ *       pool refilled in between, each timed at the client from send to its 503.
+ *       Target: p99 ≤ 60 ms.
+ *   (b) a hello worker under a steady load (a fixed request rate, open loop:
+ *       latency counts from when a request was due), alone, then while runaways
+ *       go to another worker back to back. Targets: neighbour p99 within 1.5× of
+ *       alone, zero neighbour errors. Alone and hostile runs alternate, twice.
+ *   (c) the same with a memory bomb (--memory-mb 64, --cpu-ms 10000) instead,
+ *       while children other than the neighbour's are SIGKILLed at random.
+ *       Target: zero neighbour errors.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { errorCount, requestsPerSec, runLoad, type LoadOptions, type LoadResult } from '../src/lab/load.js';
+import { adminState, poolFilled, startDaemon, type RunningDaemon } from './lib/daemon.js';
+import { describeMachine, machine } from './lib/machine.js';
+import { runnerPids } from './lib/processes.js';
+import { resultsPath, table, verdict, writeResult } from './lib/report.js';
+import { summarise, type Summary } from './lib/stats.js';
+import { tempDir } from './lib/tmp.js';
+
+const RUNAWAYS = 50;
+const DURATION_SEC = Number(process.env.BENCH_DURATION_SEC ?? 8);
+const RATE = Number(process.env.BENCH_RATE ?? 1000);
+const ROUNDS = 2;
+const KILL_EVERY_MS = [50, 250] as const;
+
+const TENANTS: Record<string, string> = {
+  'hello.js': `addEventListener('fetch', (event) => event.respondWith(new Response('hello\\n')));\n`,
+  'runaway.js': `addEventListener('fetch', () => { for (;;) {} });\n`,
+  'bomb.js': `const hoard = [];\naddEventListener('fetch', () => { for (;;) hoard.push(new Array(1 << 20).fill(Math.random())); });\n`,
+};
+
+interface Hostile {
+  /** Client-side latency of each hostile request, send to response. */
+  latenciesMs: number[];
+  statuses: Record<string, number>;
+  kills: number;
+}
+
+interface Neighbour {
+  runs: LoadResult[];
+  latency: Summary;
+  errors: number;
+  requestsPerSec: number;
+}
+
+export async function limits(): Promise<void> {
+  const facts = machine();
+  const dir = tempDir('limits');
+  for (const [name, source] of Object.entries(TENANTS)) writeFileSync(join(dir, name), source);
+  console.log('\n## limits — runaway tenants and their neighbours\n');
+  console.log(`method: (a) ${RUNAWAYS} runaway requests (for (;;) {}) with --cpu-ms 50, sequential, warm pool refilled before each; client-timed send → 503.`);
+  console.log(`        (b) neighbour hello at a steady ${RATE} req/s for ${DURATION_SEC} s (undici, open loop, latency from when each request was due),`);
+  console.log(`            alone and with runaways sent back to back to another worker, alternating, ${ROUNDS} rounds each.`);
+  console.log(`        (c) same with a memory bomb (--memory-mb 64 --cpu-ms 10000) back to back, and a SIGKILL every ${KILL_EVERY_MS[0]}-${KILL_EVERY_MS[1]} ms`);
+  console.log("            to a random child of the daemon other than the neighbour's (the bomb's instance or a warm child).");
+  console.log("        the load generator, the daemon and its children share the machine's cores.");
+  console.log(describeMachine(facts));
+
+  let daemon: RunningDaemon | undefined;
+  try {
+    // (a) and (b): --cpu-ms 50.
+    daemon = await startDaemon(dir, { cpuMs: 50 }, resultsPath('limits.daemon.log'));
+    await send(daemon, 'hello');
+    await send(daemon, 'runaway'); // first runaway includes a cold start; discarded
+    await poolFilled(daemon, 2);
+    const timed: number[] = [];
+    const timedStatuses: Record<string, number> = {};
+    for (let i = 0; i < RUNAWAYS; i++) {
+      const { ms, status } = await send(daemon, 'runaway');
+      timed.push(ms);
+      timedStatuses[status] = (timedStatuses[status] ?? 0) + 1;
+      await poolFilled(daemon, 2);
+    }
+    const runaway = summarise(timed);
+    console.log(`(a) runaway → 503: p50 ${runaway.p50.toFixed(1)} ms, p99 ${runaway.p99.toFixed(1)} ms; statuses ${JSON.stringify(timedStatuses)}`);
+
+    const b = await alternate(daemon, 'runaway', false, '(b)');
+    await daemon.stop();
+    daemon = undefined;
+
+    // (c): memory bomb and random SIGKILLs.
+    daemon = await startDaemon(dir, { cpuMs: 10_000, memoryMb: 64 }, resultsPath('limits.memory.daemon.log'));
+    const c = await alternate(daemon, 'bomb', true, '(c)');
+
+    const ratioB = b.hostile.latency.p99 / b.alone.latency.p99;
+    const ratioC = c.hostile.latency.p99 / c.alone.latency.p99;
+    const runawayBackToBack = summarise(b.load.latenciesMs);
+    const bombs = summarise(c.load.latenciesMs);
+
+    console.log('');
+    console.log(
+      table(
+        ['hostile requests (client-timed ms)', 'n', 'p50', 'p90', 'p99', 'max', 'statuses'],
+        [
+          ['(a) runaway, pool refilled before each', runaway.samples, runaway.p50, runaway.p90, runaway.p99, runaway.max, JSON.stringify(timedStatuses)],
+          ['(b) runaway, back to back under load', runawayBackToBack.samples, runawayBackToBack.p50, runawayBackToBack.p90, runawayBackToBack.p99, runawayBackToBack.max, JSON.stringify(b.load.statuses)],
+          [`(c) memory bomb, back to back, ${c.load.kills} SIGKILLs`, bombs.samples, bombs.p50, bombs.p90, bombs.p99, bombs.max, JSON.stringify(c.load.statuses)],
+        ],
+      ),
+    );
+    console.log('');
+    console.log(
+      table(
+        ['neighbour (ms from due time)', 'requests', 'req/s', 'p50', 'p90', 'p99', 'max', 'errors'],
+        [
+          ['(b) alone', b.alone],
+          ['(b) with runaways', b.hostile],
+          ['(c) alone', c.alone],
+          ['(c) with memory bombs + SIGKILLs', c.hostile],
+        ].map(([name, n]) => {
+          const r = n as Neighbour;
+          return [name as string, r.latency.samples, Math.round(r.requestsPerSec), r.latency.p50, r.latency.p90, r.latency.p99, r.latency.max, r.errors];
+        }),
+      ),
+    );
+    console.log('');
+    const pass = {
+      runawayP99: runaway.p99 <= 60,
+      neighbourRatio: ratioB <= 1.5,
+      neighbourErrorsRunaway: b.hostile.errors === 0,
+      neighbourErrorsMemory: c.hostile.errors === 0,
+    };
+    console.log(
+      table(
+        ['figure', 'value', 'target', 'verdict'],
+        [
+          ['(a) runaway → 503 p99 ms', runaway.p99, '≤ 60', verdict(pass.runawayP99)],
+          ['(b) neighbour p99 with / without runaways', ratioB, '≤ 1.5', verdict(pass.neighbourRatio)],
+          ['(b) neighbour errors with runaways', b.hostile.errors, '0', verdict(pass.neighbourErrorsRunaway)],
+          ['(c) neighbour p99 with / without bombs+kills', ratioC, '', ''],
+          ['(c) neighbour errors with bombs + SIGKILLs', c.hostile.errors, '0', verdict(pass.neighbourErrorsMemory)],
+        ],
+      ),
+    );
+    const brief = (n: Neighbour) => ({ latency: n.latency, errors: n.errors, requestsPerSec: n.requestsPerSec, statuses: n.runs.map((r) => r.statuses), failures: n.runs.map((r) => r.failures) });
+    const file = writeResult('limits', {
+      method: { runaways: RUNAWAYS, rate: RATE, durationSec: DURATION_SEC, rounds: ROUNDS, killEveryMs: KILL_EVERY_MS, tenants: TENANTS },
+      machine: facts,
+      runaway: { ...runaway, statuses: timedStatuses, samplesMs: timed },
+      runawayBackToBack: { ...runawayBackToBack, statuses: b.load.statuses },
+      memoryBombs: { ...bombs, statuses: c.load.statuses, kills: c.load.kills },
+      neighbour: { aloneB: brief(b.alone), withRunaways: brief(b.hostile), ratioB, aloneC: brief(c.alone), withBombs: brief(c.hostile), ratioC },
+      pass,
+    });
+    console.log(`results: ${file}`);
+  } finally {
+    await daemon?.stop();
+  }
+}
+
+/**
+ * Neighbour alone, then with `worker` hammered (and children killed when `kill`),
+ * alternating for ROUNDS rounds after a discarded warm-up, so drift hits both alike.
+ */
+async function alternate(daemon: RunningDaemon, worker: string, kill: boolean, label: string) {
+  const load: LoadOptions = {
+    url: `${daemon.url}/`,
+    headers: { host: `hello.localhost:${daemon.port}` },
+    mode: 'rate',
+    rate: RATE,
+    connections: 32,
+    durationSec: DURATION_SEC,
+  };
+  await send(daemon, 'hello');
+  await send(daemon, worker);
+  await runLoad({ ...load, durationSec: 2 }); // warm-up, discarded
+  const alone: LoadResult[] = [];
+  const hostile: LoadResult[] = [];
+  const hostileLoad: Hostile = { latenciesMs: [], statuses: {}, kills: 0 };
+  for (let round = 0; round < ROUNDS; round++) {
+    alone.push(await runLoad(load));
+    hostile.push(await whileHostile(daemon, worker, kill, hostileLoad, () => runLoad(load)));
+    console.log(`${label} round ${round + 1}: neighbour p99 alone ${p99(alone.at(-1)!)} ms, with ${worker} ${p99(hostile.at(-1)!)} ms; errors ${errorCount(alone.at(-1)!)} / ${errorCount(hostile.at(-1)!)}`);
+  }
+  return { alone: neighbour(alone), hostile: neighbour(hostile), load: hostileLoad };
+}
+
+function neighbour(runs: LoadResult[]): Neighbour {
+  const all = runs.flatMap((r) => r.latenciesMs);
+  return {
+    runs,
+    latency: summarise(all),
+    errors: runs.reduce((n, r) => n + errorCount(r), 0),
+    requestsPerSec: runs.reduce((n, r) => n + requestsPerSec(r), 0) / runs.length,
+  };
+}
+
+function p99(result: LoadResult): string {
+  return summarise(result.latenciesMs).p99.toFixed(2);
+}
+
+/** One request to `worker`, timed at the client from send to the end of its body. */
+async function send(daemon: RunningDaemon, worker: string): Promise<{ ms: number; status: number }> {
+  const started = performance.now();
+  const res = await request(`${daemon.url}/`, { headers: { host: `${worker}.localhost:${daemon.port}` } });
+  await res.body.text();
+  return { ms: performance.now() - started, status: res.statusCode };
+}
+
+/**
+ * Runs `measure` while `worker` gets requests back to back; with `kill` set, also
+ * SIGKILLs a random child of the daemon that does not serve hello every few tens of ms.
+ */
+async function whileHostile<T>(daemon: RunningDaemon, worker: string, kill: boolean, hostile: Hostile, measure: () => Promise<T>): Promise<T> {
+  let running = true;
+  const sender = (async () => {
+    while (running) {
+      const { ms, status } = await send(daemon, worker);
+      hostile.latenciesMs.push(ms);
+      hostile.statuses[status] = (hostile.statuses[status] ?? 0) + 1;
+    }
+  })();
+  let killer: NodeJS.Timeout | undefined;
+  if (kill) {
+    const killOne = async () => {
+      const spare = new Set((await adminState(daemon)).workers.find((w) => w.name === 'hello')?.pids ?? []);
+      const victims = runnerPids(daemon.process.pid).filter((pid) => !spare.has(pid));
+      const victim = victims[Math.floor(Math.random() * victims.length)];
+      if (victim) {
+        try {
+          process.kill(victim, 'SIGKILL');
+          hostile.kills++;
+        } catch {
+          // Already gone.
+        }
+      }
+      if (running) killer = setTimeout(killOne, KILL_EVERY_MS[0] + Math.random() * (KILL_EVERY_MS[1] - KILL_EVERY_MS[0]));
+    };
+    killer = setTimeout(killOne, KILL_EVERY_MS[0]);
+  }
+  try {
+    return await measure();
+  } finally {
+    running = false;
+    clearTimeout(killer);
+    await sender;
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * An HTTP load generator shared by the benchmarks and `edgeproc compare`, so
+ * every model and every experiment is driven the same way: undici on loopback,
+ * in a worker thread, either a fixed request rate (open loop: latency counts
+ * from when a request was due, so a stall shows up in full) or a fixed number
+ * of connections sending back to back (closed loop: throughput).
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+
+export interface LoadOptions {
+  url: string;
+  headers?: Record<string, string>;
+  mode: 'rate' | 'concurrency';
+  /** Requests per second (mode 'rate'). */
+  rate: number;
+  /** Connections: the concurrency in mode 'concurrency', the most in flight in mode 'rate'. */
+  connections: number;
+  durationSec: number;
+}
+
+export interface LoadResult {
+  sent: number;
+  elapsedMs: number;
+  latenciesMs: number[];
+  /** Responses by status code. */
+  statuses: Record<string, number>;
+  /** Requests that got no response, by error code. */
+  failures: Record<string, number>;
+}
+
+/** Requests that did not get a 2xx or 3xx response. */
+export function errorCount(result: LoadResult): number {
+  let errors = 0;
+  for (const [status, n] of Object.entries(result.statuses)) if (Number(status) >= 400) errors += n;
+  for (const n of Object.values(result.failures)) errors += n;
+  return errors;
+}
+
+export function requestsPerSec(result: LoadResult): number {
+  return (result.latenciesMs.length * 1000) / result.elapsedMs;
+}
+
+// Compiled next to this module in dist/; from the TypeScript sources (tests), use the build.
+const WORKER_JS = [new URL('./load-worker.js', import.meta.url), new URL('../../dist/src/lab/load-worker.js', import.meta.url)]
+  .map((url) => fileURLToPath(url))
+  .find((path) => existsSync(path));
+
+export function runLoad(options: LoadOptions): Promise<LoadResult> {
+  if (!WORKER_JS) return Promise.reject(new Error('the load generator is not built: run `npm run build`'));
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(WORKER_JS, { workerData: options });
+    worker.once('message', (message: { result?: LoadResult; error?: string }) => {
+      if (message.result) resolve(message.result);
+      else reject(new Error(`the load generator failed: ${message.error}`));
+      void worker.terminate();
+    });
+    worker.once('error', reject);
+  });
+}
