@@ -29,6 +29,11 @@ export class WarmPool {
   readonly #log: Logger;
   readonly #warm: Instance[] = [];
   readonly #booting = new Set<Instance>();
+  /**
+   * Of those, the ones that will join the pool. A child booting for a pool miss is
+   * someone's already: counting it left the pool one short for good after every miss.
+   */
+  #bootingForPool = 0;
   readonly #all = new Set<Instance>();
   #failuresInRow = 0;
   #backoffUntil = 0;
@@ -127,7 +132,7 @@ export class WarmPool {
 
   #refill(): void {
     if (this.#closed || Date.now() < this.#backoffUntil) return;
-    while (this.#warm.length + this.#booting.size < this.#limits.warmPoolSize) this.#spawn(true);
+    while (this.#warm.length + this.#bootingForPool < this.#limits.warmPoolSize) this.#spawn(true);
   }
 
   #spawn(forPool: boolean, heapMb = this.#limits.memoryMb): Instance {
@@ -135,6 +140,7 @@ export class WarmPool {
     this.#stats.spawned++;
     this.#all.add(instance);
     this.#booting.add(instance);
+    if (forPool) this.#bootingForPool++;
     instance.exited.then(() => {
       this.#all.delete(instance);
       const at = this.#warm.indexOf(instance);
@@ -144,12 +150,14 @@ export class WarmPool {
     instance.ready.then(
       () => {
         this.#booting.delete(instance);
+        if (forPool) this.#bootingForPool--;
         this.#failuresInRow = 0;
         if (forPool && !this.#closed) this.#warm.push(instance);
         else if (this.#closed) instance.dispose();
       },
       () => {
         this.#booting.delete(instance);
+        if (forPool) this.#bootingForPool--;
         if (this.#closed) return;
         this.#stats.bootFailures++;
         this.#failuresInRow++;

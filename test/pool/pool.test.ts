@@ -39,6 +39,16 @@ describe('warm pool', () => {
     expect((await listing(daemon)).pool).toMatchObject({ warm: 0, hits: 0, misses: 1, spawned: 1 });
   });
 
+  it('refills the pool to its size after misses (a child booting for a miss is not the pool\'s)', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'a.mjs': hello('a'), 'b.mjs': hello('b'), 'c.mjs': hello('c') }), { warmPool: 1 });
+    const answers = await Promise.all(['a', 'b', 'c'].map((w) => daemon.fetchText(w)));
+    expect(answers.map((a) => a.text)).toEqual(['a', 'b', 'c']);
+    expect(daemon.pool.stats().misses).toBeGreaterThan(0);
+    const deadline = Date.now() + 10_000;
+    while (daemon.pool.stats().warm < 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(daemon.pool.stats()).toMatchObject({ warm: 1, booting: 0 });
+  });
+
   it('evicts an idle instance after idleTimeout, and the next request starts another', async () => {
     const daemon = await startTestDaemon(writeScripts({ 'a.mjs': hello('a') }), { idleTimeout: 300 });
     expect((await daemon.fetchText('a')).status).toBe(200);
