@@ -74,7 +74,61 @@ function program(): Command {
       process.on('SIGTERM', () => shutdown('SIGTERM'));
       process.on('SIGINT', () => shutdown('SIGINT'));
     });
+
+  cli
+    .command('bench')
+    .description("edgeproc's cold starts: warm-pool hit, warm-pool miss, and a burst of new tenants at once")
+    .option('--quick', 'fewer samples (about 20 s)')
+    .option('--json <file>', 'also write the figures as JSON')
+    .action(async (flags: { quick?: boolean; json?: string }) => {
+      const { coldBench, COLD_FULL, COLD_QUICK } = await import('./lab/cold-bench.js');
+      const { table } = await import('./lab/table.js');
+      const { describeLabMachine, labMachine } = await import('./lab/machine.js');
+      const machine = labMachine();
+      const plan = flags.quick ? COLD_QUICK : COLD_FULL;
+      const report = await coldBench(plan, (line) => process.stderr.write(`${line}\n`));
+      process.stdout.write(
+        `method: a new tenant deployed through the admin API, timed at the client to its first complete response;\n` +
+          `  hit: warm pool refilled before each of ${plan.hitSamples} samples; miss: --warm-pool 0, ${plan.missSamples} samples;\n` +
+          `  burst: ${plan.burst} tenants deployed at once, ${plan.burstRounds} round(s), each timed from the start of its burst.\n` +
+          `${describeLabMachine(machine)}\n\n` +
+          table(
+            ['case', 'samples', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+            (['hit', 'miss', 'burst'] as const).map((k) => [k, report[k].samples, report[k].p50, report[k].p90, report[k].p99, report[k].max]),
+          ) +
+          '\n',
+      );
+      if (flags.json) await writeJson(flags.json, { machine, ...report });
+    });
+
+  cli
+    .command('compare')
+    .description('run the same workloads through each isolation model and compare cold start, latency, throughput, memory and containment')
+    .option('--models <list>', `comma-separated models (default: all): process-pool, process-fresh, thread, vm, isolate, workerd`)
+    .option('--quick', 'small samples, about a minute on 2 cores')
+    .option('--json <file>', 'write every figure as JSON')
+    .option('--html <file>', 'write a self-contained HTML page with charts')
+    .action(async (flags: { models?: string; quick?: boolean; json?: string; html?: string }) => {
+      const { compare, FULL_PLAN, QUICK_PLAN } = await import('./lab/compare.js');
+      const { pickModels } = await import('./lab/models/index.js');
+      const { htmlReport, textReport } = await import('./lab/report.js');
+      const models = pickModels(flags.models?.split(',').map((m) => m.trim()).filter(Boolean));
+      const report = await compare(models, flags.quick ? QUICK_PLAN : FULL_PLAN, (line) => process.stderr.write(`${line}\n`));
+      process.stdout.write(`${textReport(report)}\n`);
+      if (flags.json) await writeJson(flags.json, report);
+      if (flags.html) {
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile(flags.html, htmlReport(report));
+        process.stderr.write(`wrote ${flags.html}\n`);
+      }
+    });
   return cli;
+}
+
+async function writeJson(path: string, data: unknown): Promise<void> {
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(path, JSON.stringify(data, null, 2) + '\n');
+  process.stderr.write(`wrote ${path}\n`);
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -18,7 +18,8 @@ async function run(options: LoadOptions): Promise<LoadResult> {
   const one = async (scheduledAt: number): Promise<void> => {
     sent++;
     try {
-      const res = await pool.request({ method: 'GET', path, headers: options.headers ?? {} });
+      const timeout = options.timeoutMs ?? 10_000;
+      const res = await pool.request({ method: 'GET', path, headers: options.headers ?? {}, headersTimeout: timeout, bodyTimeout: timeout });
       await res.body.dump({ limit: Number.POSITIVE_INFINITY });
       statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
     } catch (error) {

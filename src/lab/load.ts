@@ -18,6 +18,8 @@ export interface LoadOptions {
   /** Connections: the concurrency in mode 'concurrency', the most in flight in mode 'rate'. */
   connections: number;
   durationSec: number;
+  /** A request with no complete response after this long counts as failed (default 10 s). */
+  timeoutMs?: number;
 }
 
 export interface LoadResult {

@@ -1,0 +1,54 @@
+/**
+ * What every isolation model of the lab must do, as a test suite: start with
+ * no tenant, deploy the workload scripts, serve them correctly over HTTP,
+ * report its processes, and dispose of every process it started.
+ */
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Model, RunningModel } from '../../src/lab/models/types.js';
+import { expectedBody, WORKLOADS } from '../../src/lab/workloads.js';
+
+export const TEST_LIMITS = { cpuMs: 50, memoryMb: 64 };
+
+export async function get(model: RunningModel, tenant: string, path = '/'): Promise<{ status: number; text: string }> {
+  const { url, headers } = model.target(tenant);
+  const res = await request(new URL(path, url), { headers, headersTimeout: 20_000, bodyTimeout: 20_000 });
+  return { status: res.statusCode, text: await res.body.text() };
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function modelContract(model: Model): void {
+  describe(`model ${model.name}: the lab's contract`, () => {
+    let running: RunningModel | null = null;
+    afterEach(async () => {
+      await running?.dispose();
+      running = null;
+    });
+
+    it('says what boundary it gives', () => {
+      expect(model.boundary.length).toBeGreaterThan(10);
+    });
+
+    it('serves the workload scripts correctly and disposes without leaving a process', async () => {
+      running = await model.start(TEST_LIMITS);
+      await running.deploy('hello', WORKLOADS.hello);
+      await running.deploy('json', WORKLOADS.json);
+      expect(await get(running, 'hello')).toEqual({ status: 200, text: expectedBody('hello') });
+      expect(await get(running, 'json', '/items')).toEqual({ status: 200, text: expectedBody('json', '/items') });
+      const pids = running.pids();
+      expect(pids.length).toBeGreaterThan(0);
+      for (const pid of pids) expect(isAlive(pid)).toBe(true);
+      await running.dispose();
+      running = null;
+      for (const pid of pids) expect(isAlive(pid)).toBe(false);
+    });
+  });
+}
