@@ -7,6 +7,7 @@ import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Model, RunningModel } from '../../src/lab/models/types.js';
 import { expectedBody, WORKLOADS } from '../../src/lab/workloads.js';
+import { isAlive } from '../helpers/daemon.js';
 
 export const TEST_LIMITS = { cpuMs: 50, memoryMb: 64 };
 
@@ -16,14 +17,7 @@ export async function get(model: RunningModel, tenant: string, path = '/'): Prom
   return { status: res.statusCode, text: await res.body.text() };
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isAlive };
 
 export function modelContract(model: Model): void {
   describe(`model ${model.name}: the lab's contract`, () => {
