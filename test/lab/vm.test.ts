@@ -1,0 +1,57 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RunningModel } from '../../src/lab/models/types.js';
+import { vmModel } from '../../src/lab/models/vm.js';
+import { WORKLOADS } from '../../src/lab/workloads.js';
+import { get, isAlive, modelContract, TEST_LIMITS } from './contract.js';
+
+modelContract(vmModel);
+
+describe('model vm: limits and blast radius', () => {
+  let running: RunningModel | null = null;
+  afterEach(async () => {
+    await running?.dispose();
+    running = null;
+  });
+
+  it('stops a runaway with a 503 naming the limit, and its neighbour in the same process still answers', async () => {
+    running = await vmModel.start(TEST_LIMITS);
+    await running.deploy('hello', WORKLOADS.hello);
+    await running.deploy('runaway', WORKLOADS.runaway);
+    const started = Date.now();
+    expect(await get(running, 'runaway')).toEqual({ status: 503, text: 'vm: tenant "runaway" was stopped after 50 ms (vm timeout, limits.cpuMs)\n' });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(await get(running, 'hello')).toEqual({ status: 200, text: 'hello\n' });
+  });
+
+  it('refuses a script with no fetch handler, or one that imports, saying why', async () => {
+    running = await vmModel.start(TEST_LIMITS);
+    await expect(running.deploy('empty', 'export default {};\n')).rejects.toThrow('the script has no `export default { fetch(request) { … } }`');
+    await expect(running.deploy('imports', 'import fs from "node:fs";\nexport default { fetch() {} };\n')).rejects.toThrow('the script imports "node:fs"');
+  });
+
+  it("dies whole when one tenant exhausts the heap: the neighbour goes down with it (the model's blast radius)", async () => {
+    running = await vmModel.start(TEST_LIMITS);
+    await running.deploy('hello', WORKLOADS.hello);
+    await running.deploy('bomb', WORKLOADS.bomb);
+    const [host] = running.pids();
+    // Each request grows the bomb's hoard until the vm timeout stops it; the host
+    // heap (4 × memoryMb) runs out within a few requests, and the process with it.
+    let died = false;
+    for (let i = 0; i < 60 && !died; i++) {
+      const answer = await get(running, 'bomb').catch(() => null);
+      if (answer) expect(answer.status).toBe(503);
+      else died = true;
+    }
+    expect(died).toBe(true);
+    await expect(get(running, 'hello')).rejects.toThrow();
+    await until(() => !isAlive(host!), 5000);
+  });
+});
+
+async function until(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition still false after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
