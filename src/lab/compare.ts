@@ -54,6 +54,8 @@ export const FULL_PLAN: ComparePlan = {
 };
 
 const DISCARDED_COLD = 2;
+/** The crash experiment's CPU limit: high enough that the memory limit ends the bomb. */
+const CRASH_CPU_MS = 10_000;
 /** A model whose processes pass this much RSS during the crash experiment is killed by the lab. */
 const RSS_GUARD_MIB = 2048;
 
@@ -204,7 +206,8 @@ export async function compare(models: Model[], plan: ComparePlan, progress: Prog
   }
   for (const model of available()) {
     progress(`[crash] ${model.name}`);
-    await withInstance(model, plan, fail, 'crash', async (instance) => {
+    // A CPU limit would stop the bomb before memory runs out: here memory is what must end it.
+    await withInstance(model, { ...plan, limits: { ...plan.limits, cpuMs: CRASH_CPU_MS } }, fail, 'crash', async (instance) => {
       byName.get(model.name)!.crash = await crash(instance, plan);
     });
   }
@@ -386,7 +389,7 @@ export function methodText(plan: ComparePlan): string[] {
     `warm: ${plan.warmConnections} connections back to back for ${plan.warmSec} s per model and round, ${plan.warmRounds} round(s) interleaved, after a 1 s warm-up; req/s is the median of rounds.`,
     `memory: PSS (smaps_rollup) of all the model's processes, growth per tenant with ${plan.memoryCounts.join(', ')} tenants live (each served once).`,
     `runaway: a hello neighbour at ${plan.neighbourRate} req/s (open loop) for ${plan.hostileSec} s alone, then again while one for (;;) {} request is sent; stopped = it got a 5xx.`,
-    `crash: three neighbours at ${plan.neighbourRate} req/s in total while one tenant allocates without end; the lab kills a model whose RSS passes ${RSS_GUARD_MIB} MiB.`,
+    `crash: three neighbours at ${plan.neighbourRate} req/s in total while one tenant allocates without end (CPU limit raised to ${CRASH_CPU_MS} ms so that memory ends it); the lab kills a model whose RSS passes ${RSS_GUARD_MIB} MiB.`,
     `memory, runaway and crash each start a fresh instance of the model.`,
   ];
 }

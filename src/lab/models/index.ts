@@ -1,9 +1,11 @@
 /** Every model of the lab, in the order the tables list them. */
 import { processFreshModel, processPoolModel } from './edgeproc.js';
+import { isolateModel } from './isolate.js';
 import { EdgeprocError } from '../../errors.js';
 import type { Model, ModelName } from './types.js';
+import { vmModel } from './vm.js';
 
-export const MODELS: readonly Model[] = [processPoolModel, processFreshModel];
+export const MODELS: readonly Model[] = [processPoolModel, processFreshModel, vmModel, isolateModel];
 
 export const MODEL_NAMES: readonly ModelName[] = ['process-pool', 'process-fresh', 'thread', 'vm', 'isolate', 'workerd'];
 
