@@ -33,9 +33,10 @@ describe('a script whose global scope throws (crash loop at load)', () => {
         expect(res.text).toMatch(expected(requestIdOf(res)));
       }
     }
-    // Within the back-off, failing requests cost no child.
-    expect(daemon.pool.stats().spawned).toBe(spawned);
-    expect(daemon.logs.filter((r) => r.msg === 'worker failed to load' && r.worker === 'throws-at-load')).toHaveLength(1);
+    // Within the back-off (1 s) failing requests cost no child; on a loaded machine the ten may
+    // outlast it, and one retry is then due. Never a child per request.
+    expect(daemon.pool.stats().spawned - spawned).toBeLessThanOrEqual(1);
+    expect(daemon.logs.filter((r) => r.msg === 'worker failed to load' && r.worker === 'throws-at-load').length).toBeLessThanOrEqual(2);
     expect(await daemon.fetchText('neighbour')).toMatchObject({ status: 200, text: 'neighbour ok' });
   });
 });

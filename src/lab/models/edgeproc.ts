@@ -59,7 +59,7 @@ async function startEdgeproc(warmPool: number, limits: LabLimits): Promise<Runni
   };
 }
 
-async function untilPool(admin: string, warm: number, timeoutMs = 20_000): Promise<void> {
+async function untilPool(admin: string, warm: number, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const res = await request(`${admin}/workers`);
