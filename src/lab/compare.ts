@@ -30,14 +30,14 @@ export interface ComparePlan {
 }
 
 export const QUICK_PLAN: ComparePlan = {
-  coldSamples: 8,
+  coldSamples: 6,
   coldRounds: 2,
-  warmSec: 1.5,
+  warmSec: 1,
   warmConnections: 16,
   warmRounds: 1,
-  memoryCounts: [1, 10],
+  memoryCounts: [1, 5],
   neighbourRate: 200,
-  hostileSec: 1.5,
+  hostileSec: 1,
   limits: { cpuMs: 50, memoryMb: 128 },
 };
 
@@ -321,9 +321,9 @@ async function crash(instance: RunningModel, plan: ComparePlan): Promise<Crash> 
       runLoad(load(instance, name, { mode: 'rate', rate: plan.neighbourRate / others.length, connections: 16, durationSec: plan.hostileSec, timeoutMs: 3000 })),
     );
     await pause(200);
-    const answer = await get(instance, 'bomb', '/', plan.hostileSec * 1000 + 3000).catch(() => null);
+    const answer = await get(instance, 'bomb', '/', plan.hostileSec * 1000 + 2000).catch(() => null);
     const results = await Promise.all(loads);
-    const after = await Promise.all(others.map((name) => get(instance, name, '/', 3000).catch(() => null)));
+    const after = await Promise.all(others.map((name) => get(instance, name, '/', 2000).catch(() => null)));
     return {
       neighbourRequests: results.reduce((n, r) => n + r.latenciesMs.length, 0),
       neighbourErrors: results.reduce((n, r) => n + errorCount(r), 0),

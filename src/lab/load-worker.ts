@@ -18,9 +18,11 @@ async function run(options: LoadOptions): Promise<LoadResult> {
   const one = async (scheduledAt: number): Promise<void> => {
     sent++;
     try {
-      const timeout = options.timeoutMs ?? 10_000;
-      const res = await pool.request({ method: 'GET', path, headers: options.headers ?? {}, headersTimeout: timeout, bodyTimeout: timeout });
-      await res.body.dump({ limit: Number.POSITIVE_INFINITY });
+      // Bounds the whole request, time queued for a connection included: against a stalled
+      // server, requests would otherwise wait behind one another for many times the timeout.
+      const signal = AbortSignal.timeout(options.timeoutMs ?? 10_000);
+      const res = await pool.request({ method: 'GET', path, headers: options.headers ?? {}, signal });
+      await res.body.dump({ limit: Number.POSITIVE_INFINITY, signal });
       statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
     } catch (error) {
       const code = (error as { code?: string }).code ?? (error as Error).name;

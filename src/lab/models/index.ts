@@ -1,11 +1,13 @@
 /** Every model of the lab, in the order the tables list them. */
 import { processFreshModel, processPoolModel } from './edgeproc.js';
 import { isolateModel } from './isolate.js';
+import { threadModel } from './thread.js';
 import { EdgeprocError } from '../../errors.js';
 import type { Model, ModelName } from './types.js';
 import { vmModel } from './vm.js';
+import { workerdModel } from './workerd.js';
 
-export const MODELS: readonly Model[] = [processPoolModel, processFreshModel, vmModel, isolateModel];
+export const MODELS: readonly Model[] = [processPoolModel, processFreshModel, threadModel, vmModel, isolateModel, workerdModel];
 
 export const MODEL_NAMES: readonly ModelName[] = ['process-pool', 'process-fresh', 'thread', 'vm', 'isolate', 'workerd'];
 
