@@ -4,10 +4,8 @@
  * A daemon's children are recorded before it is stopped and killed after it,
  * should any outlive it.
  */
-import { readFileSync } from 'node:fs';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 
 const started = new Set<ChildProcess>();
 
@@ -126,14 +124,4 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-/** A loopback TCP port that was free a moment ago (for workerd, which cannot listen on port 0 and report it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../src/lab/ports.js';

@@ -15,11 +15,11 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { request } from 'undici';
+import { freePort } from '../ports.js';
 import { ModelUnavailableError, type Model, type RunningModel } from './types.js';
 
 const COMPATIBILITY_DATE = '2024-01-01';
@@ -226,18 +226,6 @@ async function untilAnswers(url: string, signal: AbortSignal, timeoutMs = READY_
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-}
-
-/** A loopback port that was free a moment ago: workerd cannot listen on port 0 and say which port it got. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export const workerdModel: Model = {
