@@ -17,6 +17,7 @@ import { createFrontDoor } from './server/http.js';
 import { stopForkServerIfIdle } from './pool/spawn.js';
 import { Router } from './server/router.js';
 import { WorkerRegistry } from './workers/registry.js';
+import { readWorkerLimits } from './workers/limits-file.js';
 import { readTarget, type Target } from './workers/target.js';
 
 export interface Daemon {
@@ -42,8 +43,9 @@ const TENANT_LEVEL: Record<LogLevel, 'debug' | 'info' | 'warn' | 'error'> = {
 
 export async function startDaemon(config: ServeConfig, log = new Logger()): Promise<Daemon> {
   const target = readTarget(config.target, config.limits.scriptBytes);
+  const limits = readWorkerLimits(target, config.limits);
   const registry = new WorkerRegistry();
-  for (const worker of target.workers) registry.publish(registry.prepare(worker.name, worker.source, worker.path, {}, config.limits));
+  for (const worker of target.workers) registry.publish(registry.prepare(worker.name, worker.source, worker.path, {}, limits.get(worker.name)!));
 
   const outbound = new Outbound(log, config.limits);
   const pool = new WarmPool(
