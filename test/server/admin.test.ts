@@ -32,6 +32,13 @@ describe('admin API', () => {
     expect(sw.status).toBe(201);
     expect(sw.json()).toMatchObject({ name: 'sw', syntax: 'service-worker' });
     expect(await daemon.fetchText('sw')).toMatchObject({ status: 200, text: 'sw' });
+    // A classic script with a line that only looks like an export (inside a string) stays classic,
+    // and a module whose import is a dynamic import() stays a classic script too.
+    const lookalike = `var text = \`\nexport default nothing\n\`;\naddEventListener('fetch', (e) => e.respondWith(new Response(text.trim())));`;
+    const tricky = await admin(daemon, 'PUT', '/workers/tricky', lookalike);
+    expect(tricky.status).toBe(201);
+    expect(tricky.json()).toMatchObject({ syntax: 'service-worker' });
+    expect(await daemon.fetchText('tricky')).toMatchObject({ status: 200, text: 'export default nothing' });
   });
 
   it('replaces a worker (200): new requests see the new version while an in-flight one finishes on the old', async () => {
