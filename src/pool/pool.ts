@@ -118,9 +118,9 @@ export class WarmPool {
   }
 
   /**
-   * Spawning blocks the daemon's event loop for a few milliseconds (fork plus
-   * execa's setup: 3.4 ms here). Right after take() that would sit inside the
-   * cold start being served, so the refill waits until that request is done.
+   * A new child's boot takes ~40 ms of CPU (in the fork server and the child, at
+   * background priority). Right after take() it would compete with the cold start
+   * being served on a two-core machine, so the refill waits until that request is done.
    */
   #refillSoon(): void {
     if (this.#refillTimer) return;
