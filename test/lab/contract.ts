@@ -5,7 +5,7 @@
  */
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Model, RunningModel } from '../../src/lab/models/types.js';
+import type { LabLimits, Model, RunningModel } from '../../src/lab/models/types.js';
 import { expectedBody, WORKLOADS } from '../../src/lab/workloads.js';
 import { isAlive } from '../helpers/daemon.js';
 
@@ -19,20 +19,35 @@ export async function get(model: RunningModel, tenant: string, path = '/'): Prom
 
 export { isAlive };
 
+/**
+ * Starts the model for one test and disposes of it after the test, whatever the outcome;
+ * a test may dispose of it itself first (dispose then runs once).
+ */
+export function modelPerTest(model: Model): (limits?: LabLimits) => Promise<RunningModel> {
+  const live: RunningModel[] = [];
+  afterEach(async () => {
+    await Promise.all(live.splice(0).map((running) => running.dispose()));
+  });
+  return async (limits = TEST_LIMITS) => {
+    const running = await model.start(limits);
+    const dispose = running.dispose.bind(running);
+    let disposed: Promise<void> | null = null;
+    running.dispose = () => (disposed ??= dispose());
+    live.push(running);
+    return running;
+  };
+}
+
 export function modelContract(model: Model): void {
   describe(`model ${model.name}: the lab's contract`, () => {
-    let running: RunningModel | null = null;
-    afterEach(async () => {
-      await running?.dispose();
-      running = null;
-    });
+    const start = modelPerTest(model);
 
     it('says what boundary it gives', () => {
       expect(model.boundary.length).toBeGreaterThan(10);
     });
 
     it('serves the workload scripts correctly and disposes without leaving a process', async () => {
-      running = await model.start(TEST_LIMITS);
+      const running = await start();
       await running.deploy('hello', WORKLOADS.hello);
       await running.deploy('json', WORKLOADS.json);
       expect(await get(running, 'hello')).toEqual({ status: 200, text: expectedBody('hello') });
@@ -41,7 +56,6 @@ export function modelContract(model: Model): void {
       expect(pids.length).toBeGreaterThan(0);
       for (const pid of pids) expect(isAlive(pid)).toBe(true);
       await running.dispose();
-      running = null;
       for (const pid of pids) expect(isAlive(pid)).toBe(false);
     });
   });

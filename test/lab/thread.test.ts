@@ -1,20 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { threadModel } from '../../src/lab/models/thread.js';
-import type { RunningModel } from '../../src/lab/models/types.js';
 import { WORKLOADS } from '../../src/lab/workloads.js';
-import { get, isAlive, modelContract, TEST_LIMITS } from './contract.js';
+import { get, isAlive, modelContract, modelPerTest } from './contract.js';
 
 modelContract(threadModel);
 
 describe('model thread: limits and blast radius', () => {
-  let running: RunningModel | null = null;
-  afterEach(async () => {
-    await running?.dispose();
-    running = null;
-  });
+  const start = modelPerTest(threadModel);
 
   it('terminates a runaway thread with a 503 naming the limit, recreates it for the next request, and its neighbour still answers', async () => {
-    running = await threadModel.start(TEST_LIMITS);
+    const running = await start();
     await running.deploy('hello', WORKLOADS.hello);
     await running.deploy('runaway', WORKLOADS.runaway);
     const stopped = { status: 503, text: 'thread: tenant "runaway" was terminated after 50 ms without an answer (limits.cpuMs, enforced as wall time)\n' };
@@ -29,7 +24,7 @@ describe('model thread: limits and blast radius', () => {
   });
 
   it('answers every request in flight on a runaway thread with a 503', async () => {
-    running = await threadModel.start(TEST_LIMITS);
+    const running = await start();
     await running.deploy('runaway', WORKLOADS.runaway);
     const answers = await Promise.all([get(running, 'runaway'), get(running, 'runaway'), get(running, 'runaway')]);
     for (const answer of answers) expect(answer.status).toBe(503);
@@ -37,7 +32,7 @@ describe('model thread: limits and blast radius', () => {
 
   it('terminates a thread that exhausts its heap with a 503 naming the memory limit; the host survives and the neighbour answers', async () => {
     // A CPU limit long enough that memory, not wall time, ends the bomb.
-    running = await threadModel.start({ cpuMs: 15_000, memoryMb: 64 });
+    const running = await start({ cpuMs: 15_000, memoryMb: 64 });
     await running.deploy('hello', WORKLOADS.hello);
     await running.deploy('bomb', WORKLOADS.bomb);
     const [host] = running.pids();
@@ -55,7 +50,7 @@ describe('model thread: limits and blast radius', () => {
   });
 
   it('refuses a script that does not load, saying why, and keeps serving the others', async () => {
-    running = await threadModel.start(TEST_LIMITS);
+    const running = await start();
     await running.deploy('hello', WORKLOADS.hello);
     await expect(running.deploy('broken', 'export default {\n')).rejects.toThrow('thread: cannot deploy broken: SyntaxError');
     await expect(running.deploy('empty', 'export default {};\n')).rejects.toThrow('the script has no default export with a fetch(request) method');
@@ -64,7 +59,7 @@ describe('model thread: limits and blast radius', () => {
   });
 
   it('answers 500 when the handler throws, and 503 when the thread exits; the next request gets a new thread', async () => {
-    running = await threadModel.start(TEST_LIMITS);
+    const running = await start();
     await running.deploy('throws', 'export default { fetch() { throw new TypeError("nope"); } };\n');
     await running.deploy('exits', 'let calls = 0;\nexport default { fetch() { if (++calls === 1) process.exit(3); return new Response("again\\n"); } };\n');
     expect(await get(running, 'throws')).toEqual({ status: 500, text: 'thread: the fetch handler threw: TypeError: nope\n' });

@@ -1,20 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import type { RunningModel } from '../../src/lab/models/types.js';
+import { describe, expect, it } from 'vitest';
 import { vmModel } from '../../src/lab/models/vm.js';
 import { WORKLOADS } from '../../src/lab/workloads.js';
-import { get, isAlive, modelContract, TEST_LIMITS } from './contract.js';
+import { get, isAlive, modelContract, modelPerTest } from './contract.js';
 
 modelContract(vmModel);
 
 describe('model vm: limits and blast radius', () => {
-  let running: RunningModel | null = null;
-  afterEach(async () => {
-    await running?.dispose();
-    running = null;
-  });
+  const start = modelPerTest(vmModel);
 
   it('stops a runaway with a 503 naming the limit, and its neighbour in the same process still answers', async () => {
-    running = await vmModel.start(TEST_LIMITS);
+    const running = await start();
     await running.deploy('hello', WORKLOADS.hello);
     await running.deploy('runaway', WORKLOADS.runaway);
     const started = Date.now();
@@ -24,13 +19,13 @@ describe('model vm: limits and blast radius', () => {
   });
 
   it('refuses a script with no fetch handler, or one that imports, saying why', async () => {
-    running = await vmModel.start(TEST_LIMITS);
+    const running = await start();
     await expect(running.deploy('empty', 'export default {};\n')).rejects.toThrow('the script has no `export default { fetch(request) { … } }`');
     await expect(running.deploy('imports', 'import fs from "node:fs";\nexport default { fetch() {} };\n')).rejects.toThrow('the script imports "node:fs"');
   });
 
   it("dies whole when one tenant exhausts the heap: the neighbour goes down with it (the model's blast radius)", async () => {
-    running = await vmModel.start(TEST_LIMITS);
+    const running = await start();
     await running.deploy('hello', WORKLOADS.hello);
     await running.deploy('bomb', WORKLOADS.bomb);
     const [host] = running.pids();

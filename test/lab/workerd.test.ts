@@ -1,21 +1,16 @@
 import { request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { RunningModel } from '../../src/lab/models/types.js';
+import { describe, expect, it } from 'vitest';
 import { workerdModel } from '../../src/lab/models/workerd.js';
 import { WORKLOADS } from '../../src/lab/workloads.js';
-import { get, isAlive, modelContract, TEST_LIMITS } from './contract.js';
+import { get, isAlive, modelContract, modelPerTest } from './contract.js';
 
 modelContract(workerdModel);
 
 describe('model workerd: one process, restarted per deploy, no limits', () => {
-  let running: RunningModel | null = null;
-  afterEach(async () => {
-    await running?.dispose();
-    running = null;
-  });
+  const start = modelPerTest(workerdModel);
 
   it('restarts workerd with a regenerated config for a new tenant, and the earlier tenants still answer on their ports', async () => {
-    running = await workerdModel.start(TEST_LIMITS);
+    const running = await start();
     await running.deploy('hello', WORKLOADS.hello);
     const [first] = running.pids();
     const before = running.target('hello');
@@ -32,22 +27,22 @@ describe('model workerd: one process, restarted per deploy, no limits', () => {
   });
 
   it('refuses a script workerd cannot load, with workerd\'s reason, and keeps serving the others', async () => {
-    running = await workerdModel.start(TEST_LIMITS);
+    const running = await start();
     await running.deploy('hello', WORKLOADS.hello);
     await expect(running.deploy('broken', 'export default {\n')).rejects.toThrow(/^workerd: cannot deploy broken: workerd exited while starting \(code 1\): service broken: Uncaught SyntaxError/);
     await expect(running.deploy('throws', 'throw new Error("at load");\n')).rejects.toThrow('service throws: Uncaught Error: at load');
     await expect(running.deploy('no/such', WORKLOADS.hello)).rejects.toThrow('a tenant name is letters, digits, - and _');
-    expect(() => running!.target('broken')).toThrow('workerd: no tenant "broken"');
+    expect(() => running.target('broken')).toThrow('workerd: no tenant "broken"');
     expect(await get(running, 'hello')).toEqual({ status: 200, text: 'hello\n' });
   });
 
   it('has no CPU limit: a runaway stalls every tenant of the process until the lab kills it', async () => {
-    running = await workerdModel.start(TEST_LIMITS);
+    const running = await start();
     await running.deploy('hello', WORKLOADS.hello);
     await running.deploy('runaway', WORKLOADS.runaway);
     const [workerd] = running.pids();
     const stalled = (tenant: string) => {
-      const { url, headers } = running!.target(tenant);
+      const { url, headers } = running.target(tenant);
       return request(url, { headers, headersTimeout: 1000 }).then(
         () => 'answered',
         (error: { code?: string }) => error.code,
@@ -61,7 +56,6 @@ describe('model workerd: one process, restarted per deploy, no limits', () => {
     // A stalled workerd never handles SIGTERM; dispose gets there with SIGKILL.
     const started = Date.now();
     await running.dispose();
-    running = null;
     expect(isAlive(workerd!)).toBe(false);
     expect(Date.now() - started).toBeLessThan(5000);
   });
