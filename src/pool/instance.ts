@@ -93,8 +93,6 @@ export class Instance {
   state: InstanceState = 'booting';
   worker: string | null = null;
   version = 0;
-  /** Requests dispatched and not yet settled. */
-  inflight = 0;
   /** Requests dispatched over the instance's life. */
   served = 0;
   /** The limits of the worker this instance serves (null while warm). */
@@ -188,7 +186,12 @@ export class Instance {
   }
 
   get busy(): boolean {
-    return this.inflight > 0;
+    return this.#exchanges.size > 0;
+  }
+
+  /** Requests dispatched and not yet settled. */
+  get inflight(): number {
+    return this.#exchanges.size;
   }
 
   /** Sends the tenant's script. Resolves when it loaded; requests may be dispatched before that. */
@@ -212,7 +215,6 @@ export class Instance {
     this.#nextStream += 2;
     this.#exchanges.set(id, exchange);
     exchange.deliveredSeq = ++this.#seq;
-    this.inflight++;
     this.served++;
     this.lastActiveAt = performance.now();
     this.#channel!.sendJson(FrameType.RequestHead, id, head);
@@ -306,7 +308,6 @@ export class Instance {
         const exchange = this.#exchanges.get(id);
         if (!exchange) return;
         this.#exchanges.delete(id);
-        this.inflight--;
         this.lastActiveAt = performance.now();
         exchange.onSettled(decodeJson<SettledMessage>(frame));
         return;
@@ -353,7 +354,6 @@ export class Instance {
   failExchanges(status: number, reason: string): void {
     const exchanges = [...this.#exchanges.values()];
     this.#exchanges.clear();
-    this.inflight = 0;
     for (const exchange of exchanges) exchange.fail(status, reason);
   }
 
@@ -398,7 +398,6 @@ export class Instance {
   terminate(reasonFor: (exchange: Exchange) => [status: number, reason: string]): void {
     const exchanges = [...this.#exchanges.values()];
     this.#exchanges.clear();
-    this.inflight = 0;
     for (const exchange of exchanges) exchange.fail(...reasonFor(exchange));
     this.dispose();
   }
@@ -432,7 +431,6 @@ export class Instance {
     this.#loaded = null;
     const exchanges = [...this.#exchanges.values()];
     this.#exchanges.clear();
-    this.inflight = 0;
     for (const sub of this.#subrequests.values()) sub.onAbort('the instance exited');
     this.#subrequests.clear();
     this.#subrequestParents.clear();

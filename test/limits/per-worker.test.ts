@@ -25,7 +25,8 @@ describe('per-worker limits from edgeproc.json in a served directory', () => {
   it('gives the named worker its own CPU limit while the others keep the global one', async () => {
     const daemon = await startTestDaemon(target({ workers: { generous: { cpuMs: 2000 } } }), { cpuMs: 50, warmPool: 2 });
     expect(await daemon.fetchText('generous', '/?ms=300')).toMatchObject({ status: 200, text: 'burned 300 ms' });
-    const strict = await daemon.fetchText('strict', '/?ms=300');
+    // A second of wall time, so that even a loaded machine gives it well over 50 ms of CPU.
+    const strict = await daemon.fetchText('strict', '/?ms=1000');
     expect(strict.status).toBe(503);
     expect(strict.text).toMatch(new RegExp(`^Worker "strict" exceeded its CPU time limit: this request used \\d+ ms of CPU; the limit is 50 ms per request`));
     requestIdOf(strict);
