@@ -81,15 +81,13 @@ export class Watchdog {
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
-    for (const tracked of this.#tracked.values()) if (tracked.nearLimit) clearTimeout(tracked.nearLimit);
-    this.#tracked.clear();
+    for (const [instance, tracked] of this.#tracked) this.#untrack(instance, tracked);
   }
 
   #tick(): void {
     for (const [instance, tracked] of this.#tracked) {
       if (instance.state === 'dead' || instance.disposed) {
-        if (tracked.nearLimit) clearTimeout(tracked.nearLimit);
-        this.#tracked.delete(instance);
+        this.#untrack(instance, tracked);
         continue;
       }
       this.#sampleCpu(instance, tracked);
@@ -107,16 +105,19 @@ export class Watchdog {
         }
       }
       // Nothing in flight any more: stop sampling until the next request.
-      if (!instance.loading && instance.inflight === 0) {
-        if (tracked.nearLimit) clearTimeout(tracked.nearLimit);
-        if (tracked.demoted) priority.restore(instance.pid);
-        this.#tracked.delete(instance);
-      }
+      if (!instance.loading && instance.inflight === 0) this.#untrack(instance, tracked);
     }
     if (this.#tracked.size === 0 && this.#timer) {
       clearInterval(this.#timer);
       this.#timer = null;
     }
+  }
+
+  /** Stops watching an instance: no pending re-sample, and its priority back where allowed. */
+  #untrack(instance: Instance, tracked: Tracked): void {
+    if (tracked.nearLimit) clearTimeout(tracked.nearLimit);
+    if (tracked.demoted && !instance.disposed && instance.state !== 'dead') priority.restore(instance.pid);
+    this.#tracked.delete(instance);
   }
 
   #sampleCpu(instance: Instance, tracked: Tracked): void {
