@@ -12,9 +12,12 @@
  * (root). Without it, children boot at CHILD_NICE and a demoted child stays at
  * nice 19 for the rest of its life.
  *
- * Nice values are per thread on Linux: these set the child's main thread, where
- * all JavaScript runs.
+ * Nice values are per thread on Linux, and a thread starts with its creator's:
+ * these set every thread of the child. Setting only the main thread left a pool
+ * child's GC and platform threads at nice 19 for life, and a main thread that
+ * waits for them at a GC step stalled for as long as they were starved.
  */
+import { readdirSync } from 'node:fs';
 import { setPriority } from 'node:os';
 
 export const CHILD_NICE = 5;
@@ -56,11 +59,22 @@ export function restore(pid: number | undefined): boolean {
 
 function renice(pid: number | undefined, nice: number): boolean {
   if (!pid) return false;
+  // The child gone, a thread ended meanwhile, or the system refusing: priority is a
+  // refinement, never a reason to fail. Success means its main thread took it.
+  let tids: string[];
   try {
-    setPriority(pid, nice);
-    return true;
+    tids = readdirSync(`/proc/${pid}/task`);
   } catch {
-    // The child is gone, or the system refuses: its priority is a refinement, never a reason to fail.
     return false;
   }
+  let main = false;
+  for (const tid of tids) {
+    try {
+      setPriority(Number(tid), nice);
+      if (Number(tid) === pid) main = true;
+    } catch {
+      // next thread
+    }
+  }
+  return main;
 }
