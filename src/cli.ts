@@ -7,6 +7,7 @@ import { buildServeConfig, DEFAULT_ADMIN_PORT, DEFAULT_HOST, DEFAULT_PORT, type 
 import { startDaemon } from './daemon.js';
 import { EdgeprocError } from './errors.js';
 import { DEFAULT_LIMITS } from './limits.js';
+import type { Layer } from './pool/sandbox.js';
 
 export const EXIT_CODES = { user: 2, system: 1, limit: 1 } as const;
 
@@ -53,6 +54,7 @@ function program(): Command {
       process.stderr.write(
         `edgeproc serving ${names.length} worker${names.length === 1 ? '' : 's'} on ${daemon.url} (admin API ${daemon.adminUrl})\n${where}\n`,
       );
+      process.stderr.write(`${describeSandbox(daemon.sandbox)}\n`);
       let signalled = false;
       const shutdown = (signal: string) => {
         if (signalled) {
@@ -147,4 +149,12 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write(`edgeproc: unexpected failure: ${(error as Error).stack ?? error}\n`);
     process.exitCode = 1;
   }
+}
+
+/** The startup report of the layers around every child: one line each, off ones first so they are seen. */
+function describeSandbox(layers: readonly Layer[]): string {
+  const sorted = [...layers].sort((a, b) => Number(a.active) - Number(b.active));
+  const lines = sorted.map((layer) => `  ${layer.active ? 'on ' : 'OFF'} ${layer.name.padEnd(11)} ${layer.detail}`);
+  const on = layers.filter((layer) => layer.active).length;
+  return `child isolation: ${on} of ${layers.length} layers on\n${lines.join('\n')}`;
 }

@@ -14,7 +14,8 @@ import type { LogLevel } from '../protocol/messages.js';
 import { WarmPool } from './pool/pool.js';
 import { createAdminServer } from './server/admin.js';
 import { createFrontDoor } from './server/http.js';
-import { stopForkServerIfIdle } from './pool/spawn.js';
+import type { Layer } from './pool/sandbox.js';
+import { childSandbox, stopForkServerIfIdle } from './pool/spawn.js';
 import { Router } from './server/router.js';
 import { WorkerRegistry } from './workers/registry.js';
 import { readWorkerLimits } from './workers/limits-file.js';
@@ -29,6 +30,8 @@ export interface Daemon {
   readonly pool: WarmPool;
   readonly broker: Broker;
   readonly registry: WorkerRegistry;
+  /** The operating-system layers around every child, as found on this machine. */
+  readonly sandbox: readonly Layer[];
   /** Stops accepting, finishes in-flight requests and waitUntil work (bounded), stops every child. */
   close(): Promise<void>;
 }
@@ -47,6 +50,8 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
   const registry = new WorkerRegistry();
   for (const worker of target.workers) registry.publish(registry.prepare(worker.name, worker.source, worker.path, {}, limits.get(worker.name)!));
 
+  // Probed before the first child starts: every child is wrapped in what is found here.
+  const sandbox = childSandbox().layers;
   const outbound = new Outbound(log, config.limits);
   const pool = new WarmPool(
     config.limits,
@@ -72,7 +77,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
 
   const router = new Router(target.kind === 'file' ? target.workers[0]!.name : null);
   const front = createFrontDoor({ broker, registry, router });
-  const admin = createAdminServer({ broker, registry, pool, limits: config.limits, log, token: config.adminToken });
+  const admin = createAdminServer({ sandbox, broker, registry, pool, limits: config.limits, log, token: config.adminToken });
   try {
     await listen(front, config.port, config.host, '--port');
     await listen(admin, config.adminPort, config.adminHost, '--admin-port');
@@ -115,6 +120,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
     pool,
     broker,
     registry,
+    sandbox,
     close,
   };
 }

@@ -15,6 +15,8 @@
  * process exits: no orphans.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, readdirSync, readFileSync } from 'node:fs';
+import { UidAllocator, wrapCommand, type SandboxPlan } from './sandbox.js';
 
 export interface SpawnRequest {
   type: 'spawn';
@@ -22,6 +24,8 @@ export interface SpawnRequest {
   command: string;
   args: string[];
   env: Record<string, string>;
+  /** The layers to wrap the command in (sandbox.ts); the uid, if any, is picked here. */
+  sandbox: SandboxPlan;
 }
 
 export interface KillRequest {
@@ -35,28 +39,59 @@ export type ForkServerReply =
   | { type: 'output'; id: number; text: string }
   | { type: 'exit'; id: number; exitCode: number | null; signal: string | null };
 
+/**
+ * Closes every descriptor this process inherited without close-on-exec (whatever
+ * started the daemon may have left one open: a shell's, a CI runner's), since
+ * exec would pass it on to every child. Node and libuv open all of their own
+ * with O_CLOEXEC, the IPC channel to the daemon included, so those stay.
+ */
+function closeInheritedDescriptors(): void {
+  const O_CLOEXEC = 0o2000000;
+  for (const entry of readdirSync('/proc/self/fd')) {
+    const fd = Number(entry);
+    if (fd < 3) continue;
+    try {
+      const flags = /flags:\s*([0-7]+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+      if (flags !== undefined && (parseInt(flags, 8) & O_CLOEXEC) === 0) closeSync(fd);
+    } catch {
+      // The directory's own descriptor, closed once listed.
+    }
+  }
+}
+
+closeInheritedDescriptors();
+
 const children = new Map<number, ChildProcess>();
+const uids = new UidAllocator();
 
 function reply(message: ForkServerReply, handle?: unknown): void {
   if (!process.connected) return;
   process.send!(message, handle as never, {}, () => {});
 }
 
-function start({ id, command, args, env }: SpawnRequest): void {
+function start({ id, command, args, env, sandbox }: SpawnRequest): void {
+  // Held from before the spawn until the child is gone, so no other child can be given it meanwhile.
+  const uid = sandbox.perChildUid ? uids.acquire() : null;
+  const wrapped = wrapCommand(sandbox, uid, command, args);
   let child: ChildProcess;
   try {
-    child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], windowsHide: true });
+    child = spawn(wrapped.command, wrapped.args, { env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], windowsHide: true });
   } catch (error) {
+    if (uid !== null) uids.release(uid);
     reply({ type: 'output', id, text: `edgeproc fork server: spawn failed: ${(error as Error).message}\n` });
     reply({ type: 'exit', id, exitCode: null, signal: null });
     return;
   }
+  child.once('exit', () => {
+    if (uid !== null) uids.release(uid);
+  });
   children.set(id, child);
   let exited = false;
   child.on('error', (error) => {
     reply({ type: 'output', id, text: `edgeproc fork server: ${error.message}\n` });
     if (child.pid === undefined && !exited) {
       exited = true;
+      if (uid !== null) uids.release(uid);
       children.delete(id);
       reply({ type: 'exit', id, exitCode: null, signal: null });
     }

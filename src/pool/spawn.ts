@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { execaNode, type ResultPromise } from 'execa';
 import type { ForkServerReply, KillRequest, SpawnRequest } from './forkserver.js';
 import * as priority from './priority.js';
+import { permissionFlags, sandboxPlan, type SandboxPlan } from './sandbox.js';
 
 // This file runs compiled (dist/src/pool/) or, under the tests, from source (src/pool/).
 const PACKAGE_ROOT = new URL(import.meta.url.includes('/dist/src/') ? '../../../' : '../../', import.meta.url);
@@ -42,6 +43,11 @@ export interface SpawnOptions {
   warmUp: boolean;
   /** V8 heap limit of the child, from limits.memoryMb. */
   heapMb: number;
+  /**
+   * What the child runs instead of the runner, in the same sandbox (tests: a probe of
+   * what a tenant that escaped the runner could still do). Must be readable by all.
+   */
+  entry?: string;
 }
 
 export interface ChildExit {
@@ -235,12 +241,19 @@ export function stopForkServerIfIdle(): Promise<void> {
   return forkServer.stopIfIdle();
 }
 
-export function spawnChild({ warmUp, heapMb }: SpawnOptions): ChildHandle {
-  const flags = [...CHILD_FLAGS, `--max-old-space-size=${heapMb}`];
+/** The operating-system layers every child of this process gets (see sandbox.ts). */
+export function childSandbox(): SandboxPlan {
+  return sandboxPlan(RUNNER_PATH);
+}
+
+export function spawnChild({ warmUp, heapMb, entry }: SpawnOptions): ChildHandle {
+  const plan = entry ? { ...childSandbox(), runnerPath: entry } : childSandbox();
+  const flags = [...CHILD_FLAGS, ...permissionFlags(plan), `--max-old-space-size=${heapMb}`];
   return forkServer.spawn({
     command: process.execPath,
-    args: [...flags, RUNNER_PATH, ...(warmUp ? [] : ['--no-warmup'])],
+    args: [...flags, plan.runnerPath, ...(warmUp ? [] : ['--no-warmup'])],
     // Nothing of the daemon's environment; UTC as on Workers.
     env: { TZ: 'UTC' },
+    sandbox: plan,
   });
 }

@@ -10,9 +10,12 @@ import { EdgeprocError, ScriptLoadError } from '../errors.js';
 import { workerLimits, type Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { WarmPool } from '../pool/pool.js';
+import type { Layer } from '../pool/sandbox.js';
 import type { WorkerRegistry } from '../workers/registry.js';
 
 export interface AdminOptions {
+  /** The layers around every child, reported with the workers. */
+  sandbox: readonly Layer[];
   broker: Broker;
   registry: WorkerRegistry;
   pool: WarmPool;
@@ -49,7 +52,7 @@ async function handleAdmin(options: AdminOptions, req: IncomingMessage, res: Ser
   if (!name) {
     req.resume();
     if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
-    sendJson(res, 200, { workers: options.broker.stats(), pool: options.pool.stats() });
+    sendJson(res, 200, { workers: options.broker.stats(), pool: options.pool.stats(), sandbox: options.sandbox });
     return;
   }
   switch (req.method) {

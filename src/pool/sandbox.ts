@@ -1,0 +1,212 @@
+/**
+ * The operating-system layers around every child, under the runner's own
+ * (a frozen Web-only global scope, no code from strings). The runner's layer is
+ * the one a tenant meets; these are for the day it fails: a tenant that reached
+ * Node's `process` must still find no files, no network, no other tenant to
+ * signal and no room to fork.
+ *
+ * Each layer is on where the machine allows it, and what was found is reported
+ * (serve prints it, GET /workers returns it). The layers, outermost first, are
+ * the command a child is started with:
+ *
+ *   prlimit --nofile --core --fsize [--nproc] --
+ *     unshare --net [--user --map-root-user | --setuid U --setgid G] --
+ *       node --experimental-permission --allow-fs-read=RUNNER … RUNNER
+ *
+ * Both helpers exec rather than fork, so the pid the fork server sees is the
+ * node process the watchdog measures and the daemon kills.
+ *
+ * Separate uids need root. A child's uid is picked at random from a range of
+ * 2^24 and is never one a live process holds (checked in /proc), so two
+ * daemons on one machine, each with its own fork server, do not share uids.
+ */
+import { spawnSync } from 'node:child_process';
+import { accessSync, chmodSync, constants, copyFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { randomInt } from 'node:crypto';
+
+/** Per-child uids and gids come from [UID_BASE, UID_BASE + UID_SPAN): far above any real user's or subuid range. */
+export const UID_BASE = 1_900_000_000;
+export const UID_SPAN = 1 << 24;
+
+/** Resource limits of every child (soft = hard, so the child cannot raise them). */
+export const CHILD_RLIMITS = Object.freeze({
+  /** Open files: a busy child holds its stdio, its channel and a few of V8's and libuv's own. */
+  nofile: 256,
+  /** No core dumps: a crashed tenant's heap must not land on disk. */
+  core: 0,
+  /** No regular file may be written (the permission model refuses writes too). */
+  fsize: 0,
+  /** Tasks of the child's uid, threads included: node runs ~11. Only set with per-child uids. */
+  nproc: 64,
+});
+
+export type LayerName = 'globals' | 'permissions' | 'environment' | 'descriptors' | 'network' | 'uids' | 'rlimits';
+
+export interface Layer {
+  name: LayerName;
+  active: boolean;
+  /** What the layer stops, or why it is off on this machine. */
+  detail: string;
+}
+
+/** What the fork server needs to wrap a child's command; plain data, sent over IPC. */
+export interface SandboxPlan {
+  layers: Layer[];
+  /** prlimit's options, or null if prlimit is missing. */
+  prlimit: string[] | null;
+  /** unshare's options (without the uid ones), or null if no namespace could be made. */
+  unshare: string[] | null;
+  /** Give each child its own uid (root only; needs unshare for the switch). */
+  perChildUid: boolean;
+  /** The runner as the children read it, and what --allow-fs-read grants. */
+  runnerPath: string;
+}
+
+const plans = new Map<string, SandboxPlan>();
+
+/** Probes the machine once per process (a few ms of spawnSync) and returns the plan for this runner. */
+export function sandboxPlan(runnerPath: string): SandboxPlan {
+  let plan = plans.get(runnerPath);
+  if (!plan) plans.set(runnerPath, (plan = probe(runnerPath)));
+  return plan;
+}
+
+function probe(realRunner: string): SandboxPlan {
+  const root = process.getuid?.() === 0;
+  const prlimitOk = works('prlimit', ['--core=0', '--', 'true']);
+  const netOptions = root ? ['--net'] : ['--user', '--map-root-user', '--net'];
+  const netProbe = run('unshare', [...netOptions, '--', 'true']);
+  const perChildUid = root && netProbe.ok && works('unshare', ['--setuid', String(UID_BASE), '--setgid', String(UID_BASE), '--', 'true']);
+  const runnerPath = perChildUid ? readableByAll(realRunner) : realRunner;
+
+  const nproc = perChildUid ? [`--nproc=${CHILD_RLIMITS.nproc}`] : [];
+  const limits = `${CHILD_RLIMITS.nofile} open files, no core dumps, no file writes${perChildUid ? `, ${CHILD_RLIMITS.nproc} tasks` : ''}`;
+  const layers: Layer[] = [
+    { name: 'globals', active: true, detail: 'frozen Web-only global scope; eval and new Function throw EvalError' },
+    {
+      name: 'permissions',
+      active: true,
+      detail: "Node's permission model: read access to the runner only; no writes, child processes, worker threads or addons",
+    },
+    { name: 'environment', active: true, detail: 'no variable of the daemon (TZ=UTC only)' },
+    { name: 'descriptors', active: true, detail: 'stdout, stderr and the frame channel only; nothing else is inherited' },
+    netProbe.ok
+      ? { name: 'network', active: true, detail: 'own network namespace with no interface up: every subrequest goes through the daemon' }
+      : { name: 'network', active: false, detail: `no network namespace (unshare ${netOptions.join(' ')}: ${netProbe.reason}); children share the host's network` },
+    perChildUid
+      ? { name: 'uids', active: true, detail: `each child runs as its own uid (from ${UID_BASE}): it cannot signal or trace the daemon or another child` }
+      : {
+          name: 'uids',
+          active: false,
+          detail: root
+            ? 'cannot switch uids with unshare here: children run as root'
+            : `not root: children run as uid ${process.getuid?.()}, the daemon's, and one that escaped the runner could signal the daemon or another child`,
+        },
+    prlimitOk
+      ? { name: 'rlimits', active: true, detail: limits }
+      : { name: 'rlimits', active: false, detail: 'prlimit (util-linux) not found: children get the daemon’s resource limits' },
+  ];
+  return {
+    layers,
+    prlimit: prlimitOk
+      ? [`--nofile=${CHILD_RLIMITS.nofile}`, `--core=${CHILD_RLIMITS.core}`, `--fsize=${CHILD_RLIMITS.fsize}`, ...nproc]
+      : null,
+    unshare: netProbe.ok ? netOptions : null,
+    perChildUid,
+    runnerPath,
+  };
+}
+
+/** Node's own flags for the permission model. */
+export function permissionFlags(plan: SandboxPlan): string[] {
+  return ['--experimental-permission', `--allow-fs-read=${plan.runnerPath}`];
+}
+
+/**
+ * The command that starts one child: node and its arguments wrapped in the
+ * plan's helpers, as uid `uid` when the plan gives each child its own.
+ */
+export function wrapCommand(plan: SandboxPlan, uid: number | null, command: string, args: string[]): { command: string; args: string[] } {
+  let argv = [command, ...args];
+  if (plan.unshare) {
+    const ids = uid === null ? [] : ['--setuid', String(uid), '--setgid', String(uid)];
+    argv = ['unshare', ...plan.unshare, ...ids, '--', ...argv];
+  }
+  if (plan.prlimit) argv = ['prlimit', ...plan.prlimit, '--', ...argv];
+  return { command: argv[0]!, args: argv.slice(1) };
+}
+
+/** Hands out uids no live process holds; the fork server releases each when its child exits. */
+export class UidAllocator {
+  readonly #held = new Set<number>();
+
+  acquire(): number {
+    const busy = liveUids();
+    for (;;) {
+      const uid = UID_BASE + randomInt(UID_SPAN);
+      if (this.#held.has(uid) || busy.has(uid)) continue;
+      this.#held.add(uid);
+      return uid;
+    }
+  }
+
+  release(uid: number): void {
+    this.#held.delete(uid);
+  }
+}
+
+/** The owners of /proc/PID: every uid a live process runs as (in this pid namespace). */
+function liveUids(): Set<number> {
+  const uids = new Set<number>();
+  for (const entry of readdirSync('/proc')) {
+    if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
+    try {
+      uids.add(statSync(`/proc/${entry}`).uid);
+    } catch {
+      // Exited while listing.
+    }
+  }
+  return uids;
+}
+
+/**
+ * A child of another uid must be able to read the runner: if any directory on
+ * its path is closed to others (a checkout under /root, a mktemp dir), a copy in
+ * a world-readable temporary directory is used instead, removed at exit.
+ */
+function readableByAll(path: string): string {
+  if (openToOthers(path)) return path;
+  const dir = mkdtempSync(join(tmpdir(), 'edgeproc-runner-'));
+  chmodSync(dir, 0o755);
+  const copy = join(dir, 'runner.cjs');
+  copyFileSync(path, copy);
+  chmodSync(copy, 0o444);
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return copy;
+}
+
+function openToOthers(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    if ((statSync(path).mode & 0o004) === 0) return false;
+    for (let dir = dirname(path); ; dir = dirname(dir)) {
+      if ((statSync(dir).mode & 0o001) === 0) return false;
+      if (dir === dirname(dir)) return true;
+    }
+  } catch {
+    return false;
+  }
+}
+
+function works(command: string, args: string[]): boolean {
+  return run(command, args).ok;
+}
+
+function run(command: string, args: string[]): { ok: boolean; reason: string } {
+  const result = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 5000 });
+  if (result.error) return { ok: false, reason: (result.error as NodeJS.ErrnoException).code === 'ENOENT' ? `${command} not found` : result.error.message };
+  if (result.status !== 0) return { ok: false, reason: result.stderr.trim().split('\n')[0] || `exit code ${result.status}` };
+  return { ok: true, reason: '' };
+}

@@ -1,0 +1,246 @@
+/**
+ * The operating-system layers around every child, tested as if the runner's
+ * own layer had already failed: a probe with full access to Node's `process`
+ * and `require` is started exactly as a tenant's child is (same command, flags,
+ * helpers, uid), and everything it tries must fail. A layer this machine cannot
+ * provide (no root, no namespaces) is reported as off and its test skipped;
+ * CI runs as root, where every layer is on.
+ */
+import { spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHILD_RLIMITS, UID_BASE, type LayerName } from '../../src/pool/sandbox.js';
+import { childSandbox, spawnChild, stopForkServerIfIdle, type ChildHandle } from '../../src/pool/spawn.js';
+import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
+import { freePort } from '../../src/lab/ports.js';
+
+const BIN = fileURLToPath(new URL('../../bin/edgeproc.js', import.meta.url));
+
+const layers = childSandbox().layers;
+const on = (name: LayerName) => layers.find((layer) => layer.name === name)!.active;
+
+interface Attempt {
+  ok: boolean;
+  code?: string;
+  value?: string | null;
+}
+interface ProbeReport {
+  uid: number;
+  env: string[];
+  signals: Attempt[];
+  readFile: Attempt;
+  listDir: Attempt;
+  writeFile: Attempt;
+  childProcess: Attempt;
+  workerThread: Attempt;
+  addon: Attempt;
+  binding: Attempt;
+  setuid: Attempt;
+  connect: string;
+}
+
+interface Probe {
+  child: ChildHandle;
+  pid: number;
+  /** What /proc says about the child, read from outside once it has run its attacks. */
+  fds: string[];
+  limits: string;
+  parent: number;
+  /** Sends the targets and returns the report; the probe stays alive until end(). */
+  run(targets: { signal: number[]; port: number }): Promise<ProbeReport>;
+  end(): Promise<void>;
+}
+
+let dir: string;
+let entry: string;
+let listener: Server;
+let port: number;
+let connections = 0;
+
+beforeAll(async () => {
+  // The probe must be readable by a child of another uid: not from a checkout that may sit under a closed directory.
+  dir = mkdtempSync(join(tmpdir(), 'edgeproc-probe-'));
+  chmodSync(dir, 0o755);
+  entry = join(dir, 'escape-probe.cjs');
+  copyFileSync(fileURLToPath(new URL('../fixtures/escape-probe.cjs', import.meta.url)), entry);
+  chmodSync(entry, 0o444);
+  listener = createServer((socket) => {
+    connections++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  port = (listener.address() as { port: number }).port;
+});
+
+afterAll(async () => {
+  await closeDaemons();
+  await stopForkServerIfIdle();
+  listener.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function startProbe(): Promise<Probe> {
+  const child = spawnChild({ warmUp: false, heapMb: 64, entry });
+  let output = '';
+  child.onOutput((text) => (output += text));
+  const channel = await child.channel;
+  const pid = child.pid!;
+  // Read once the probe has reported: until then the pid may still be prlimit or unshare, before its exec of node.
+  const inspect = (probe: Probe) => {
+    probe.fds = readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+    probe.limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
+    probe.parent = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+  };
+  const probe: Probe = {
+    child,
+    pid,
+    fds: [],
+    limits: '',
+    parent: 0,
+    run: async (targets) => {
+      channel.write(`${JSON.stringify(targets)}\n`);
+      while (!output.includes('\n')) {
+        const exited = await Promise.race([child.exited, new Promise((resolve) => setTimeout(resolve, 10))]);
+        if (exited) throw new Error(`the probe exited before reporting: ${output}`);
+      }
+      inspect(probe);
+      return JSON.parse(output.split('\n')[0]!) as ProbeReport;
+    },
+    end: async () => {
+      channel.destroy();
+      await child.exited;
+    },
+  };
+  return probe;
+}
+
+describe('a child that escaped the runner', () => {
+  let first: Probe;
+  let second: Probe;
+  let report: ProbeReport;
+  let otherReport: ProbeReport;
+
+  beforeAll(async () => {
+    [first, second] = await Promise.all([startProbe(), startProbe()]);
+    // Each probe tries to signal the daemon (this process), the fork server and the other tenant's child.
+    const forkServer = Number(readFileSync(`/proc/${first.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+    [report, otherReport] = await Promise.all([
+      first.run({ signal: [process.pid, forkServer, second.pid], port }),
+      second.run({ signal: [process.pid, forkServer, first.pid], port }),
+    ]);
+    expect(first.parent).toBe(forkServer);
+    await Promise.all([first.end(), second.end()]);
+  });
+
+  it.runIf(on('permissions'))('cannot read or write a file, start a process, a thread or an addon, or reach process.binding', () => {
+    for (const attack of [report.readFile, report.listDir, report.writeFile, report.childProcess, report.workerThread, report.binding]) {
+      expect(attack).toEqual({ ok: false, code: 'ERR_ACCESS_DENIED' });
+    }
+    expect(report.addon).toEqual({ ok: false, code: 'ERR_DLOPEN_DISABLED' });
+  });
+
+  it.runIf(on('uids'))('runs as its own uid and cannot signal the daemon, the fork server or another child', () => {
+    expect(report.uid).toBeGreaterThanOrEqual(UID_BASE);
+    expect(otherReport.uid).toBeGreaterThanOrEqual(UID_BASE);
+    expect(report.uid).not.toBe(otherReport.uid);
+    for (const outcome of [...report.signals, ...otherReport.signals]) expect(outcome).toEqual({ ok: false, code: 'EPERM' });
+    expect(report.setuid).toEqual({ ok: false, code: 'EPERM' });
+  });
+
+  it.runIf(on('network'))('has no network, not even loopback: the connection never reaches a listener on 127.0.0.1', () => {
+    expect(report.connect).toBe('ENETUNREACH');
+    expect(otherReport.connect).toBe('ENETUNREACH');
+    expect(connections).toBe(0);
+  });
+
+  it('sees no variable of the daemon', () => {
+    expect(report.env).toEqual(['TZ']);
+  });
+
+  it('holds no descriptor the daemon holds, and nothing but its stdio, its channel and its own', () => {
+    const ours = new Set(readdirSync('/proc/self/fd').map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    }));
+    for (const target of first.fds) {
+      // Pipes and sockets are named by inode: the same name in both would be one shared object.
+      if (/^(socket|pipe):/.test(target)) expect(ours.has(target), target).toBe(false);
+      else expect(target, 'an open file').toMatch(/^(\/dev\/null|anon_inode:.*)$/);
+    }
+    // stdin (/dev/null), stdout, stderr and the channel; node opens the rest itself (epoll, eventfd, its own pipes).
+    expect(first.fds.filter((target) => /^socket:/.test(target))).toHaveLength(3);
+  });
+
+  it.runIf(on('rlimits'))('has its resource limits: few files, no core dumps, no file writes, few tasks', () => {
+    const limit = (name: string) => first.limits.split('\n').find((line) => line.startsWith(name))!.split(/\s{2,}/).slice(1, 3);
+    expect(limit('Max open files')).toEqual([String(CHILD_RLIMITS.nofile), String(CHILD_RLIMITS.nofile)]);
+    expect(limit('Max core file size')).toEqual(['0', '0']);
+    expect(limit('Max file size')).toEqual(['0', '0']);
+    if (on('uids')) expect(limit('Max processes')).toEqual([String(CHILD_RLIMITS.nproc), String(CHILD_RLIMITS.nproc)]);
+  });
+});
+
+describe('the layers', () => {
+  it('are reported by the daemon in GET /workers, and a tenant is served inside all of them', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'hello.mjs': 'export default { fetch: () => new Response("hi") }' }));
+    expect((await daemon.fetchText('hello')).text).toBe('hi');
+    const res = await fetch(`${daemon.adminUrl}/workers`);
+    const body = (await res.json()) as { sandbox: Array<{ name: string; active: boolean; detail: string }> };
+    expect(body.sandbox.map((layer) => layer.name)).toEqual(['globals', 'permissions', 'environment', 'descriptors', 'network', 'uids', 'rlimits']);
+    expect(body.sandbox).toEqual(layers);
+    for (const layer of body.sandbox) expect(layer.detail.length).toBeGreaterThan(10);
+  });
+});
+
+describe('edgeproc serve', () => {
+  it('prints the layers, and a descriptor its own parent leaked (no close-on-exec) reaches no child', async () => {
+    const dir = writeScripts({ 'hello.mjs': 'export default { fetch: () => new Response("hi") }' });
+    const [port, adminPort] = [await freePort(), await freePort()];
+    // As a shell script or a CI runner may: fd 40 open on a file, inherited by everything exec'd below.
+    const proc = spawn('bash', ['-c', `exec 40</etc/hostname; exec "${process.execPath}" "${BIN}" serve "${dir}" --port ${port} --admin-port ${adminPort}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      let stderr = '';
+      proc.stderr.setEncoding('utf8');
+      await new Promise<void>((resolve, reject) => {
+        proc.stderr.on('data', (text: string) => {
+          stderr += text;
+          if (stderr.includes('rlimits')) resolve();
+        });
+        proc.once('exit', () => reject(new Error(`serve exited: ${stderr}`)));
+      });
+      const active = layers.filter((layer) => layer.active).length;
+      expect(stderr).toContain(`child isolation: ${active} of ${layers.length} layers on`);
+      for (const layer of layers) expect(stderr).toContain(`${layer.active ? 'on ' : 'OFF'} ${layer.name.padEnd(11)} ${layer.detail}`);
+      expect(readlinkSync(`/proc/${proc.pid}/fd/40`)).toBe('/etc/hostname');
+
+      const res = await request(`http://127.0.0.1:${port}/`, { headers: { host: `hello.localhost:${port}` } });
+      expect(await res.body.text()).toBe('hi');
+      const listing = (await (await fetch(`http://127.0.0.1:${adminPort}/workers`)).json()) as { workers: Array<{ pids: number[] }> };
+      const [pid] = listing.workers[0]!.pids;
+      const parent = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      for (const holder of [pid!, parent]) {
+        const targets = readdirSync(`/proc/${holder}/fd`).map((fd) => readlinkSync(`/proc/${holder}/fd/${fd}`));
+        expect(targets).not.toContain('/etc/hostname');
+      }
+    } finally {
+      proc.kill('SIGTERM');
+      await new Promise((resolve) => proc.once('exit', resolve));
+    }
+  });
+});
