@@ -4,6 +4,7 @@
  */
 import { EdgeprocError } from './errors.js';
 import { buildLimits, type Limits } from './limits.js';
+import { parseCidr, type Cidr } from './net/cidr.js';
 
 export interface ServeConfig {
   target: string;
@@ -12,6 +13,8 @@ export interface ServeConfig {
   adminHost: string;
   adminPort: number;
   adminToken: string | null;
+  /** Non-public ranges tenant fetch may reach anyway (--egress-allow); empty by default. */
+  egressAllow: readonly Cidr[];
   limits: Limits;
 }
 
@@ -21,6 +24,7 @@ export interface ServeFlags {
   adminHost?: string;
   adminPort?: string | number;
   adminToken?: string;
+  egressAllow?: string;
   warmPool?: string | number;
   maxInstances?: string | number;
   scaleOutConcurrency?: string | number;
@@ -57,6 +61,7 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
     adminHost,
     adminPort: port('--admin-port', flags.adminPort ?? DEFAULT_ADMIN_PORT),
     adminToken,
+    egressAllow: cidrList('--egress-allow', flags.egressAllow),
     limits: buildLimits({
       warmPoolSize: integer('--warm-pool', flags.warmPool),
       maxInstancesPerWorker: integer('--max-instances', flags.maxInstances),
@@ -86,6 +91,22 @@ function port(flag: string, value: string | number): number {
     throw new EdgeprocError('ERR_CONFIG', `${flag} must be a port number from 0 to 65535, got ${JSON.stringify(value)}`);
   }
   return n;
+}
+
+function cidrList(flag: string, value: string | undefined): readonly Cidr[] {
+  const ranges: Cidr[] = [];
+  for (const item of (value ?? '').split(',')) {
+    if (item.trim() === '') continue;
+    const range = parseCidr(item);
+    if (!range) {
+      throw new EdgeprocError(
+        'ERR_CONFIG',
+        `${flag} must be a comma-separated list of CIDR ranges or addresses (e.g. 10.0.0.0/8,fd00::/8,192.168.1.5), got ${JSON.stringify(item.trim())}`,
+      );
+    }
+    ranges.push(range);
+  }
+  return Object.freeze(ranges);
 }
 
 function integer(flag: string, value: string | number | undefined): number | undefined {

@@ -21,6 +21,7 @@ export const ErrorCodes = {
   ERR_POOL_CLOSED: 'system',
   ERR_PORT_IN_USE: 'user',
   ERR_SUBREQUEST: 'user',
+  ERR_EGRESS_DENIED: 'user',
 } as const satisfies Record<string, ErrorClass>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -10,19 +10,25 @@ import type { Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Instance, SubrequestSink } from '../pool/instance.js';
 import { FrameSource, pumpWebStream } from './body.js';
+import { EgressDeniedError, type EgressPolicy } from './egress.js';
+import { egressConnector } from './egress-connector.js';
 
 const NULL_BODY_STATUS = new Set([101, 204, 205, 304]);
 
 export class Outbound {
   readonly #log: Logger;
-  readonly #dispatcher = new Agent({ connections: 128, keepAliveTimeout: 10_000 });
+  readonly #dispatcher: Agent;
+  readonly #egress: EgressPolicy;
   #count = 0;
 
   readonly #limits: Limits;
 
-  constructor(log: Logger, limits: Limits) {
+  constructor(log: Logger, limits: Limits, egress: EgressPolicy) {
     this.#log = log;
     this.#limits = limits;
+    this.#egress = egress;
+    // Every connection, redirects included, goes through the egress policy.
+    this.#dispatcher = new Agent({ connections: 128, keepAliveTimeout: 10_000, connect: egressConnector(egress) });
   }
 
   get count(): number {
@@ -71,6 +77,12 @@ export class Outbound {
     window: SendWindow,
     signal: AbortSignal,
   ): Promise<void> {
+    // undici's fetch also serves data: and blob: itself, without a connection to police.
+    const badScheme = this.#egress.checkScheme(head.url);
+    if (badScheme) {
+      this.#deny(instance, id, head, `fetch to ${head.url} denied: ${badScheme}`, { reason: 'scheme' });
+      return;
+    }
     let response: Response;
     try {
       response = (await undiciFetch(head.url, {
@@ -84,6 +96,10 @@ export class Outbound {
       } as never)) as unknown as Response;
     } catch (error) {
       const cause = (error as Error & { cause?: Error }).cause;
+      if (cause instanceof EgressDeniedError) {
+        this.#deny(instance, id, head, cause.messageFor(head.url), { destination: cause.origin, reason: cause.denial.reason });
+        return;
+      }
       const reason = cause?.message ?? (error as Error).message;
       instance.sendJson(FrameType.SubrequestFailed, id, { message: `fetch ${head.url} failed: ${reason}` });
       instance.endSubrequest(id);
@@ -113,6 +129,19 @@ export class Outbound {
     } finally {
       instance.endSubrequest(id);
     }
+  }
+
+  /** A subrequest the egress policy refused: rejects inside the tenant (which may catch it) and says so in the log. */
+  #deny(instance: Instance, id: number, head: SubrequestHeadMessage, message: string, fields: Record<string, string>): void {
+    instance.sendJson(FrameType.SubrequestFailed, id, { message });
+    instance.endSubrequest(id);
+    this.#log.warn('egress denied', {
+      worker: instance.worker ?? undefined,
+      requestId: instance.exchange(head.parent)?.requestId,
+      url: head.url,
+      ...fields,
+      message,
+    });
   }
 
   async close(): Promise<void> {

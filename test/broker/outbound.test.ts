@@ -82,7 +82,8 @@ beforeAll(async () => {
 afterAll(() => origin.close());
 
 async function daemonWith(source: string): Promise<TestDaemon> {
-  return startTestDaemon(writeScripts({ 'out.mjs': source.replaceAll('ORIGIN', origin.url) }));
+  // The origin is on loopback, which tenant fetch may reach only when allowed.
+  return startTestDaemon(writeScripts({ 'out.mjs': source.replaceAll('ORIGIN', origin.url) }), { egressAllow: '127.0.0.1/32' });
 }
 
 /** A port nothing listens on: bound, noted and closed again. */

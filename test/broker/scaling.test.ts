@@ -27,7 +27,7 @@ describe('a busy worker gets more instances, up to its cap', () => {
         return new Response('done ' + n + ' ' + (await held.text()));
       } };`,
     });
-    const daemon = await startTestDaemon(dir, { warmPool: 2, scaleOutConcurrency: 2, maxInstances: 3 });
+    const daemon = await startTestDaemon(dir, { warmPool: 2, scaleOutConcurrency: 2, maxInstances: 3, egressAllow: '127.0.0.1/32' });
     const requests = Array.from({ length: 10 }, (_, n) => daemon.fetchText('busy', `/?n=${n}`));
     await Promise.all(Array.from({ length: 10 }, (_, n) => origin!.arrived(String(n))));
     await until(() => daemon.broker.stats()[0]!.instances === 3, 'three instances');

@@ -37,7 +37,7 @@ describe('a handler that can never settle', () => {
       'timer.mjs': `export default { fetch() { return new Promise((resolve) => setTimeout(() => resolve(new Response('timer')), 600)); } };`,
       'fetcher.mjs': `export default { async fetch() { const r = await fetch('${origin.url}/gate/slow'); return new Response('fetched ' + await r.text()); } };`,
     });
-    const daemon = await startTestDaemon(dir, { wallMs: 20_000 });
+    const daemon = await startTestDaemon(dir, { wallMs: 20_000, egressAllow: '127.0.0.1/32' });
     const fetched = daemon.fetchText('fetcher', '/');
     await origin.arrived('slow');
     // Held at the origin for longer than two stall checks.

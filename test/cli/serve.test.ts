@@ -111,7 +111,9 @@ describe('edgeproc serve', () => {
       'fast.mjs': `export default { fetch() { return new Response('fast'); } };`,
     });
     const [port, adminPort] = [await freePort(), await freePort()];
-    const served = serve([dir, '--port', String(port), '--admin-port', String(adminPort), '--warm-pool', '1', '--drain-timeout', '20000']);
+    // The origin is on loopback, which tenant fetch may reach only when allowed.
+    const flags = ['--warm-pool', '1', '--drain-timeout', '20000', '--egress-allow', '127.0.0.1/32'];
+    const served = serve([dir, '--port', String(port), '--admin-port', String(adminPort), ...flags]);
     await served.waitFor('stderr', 'edgeproc serving 2 workers');
     const url = `http://127.0.0.1:${port}/`;
 
@@ -209,5 +211,14 @@ describe('edgeproc serve', () => {
     const served = serve([dir, '--port', 'eighty']);
     expect(await served.exited).toEqual({ code: 2, signal: null });
     expect(served.stderr()).toBe('edgeproc: --port must be a port number from 0 to 65535, got "eighty"\n');
+  });
+
+  it('exits 2 naming the flag and the bad value when --egress-allow is not a list of CIDR ranges', async () => {
+    const dir = writeScripts({ 'a.mjs': `export default { fetch() { return new Response('a'); } };` });
+    const served = serve([dir, '--port', '0', '--admin-port', '0', '--egress-allow', '127.0.0.1/32,nonsense']);
+    expect(await served.exited).toEqual({ code: 2, signal: null });
+    expect(served.stderr()).toBe(
+      'edgeproc: --egress-allow must be a comma-separated list of CIDR ranges or addresses (e.g. 10.0.0.0/8,fd00::/8,192.168.1.5), got "nonsense"\n',
+    );
   });
 });

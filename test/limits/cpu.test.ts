@@ -90,7 +90,7 @@ describe('CPU time per request (--cpu-ms)', () => {
 
   it('ends every request in flight on the runaway instance with 503: the runaway "exceeded", the idle ones beside it "was stopped"', async () => {
     origin = await startOrigin();
-    const daemon = await startTestDaemon(hostileTarget('gated'), { cpuMs: CPU_MS, warmPool: 2 });
+    const daemon = await startTestDaemon(hostileTarget('gated'), { cpuMs: CPU_MS, warmPool: 2, egressAllow: '127.0.0.1/32' });
     await warmNeighbour(daemon);
     expect((await daemon.fetchText('gated', '/')).status).toBe(200);
     const query = `origin=${encodeURIComponent(origin.url)}`;

@@ -13,7 +13,7 @@ afterEach(async () => {
 describe('requests in flight per worker (--max-inflight)', () => {
   it('sheds the request past the bound at once with 503 and Retry-After; other workers are not counted', async () => {
     origin = await startOrigin();
-    const daemon = await startTestDaemon(hostileTarget('gated'), { maxInflight: 2, warmPool: 2, drainTimeout: 1000 });
+    const daemon = await startTestDaemon(hostileTarget('gated'), { maxInflight: 2, warmPool: 2, drainTimeout: 1000, egressAllow: '127.0.0.1/32' });
     await warmNeighbour(daemon);
     const query = `origin=${encodeURIComponent(origin.url)}`;
     const held = [daemon.fetchText('gated', `/?gate=a&${query}`), daemon.fetchText('gated', `/?gate=b&${query}`)];

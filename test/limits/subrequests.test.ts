@@ -17,7 +17,7 @@ describe('subrequests per request (--subrequests)', () => {
       served++;
       res.end('hello');
     });
-    const daemon = await startTestDaemon(hostileTarget('subrequests'), { subrequests: 3, warmPool: 2 });
+    const daemon = await startTestDaemon(hostileTarget('subrequests'), { subrequests: 3, warmPool: 2, egressAllow: '127.0.0.1/32' });
     await warmNeighbour(daemon);
     const query = `origin=${encodeURIComponent(origin.url)}`;
 

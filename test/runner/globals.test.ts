@@ -162,7 +162,8 @@ beforeAll(async () => {
       'lockdown-sw.js': SERVICE_WORKER,
       'lockdown-mod.mjs': MODULE,
     }),
-    { warmPool: 1 },
+    // The echo server is on loopback, which tenant fetch may reach only when allowed.
+    { warmPool: 1, egressAllow: '127.0.0.1/32' },
   );
 });
 

@@ -54,7 +54,7 @@ describe('admin API', () => {
           },
         };`,
     });
-    const daemon = await startTestDaemon(dir);
+    const daemon = await startTestDaemon(dir, { egressAllow: '127.0.0.1/32' });
     expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'v1' });
     const slow = daemon.fetchText('app', '/slow');
     await origin.arrived('replace');
@@ -154,7 +154,7 @@ describe('admin API', () => {
           },
         };`,
     });
-    const daemon = await startTestDaemon(dir);
+    const daemon = await startTestDaemon(dir, { egressAllow: '127.0.0.1/32' });
     const slow = daemon.fetchText('app');
     await origin.arrived('delete');
     expect((await admin(daemon, 'DELETE', '/workers/app')).status).toBe(200);

@@ -24,6 +24,7 @@ describe('front door while draining', () => {
             },
           };`,
       }),
+      { egressAllow: '127.0.0.1/32' },
     );
     const client = new Client(daemon.url);
     try {
