@@ -25,6 +25,7 @@ function program(): Command {
     .option('--admin-port <port>', 'port of the admin API', String(DEFAULT_ADMIN_PORT))
     .option('--admin-host <host>', 'address of the admin API (non-loopback needs --admin-token)', DEFAULT_HOST)
     .option('--admin-token <token>', 'bearer token the admin API requires (or EDGEPROC_ADMIN_TOKEN)')
+    .option('--egress-allow <cidrs>', 'non-public address ranges tenant fetch may reach, e.g. 10.0.0.0/8,::1 (default: public addresses only)')
     .option('--warm-pool <n>', 'generic children kept booted and waiting for a script', String(DEFAULT_LIMITS.warmPoolSize))
     .option('--max-instances <n>', 'most instances (children) per worker', String(DEFAULT_LIMITS.maxInstancesPerWorker))
     .option(

@@ -6,6 +6,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Broker } from './broker/broker.js';
+import { EgressPolicy } from './broker/egress.js';
 import { Outbound } from './broker/outbound.js';
 import type { ServeConfig } from './config.js';
 import { EdgeprocError } from './errors.js';
@@ -52,7 +53,8 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
 
   // Probed before the first child starts: every child is wrapped in what is found here.
   const sandbox = childSandbox().layers;
-  const outbound = new Outbound(log, config.limits);
+  const egress = new EgressPolicy(config.egressAllow, { host: config.host, port: config.port, adminPort: config.adminPort });
+  const outbound = new Outbound(log, config.limits, egress);
   const pool = new WarmPool(
     config.limits,
     {
@@ -89,6 +91,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
   }
   const port = (front.address() as AddressInfo).port;
   const adminPort = (admin.address() as AddressInfo).port;
+  egress.listening(port, adminPort);
 
   let closing: Promise<void> | null = null;
   const close = () =>
