@@ -48,6 +48,16 @@ export const STREAM_WINDOW_BYTES = 256 * 1024;
 /** The child's channel to the daemon: the fd of its fourth stdio slot. */
 export const CHANNEL_FD = 3;
 
+/**
+ * Tenant log output one instance may send (runner/log-budget.ts): a token bucket holding
+ * LOG_BURST_TOKENS, refilled at LOG_TOKENS_PER_SECOND; a line costs one token per started
+ * KiB and is cut at MAX_LOG_LINE_CHARS. The runner drops what is over and says so once;
+ * the daemon drops what a subverted runner sends past it (src/broker/tenant-log.ts).
+ */
+export const LOG_BURST_TOKENS = 1000;
+export const LOG_TOKENS_PER_SECOND = 200;
+export const MAX_LOG_LINE_CHARS = 16 * 1024;
+
 export type HeaderList = Array<[name: string, value: string]>;
 
 export interface ReadyMessage {

@@ -99,9 +99,17 @@ export class OutgoingBody {
         const { done, value } = await reader.read();
         if (done) break;
         const bytes = asBytes(value);
-        if (bytes.byteLength === 0) continue;
-        this.window.spend(bytes.byteLength);
-        this.#channel.sendData(this.#id, bytes);
+        // Never more than the credit, even for one chunk: a tenant's chunk can be any size, the
+        // receiver buffers what it is sent, and the daemon treats bytes past the window as a
+        // protocol violation (src/broker/body.ts).
+        for (let at = 0; at < bytes.byteLength; ) {
+          const more = this.window.ready();
+          if (more) await more;
+          const part = at === 0 && bytes.byteLength <= this.window.credit ? bytes : bytes.subarray(at, at + this.window.credit);
+          this.window.spend(part.byteLength);
+          this.#channel.sendData(this.#id, part);
+          at += part.byteLength;
+        }
       }
       this.#channel.sendEmpty(FrameType.End, this.#id);
     } catch (error) {

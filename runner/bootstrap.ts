@@ -15,7 +15,8 @@ import { createConsole } from './console.js';
 import { createFetch } from './fetch.js';
 import { installGlobals } from './globals.js';
 import { openChannel, type Channel } from './ipc.js';
-import { describeError, Runtime } from './runtime.js';
+import { describeError } from './describe.js';
+import { Runtime } from './runtime.js';
 import { warmUp } from './warmup.js';
 
 let runtime: Runtime;
@@ -25,7 +26,11 @@ runtime = new Runtime(channel);
 installGlobals({
   fetch: createFetch(runtime),
   timers: runtime.timers,
-  console: createConsole((level, text) => runtime.log(level, text)),
+  console: createConsole({
+    log: (level, text) => runtime.log(level, text),
+    canLog: () => runtime.canLog,
+    drop: () => runtime.dropLog(),
+  }),
   addEventListener: (type, listener) => runtime.addEventListener(type, listener),
   removeEventListener: (type, listener) => runtime.removeEventListener(type, listener),
 });

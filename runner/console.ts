@@ -7,9 +7,20 @@ import { formatWithOptions } from 'node:util';
 import type { LogLevel } from '../protocol/messages.js';
 import { monotonicMs } from './clock.js';
 
-export type LogSink = (level: LogLevel, text: string) => void;
+export interface LogSink {
+  log(level: LogLevel, text: string): void;
+  /** False while the instance's log budget is spent: the line would be dropped, so it is not formatted. */
+  canLog(): boolean;
+  /** Counts a line dropped without formatting it. */
+  drop(): void;
+}
 
-const INSPECT = { depth: 4, breakLength: Infinity, colors: false };
+/**
+ * customInspect is off: Node calls an object's [Symbol.for('nodejs.util.inspect.custom')]
+ * with util.inspect itself and its options as arguments, which would hand the tenant a
+ * Node function (test/hostile/inspect-custom.test.ts). Workers does not honour that symbol either.
+ */
+const INSPECT = { depth: 4, breakLength: Infinity, colors: false, customInspect: false };
 
 export function createConsole(sink: LogSink): Console {
   const counts = new Map<string, number>();
@@ -18,8 +29,12 @@ export function createConsole(sink: LogSink): Console {
   const emit =
     (level: LogLevel) =>
     (...args: unknown[]): void => {
+      if (!sink.canLog()) {
+        sink.drop();
+        return;
+      }
       const text = formatWithOptions(INSPECT, ...args);
-      sink(level, indent ? text.replace(/^/gm, indent) : text);
+      sink.log(level, indent ? text.replace(/^/gm, indent) : text);
     };
   const log = emit('log');
   const tenantConsole = {

@@ -13,6 +13,8 @@ import { Request as UndiciRequest } from 'undici/lib/web/fetch/request.js';
 import { Headers as UndiciHeaders } from 'undici/lib/web/fetch/headers.js';
 // @ts-expect-error undici ships no types for its internal files
 import { FormData as UndiciFormData } from 'undici/lib/web/fetch/formdata.js';
+import { isProxy } from 'node:util/types';
+import type { HeaderList } from '../protocol/messages.js';
 
 export const Response: typeof globalThis.Response = UndiciResponse;
 export const Request: typeof globalThis.Request = UndiciRequest;
@@ -22,7 +24,39 @@ export type Response = globalThis.Response;
 export type Request = globalThis.Request;
 
 interface ResponseState {
+  status: number;
+  statusText: string;
   body: { source: unknown; length: number | null } | null;
+}
+
+/** Response.prototype's own `headers` getter, captured before any tenant code runs (the prototype is frozen later anyway). */
+const headersOf = Object.getOwnPropertyDescriptor(UndiciResponse.prototype, 'headers')!.get! as (this: Response) => Headers;
+
+/**
+ * `value` if it is a genuine Response (an instance of the class or a subclass),
+ * else null. Neither `instanceof` nor a getter decides: a Proxy of a Response
+ * passes `instanceof` through its getPrototypeOf trap and then fails on every
+ * internal field, and an object made with Object.create(Response.prototype) has
+ * none. The brand is the private state itself.
+ */
+export function asResponse(value: unknown): Response | null {
+  if (typeof value !== 'object' || value === null || isProxy(value)) return null;
+  try {
+    getResponseState(value);
+    return value as Response;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Status, status text and headers as the Response holds them: from its internal
+ * state, never through getters a subclass may override (`get status() { return 101 }`).
+ * As on Workers, what the runtime sends is what the Response is, not what it claims.
+ */
+export function responseParts(response: Response): { status: number; statusText: string; headers: HeaderList } {
+  const state = getResponseState(response) as ResponseState;
+  return { status: state.status, statusText: state.statusText, headers: [...headersOf.call(response)] };
 }
 
 /**
