@@ -8,10 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { Broker } from './broker/broker.js';
 import { EgressPolicy } from './broker/egress.js';
 import { Outbound } from './broker/outbound.js';
+import { tenantLogSink } from './broker/tenant-log.js';
 import type { ServeConfig } from './config.js';
 import { EdgeprocError } from './errors.js';
 import { Logger } from './log.js';
-import type { LogLevel } from '../protocol/messages.js';
 import { WarmPool } from './pool/pool.js';
 import { createAdminServer } from './server/admin.js';
 import { createFrontDoor } from './server/http.js';
@@ -37,14 +37,6 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-const TENANT_LEVEL: Record<LogLevel, 'debug' | 'info' | 'warn' | 'error'> = {
-  debug: 'debug',
-  info: 'info',
-  log: 'info',
-  warn: 'warn',
-  error: 'error',
-};
-
 export async function startDaemon(config: ServeConfig, log = new Logger()): Promise<Daemon> {
   const target = readTarget(config.target, config.limits.scriptBytes);
   const limits = readWorkerLimits(target, config.limits);
@@ -58,15 +50,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
   const pool = new WarmPool(
     config.limits,
     {
-      log: (instance, stream, message) =>
-        log.write({
-          level: TENANT_LEVEL[message.level] ?? 'info',
-          msg: message.text,
-          source: 'tenant',
-          worker: instance.worker ?? undefined,
-          instance: instance.id,
-          requestId: instance.requestIdOf(stream),
-        }),
+      log: tenantLogSink(log),
       subrequest: (instance, id, head) => outbound.perform(instance, id, head),
       stderr: (instance, line) =>
         log.warn(line, { source: 'child-stderr', worker: instance.worker ?? undefined, instance: instance.id }),

@@ -22,6 +22,12 @@ export interface Limits {
   scriptBytes: number;
   /** Largest request body the daemon accepts (413 above). */
   requestBodyBytes: number;
+  /**
+   * Largest response head a worker may return: status line and headers, each header counted as
+   * name, value and 4 bytes of ": " and CRLF. Workers' limit is 128 KB; past it the client gets
+   * 500 instead of a head its HTTP parser may refuse mid-stream.
+   */
+  responseHeaderBytes: number;
   /** Child boots that fail in a row before the pool stops respawning for a while. */
   bootFailuresBeforeBackoff: number;
   /** CPU time one request may use, its waitUntil work included (Workers: 10 ms free, 30 s paid). */
@@ -55,6 +61,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   bootTimeoutMs: 10_000,
   scriptBytes: 10 * 1024 * 1024,
   requestBodyBytes: 100 * 1024 * 1024,
+  responseHeaderBytes: 128 * 1024,
   bootFailuresBeforeBackoff: 3,
   cpuMs: 50,
   startupCpuMs: 1000,

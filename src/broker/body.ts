@@ -74,10 +74,15 @@ export class WritableSink {
   #waitingForDrain = false;
   #bytes = 0;
 
-  constructor(target: Writable, instance: Instance, id: number) {
+  readonly #onViolation: () => void;
+  #violated = false;
+
+  /** `onViolation`: the child sent more than STREAM_WINDOW_BYTES unacknowledged; nothing more is written. */
+  constructor(target: Writable, instance: Instance, id: number, onViolation: () => void) {
     this.#target = target;
     this.#instance = instance;
     this.#id = id;
+    this.#onViolation = onViolation;
   }
 
   get bytes(): number {
@@ -86,8 +91,16 @@ export class WritableSink {
 
   // Hot path: every response body chunk.
   write(chunk: Uint8Array): void {
+    if (this.#violated) return;
     this.#bytes += chunk.byteLength;
     this.#unacknowledged += chunk.byteLength;
+    // Unacknowledged bytes are what the child may have in flight: past the window it ignores the
+    // credit it was given (a subverted runner), and a slow client would make the daemon hold it all.
+    if (this.#unacknowledged > STREAM_WINDOW_BYTES) {
+      this.#violated = true;
+      this.#onViolation();
+      return;
+    }
     if (!this.#target.write(chunk)) {
       // The client reads slower than the child writes: hold the credit until the socket drains.
       if (!this.#waitingForDrain) {
@@ -120,6 +133,8 @@ export class FrameSource implements AsyncIterable<Uint8Array> {
   #ended = false;
   #error: Error | null = null;
   #wake: (() => void) | null = null;
+  /** Bytes received and not yet acknowledged: what the child has in flight. */
+  #outstanding = 0;
 
   constructor(instance: Instance, id: number) {
     this.#instance = instance;
@@ -127,6 +142,15 @@ export class FrameSource implements AsyncIterable<Uint8Array> {
   }
 
   push(chunk: Uint8Array): void {
+    if (this.#error) return;
+    // The child may have at most the window unacknowledged; past it, it ignores flow control and
+    // the queue would grow without bound while the origin reads slowly.
+    this.#outstanding += chunk.byteLength;
+    if (this.#outstanding > STREAM_WINDOW_BYTES) {
+      this.#queue.length = 0;
+      this.fail(new Error(`the subrequest body overran its flow-control window (${STREAM_WINDOW_BYTES} bytes unacknowledged)`));
+      return;
+    }
     this.#queue.push(chunk);
     this.#notify();
   }
@@ -145,17 +169,21 @@ export class FrameSource implements AsyncIterable<Uint8Array> {
     for (;;) {
       const chunk = this.#queue.shift();
       if (chunk) {
-        const ack = this.#window.consumed(chunk.byteLength);
-        if (ack > 0) this.#instance.sendWindow(this.#id, ack);
+        this.#acknowledge(this.#window.consumed(chunk.byteLength));
         yield chunk;
         continue;
       }
       if (this.#error) throw this.#error;
       if (this.#ended) return;
-      const ack = this.#window.flush();
-      if (ack > 0) this.#instance.sendWindow(this.#id, ack);
+      this.#acknowledge(this.#window.flush());
       await new Promise<void>((resolve) => (this.#wake = resolve));
     }
+  }
+
+  #acknowledge(bytes: number): void {
+    if (bytes <= 0) return;
+    this.#outstanding -= bytes;
+    this.#instance.sendWindow(this.#id, bytes);
   }
 
   #notify(): void {

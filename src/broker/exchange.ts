@@ -10,8 +10,13 @@ import type { HandlerErrorMessage, ResponseHeadMessage, SettledMessage } from '.
 import type { Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import { describeExit, type Exchange, type ExitOutcome, type Instance } from '../pool/instance.js';
+import { STREAM_WINDOW_BYTES } from '../../protocol/messages.js';
 import { pumpReadable, WritableSink, type BodyPump } from './body.js';
 import { memoryReason, REQUEST_ID_HEADER, sendErrorResponse } from './outcome.js';
+import { responseHeadProblem } from './response-head.js';
+
+/** Longest handler error message passed to the client (the runner clips at 1024 characters plus a note). */
+const MAX_HANDLER_MESSAGE_CHARS = 2048;
 
 /** Hop-by-hop headers describe one connection; the daemon's connection is not the tenant's. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
@@ -89,6 +94,11 @@ export class HttpExchange implements Exchange {
   onHead(head: ResponseHeadMessage): void {
     if (this.#finished) return;
     this.#clearWallTimer();
+    const problem = responseHeadProblem(head, this.#ctx.limits.responseHeaderBytes);
+    if (problem) {
+      this.fail(500, `The worker returned a response the daemon cannot send: ${problem}.`);
+      return;
+    }
     const flat: string[] = [];
     let encoding: string | null = null;
     for (const [name, value] of head.headers) {
@@ -121,15 +131,21 @@ export class HttpExchange implements Exchange {
       // As on Workers: a body whose Content-Encoding names a compression is compressed on the way out.
       compressor.pipe(this.#res);
       this.#compressor = compressor;
-      this.#sink = new WritableSink(compressor, this.#instance!, this.#id);
+      this.#sink = new WritableSink(compressor, this.#instance!, this.#id, this.#onFlowViolation);
     } else {
-      this.#sink = new WritableSink(this.#res, this.#instance!, this.#id);
+      this.#sink = new WritableSink(this.#res, this.#instance!, this.#id, this.#onFlowViolation);
     }
   }
 
   onData(chunk: Uint8Array): void {
     this.#sink?.write(chunk);
   }
+
+  /** The child sent more body than it had credit for: it ignores flow control, and the client's socket would buffer it all. */
+  readonly #onFlowViolation = (): void => {
+    this.#instance?.sendAbort(this.#id, 'the response body overran its flow-control window');
+    this.onAbort(`the instance sent more of the response body than its flow-control window allows (${STREAM_WINDOW_BYTES} bytes unacknowledged)`);
+  };
 
   onEnd(): void {
     this.#finish();
@@ -159,7 +175,8 @@ export class HttpExchange implements Exchange {
     const note = error.passThrough
       ? ' (the handler called passThroughOnException(), but edgeproc has no origin to pass the request to)'
       : '';
-    this.fail(500, `Worker threw exception: ${error.message}${note}`, false);
+    // The runner bounds the message; a child that does not is still not let past this.
+    this.fail(500, `Worker threw exception: ${String(error.message).slice(0, MAX_HANDLER_MESSAGE_CHARS)}${note}`, false);
   }
 
   onWindow(bytes: number): void {

@@ -2,7 +2,7 @@
  * Turns a failure into what the client sees: a status, a short plain-text
  * reason and the request id that also appears in the log line.
  */
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 
 export const REQUEST_ID_HEADER = 'edgeproc-request-id';
 
@@ -19,7 +19,9 @@ export function sendErrorResponse(
     return;
   }
   const body = `${reason}\n\nrequest id: ${requestId}\n`;
-  res.writeHead(status, {
+  // The reason phrase is given, not left to writeHead: a worker's head that writeHead refused
+  // leaves its statusMessage on `res`, and writeHead would reuse it and throw again.
+  res.writeHead(status, STATUS_CODES[status] ?? 'Error', {
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
