@@ -2,7 +2,7 @@
  * The `edgeproc` command. Each EdgeprocError class maps to an exit code:
  * user errors 2, system errors 1; the message says what to do.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { buildServeConfig, DEFAULT_ADMIN_PORT, DEFAULT_HOST, DEFAULT_PORT, type ServeFlags } from './config.js';
 import { startDaemon } from './daemon.js';
 import { EdgeprocError } from './errors.js';
@@ -11,10 +11,17 @@ import type { Layer } from './pool/sandbox.js';
 
 export const EXIT_CODES = { user: 2, system: 1, limit: 1 } as const;
 
+const MIB = 1024 * 1024;
+
 function program(): Command {
   const cli = new Command('edgeproc')
     .description('Cloudflare-Workers-style scripts, each tenant in its own pooled Node.js process')
-    .showHelpAfterError('(run `edgeproc --help` for usage)');
+    // A usage mistake is the caller's (exit 2, not commander's 1), said on one line like every other.
+    // Set before the subcommands are added: they inherit both.
+    .exitOverride()
+    .configureOutput({
+      outputError: (text, write) => write(`edgeproc: ${text.replace(/^error: /, '').trimEnd()} (run \`edgeproc --help\` for usage)\n`),
+    });
 
   cli
     .command('serve')
@@ -41,6 +48,7 @@ function program(): Command {
     .option('--wait-until-ms <ms>', 'how long waitUntil work may run after its response', String(DEFAULT_LIMITS.waitUntilMs))
     .option('--recycle-after <n>', 'requests an instance serves before it is replaced gracefully (0: never)', String(DEFAULT_LIMITS.recycleAfterRequests))
     .option('--recycle-rss-mb <mb>', 'resident anonymous memory at which a busy instance is replaced gracefully (0: never)', String(DEFAULT_LIMITS.recycleRssMb))
+    .option('--request-body-mb <mb>', 'largest request body the front door accepts (then 413)', String(DEFAULT_LIMITS.requestBodyBytes / MIB))
     .option('--max-inflight <n>', 'requests in flight per worker before 503 with Retry-After', String(DEFAULT_LIMITS.maxInflightPerWorker))
     .option('--idle-timeout <ms>', 'stop an instance idle this long', String(DEFAULT_LIMITS.idleTimeoutMs))
     .option('--drain-timeout <ms>', 'longest wait for in-flight work when draining', String(DEFAULT_LIMITS.drainTimeoutMs))
@@ -143,8 +151,10 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = EXIT_CODES[error.errorClass];
       return;
     }
-    if (error instanceof InvalidArgumentError) {
-      process.exitCode = EXIT_CODES.user;
+    if (error instanceof CommanderError) {
+      // Help and version are "errors" under exitOverride too, with their own exit code (0).
+      const shown = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';
+      process.exitCode = shown ? error.exitCode : EXIT_CODES.user;
       return;
     }
     process.stderr.write(`edgeproc: unexpected failure: ${(error as Error).stack ?? error}\n`);

@@ -37,6 +37,7 @@ export interface ServeFlags {
   recycleAfter?: string | number;
   recycleRssMb?: string | number;
   maxInflight?: string | number;
+  requestBodyMb?: string | number;
   idleTimeout?: string | number;
   drainTimeout?: string | number;
 }
@@ -75,6 +76,7 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
       recycleAfterRequests: integer('--recycle-after', flags.recycleAfter),
       recycleRssMb: integer('--recycle-rss-mb', flags.recycleRssMb),
       maxInflightPerWorker: integer('--max-inflight', flags.maxInflight),
+      requestBodyBytes: mebibytes('--request-body-mb', flags.requestBodyMb),
       idleTimeoutMs: integer('--idle-timeout', flags.idleTimeout),
       drainTimeoutMs: integer('--drain-timeout', flags.drainTimeout),
     }),
@@ -91,6 +93,12 @@ function port(flag: string, value: string | number): number {
     throw new EdgeprocError('ERR_CONFIG', `${flag} must be a port number from 0 to 65535, got ${JSON.stringify(value)}`);
   }
   return n;
+}
+
+function mebibytes(flag: string, value: string | number | undefined): number | undefined {
+  const n = integer(flag, value);
+  if (n === 0) throw new EdgeprocError('ERR_CONFIG', `${flag} must be at least 1 (MiB), got 0`);
+  return n === undefined ? undefined : n * 1024 * 1024;
 }
 
 function cidrList(flag: string, value: string | undefined): readonly Cidr[] {

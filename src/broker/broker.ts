@@ -14,7 +14,7 @@ import type { WarmPool } from '../pool/pool.js';
 import type { WorkerRegistry, WorkerScript } from '../workers/registry.js';
 import { findSyntaxError } from '../workers/syntax.js';
 import { HttpExchange } from './exchange.js';
-import { memoryReason, sendErrorResponse } from './outcome.js';
+import { bodyTooLargeReason, memoryReason, sendErrorResponse } from './outcome.js';
 
 /** The instances serving one worker. */
 class WorkerGroup {
@@ -141,7 +141,7 @@ export class Broker {
     this.#inflight.add(exchange);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > this.#limits.requestBodyBytes) {
-      exchange.fail(413, `The request body is larger than this worker accepts (${this.#limits.requestBodyBytes} bytes).`);
+      exchange.fail(413, bodyTooLargeReason(this.#limits.requestBodyBytes));
       req.resume();
       return;
     }

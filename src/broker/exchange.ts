@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import { describeExit, type Exchange, type ExitOutcome, type Instance } from '../pool/instance.js';
 import { STREAM_WINDOW_BYTES } from '../../protocol/messages.js';
 import { pumpReadable, WritableSink, type BodyPump } from './body.js';
-import { memoryReason, REQUEST_ID_HEADER, sendErrorResponse } from './outcome.js';
+import { bodyTooLargeReason, memoryReason, REQUEST_ID_HEADER, sendErrorResponse } from './outcome.js';
 import { responseHeadProblem } from './response-head.js';
 
 /** Longest handler error message passed to the client (the runner clips at 1024 characters plus a note). */
@@ -86,7 +86,7 @@ export class HttpExchange implements Exchange {
     this.#id = instance.dispatch({ method: this.#req.method ?? 'GET', url, headers, hasBody }, this);
     if (hasBody) {
       this.#upload = pumpReadable(this.#req, instance, this.#id, this.#ctx.limits.requestBodyBytes, () =>
-        this.fail(413, `The request body is larger than this worker accepts (${this.#ctx.limits.requestBodyBytes} bytes).`),
+        this.fail(413, bodyTooLargeReason(this.#ctx.limits.requestBodyBytes)),
       );
     }
   }

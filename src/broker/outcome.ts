@@ -34,3 +34,7 @@ export function sendErrorResponse(
 export function memoryReason(worker: string, measured: string, limitMb: number): string {
   return `Worker "${worker}" exceeded its memory limit: ${measured}; the limit is ${limitMb} MiB per instance (--memory-mb).`;
 }
+
+export function bodyTooLargeReason(limitBytes: number): string {
+  return `The request body is larger than this worker accepts (${limitBytes} bytes, --request-body-mb).`;
+}

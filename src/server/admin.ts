@@ -5,13 +5,15 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Broker } from '../broker/broker.js';
 import { EdgeprocError, ScriptLoadError } from '../errors.js';
-import { workerLimits, type Limits } from '../limits.js';
+import { PER_WORKER_LIMITS, workerLimits, type Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { WarmPool } from '../pool/pool.js';
 import type { Layer } from '../pool/sandbox.js';
 import type { WorkerRegistry } from '../workers/registry.js';
+import { answerClientErrors } from './client-error.js';
 
 export interface AdminOptions {
   /** The layers around every child, reported with the workers. */
@@ -25,17 +27,25 @@ export interface AdminOptions {
 }
 
 export function createAdminServer(options: AdminOptions): Server {
-  return createServer((req, res) => {
+  const responses = new WeakMap<Duplex, ServerResponse>();
+  const server = createServer((req, res) => {
+    responses.set(req.socket, res);
     handleAdmin(options, req, res).catch((error: Error) => {
+      // Too late for a status once the head is out (the client went away mid-deploy): a throw here would be an unhandled rejection.
+      if (res.headersSent) return void res.destroy();
       const status = error instanceof EdgeprocError && error.errorClass === 'user' ? 400 : 500;
       sendJson(res, status, { error: { code: (error as EdgeprocError).code ?? 'ERR_INTERNAL', message: error.message } });
     });
   });
+  answerClientErrors(server, responses);
+  return server;
 }
 
 async function handleAdmin(options: AdminOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (options.token && !authorised(req, options.token)) {
     req.resume();
+    // RFC 9110 §15.5.2: a 401 names the scheme the client should use.
+    res.setHeader('www-authenticate', 'Bearer realm="edgeproc admin"');
     sendJson(res, 401, {
       error: { code: 'ERR_UNAUTHORIZED', message: 'missing or wrong admin token: send "Authorization: Bearer TOKEN"' },
     });
@@ -95,7 +105,7 @@ async function deploy(
   // Per-worker limits ride on the query: PUT /workers/NAME?cpuMs=100&memoryMb=256.
   let limits;
   try {
-    limits = workerLimits(options.limits, Object.fromEntries([...query].map(([key, value]) => [key, Number(value)])));
+    limits = workerLimits(options.limits, Object.fromEntries([...query].map(([key, value]) => [key, queryInteger(key, value)])));
   } catch (error) {
     req.resume();
     sendJson(res, 400, { error: { code: (error as EdgeprocError).code, message: (error as Error).message } });
@@ -127,6 +137,21 @@ async function deploy(
     }
     throw error;
   }
+}
+
+/**
+ * A limit from the query as a number. Number() made "abc" NaN and "" 0, and the
+ * message then said `got null` or `got 0` for what the client never sent.
+ */
+function queryInteger(key: string, value: string): unknown {
+  // An unknown key is workerLimits' to name, with the list of keys a worker can set.
+  if (!(PER_WORKER_LIMITS as readonly string[]).includes(key)) return value;
+  const n = Number(value);
+  // A number out of range is buildLimits' to name, with the range.
+  if (value.trim() === '' || Number.isNaN(n)) {
+    throw new EdgeprocError('ERR_CONFIG', `query parameter ${key} must be a whole number, got ${JSON.stringify(value)}`);
+  }
+  return n;
 }
 
 /** Reads a UTF-8 body up to `maxBytes`; null if it is larger. */
