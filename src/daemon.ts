@@ -19,6 +19,7 @@ import type { Layer } from './pool/sandbox.js';
 import { childSandbox, stopForkServerIfIdle } from './pool/spawn.js';
 import { Router } from './server/router.js';
 import { WorkerRegistry } from './workers/registry.js';
+import { checkSyntax } from './workers/check.js';
 import { readWorkerLimits } from './workers/limits-file.js';
 import { readTarget, type Target } from './workers/target.js';
 
@@ -39,6 +40,7 @@ export interface Daemon {
 
 export async function startDaemon(config: ServeConfig, log = new Logger()): Promise<Daemon> {
   const target = readTarget(config.target, config.limits.scriptBytes);
+  checkSyntax(target.workers);
   const limits = readWorkerLimits(target, config.limits);
   const registry = new WorkerRegistry();
   for (const worker of target.workers) registry.publish(registry.prepare(worker.name, worker.source, worker.path, {}, limits.get(worker.name)!));

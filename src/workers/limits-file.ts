@@ -20,9 +20,16 @@ export function readWorkerLimits(target: Target, global: Limits): Map<string, Li
   const limits = new Map(target.workers.map((w) => [w.name, global]));
   const file = join(target.path, LIMITS_FILE);
   if (target.kind !== 'directory' || !existsSync(file)) return limits;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    // Not "not valid JSON": the file may be fine and only unreadable (permissions, a directory).
+    throw new EdgeprocError('ERR_CONFIG', `${file}: cannot read it (${(error as Error).message})`);
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (error) {
     throw new EdgeprocError('ERR_CONFIG', `${file}: not valid JSON (${(error as Error).message})`);
   }

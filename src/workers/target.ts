@@ -27,15 +27,26 @@ export function readTarget(path: string, maxScriptBytes: number): Target {
   let stats;
   try {
     stats = statSync(full);
-  } catch {
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw unreadable(path, error);
     throw new EdgeprocError('ERR_TARGET_NOT_FOUND', `${path}: no such file or directory; give a worker script or a directory of them`);
   }
   if (stats.isFile()) {
     const name = toWorkerName(basename(full, extname(full)));
     return { kind: 'file', path: full, workers: [readWorker(name, full, maxScriptBytes)] };
   }
+  if (!stats.isDirectory()) {
+    throw new EdgeprocError('ERR_CONFIG', `${path} is neither a file nor a directory; give a worker script or a directory of them`);
+  }
+  let entries;
+  try {
+    entries = readdirSync(full, { withFileTypes: true });
+  } catch (error) {
+    throw unreadable(path, error);
+  }
   const workers: TargetWorker[] = [];
-  for (const entry of readdirSync(full, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     const entryPath = join(full, entry.name);
     if (entry.isFile() && SCRIPT_EXTENSIONS.includes(extname(entry.name))) {
       const stem = basename(entry.name, extname(entry.name));
@@ -64,11 +75,23 @@ export function readTarget(path: string, maxScriptBytes: number): Target {
 }
 
 function readWorker(name: string, path: string, maxScriptBytes: number): TargetWorker {
-  const size = statSync(path).size;
-  if (size > maxScriptBytes) {
-    throw new EdgeprocError('ERR_SCRIPT_TOO_LARGE', `${path} is ${size} bytes; the script limit is ${maxScriptBytes} bytes`);
+  try {
+    const size = statSync(path).size;
+    if (size > maxScriptBytes) {
+      throw new EdgeprocError('ERR_SCRIPT_TOO_LARGE', `${path} is ${size} bytes; the script limit is ${maxScriptBytes} bytes`);
+    }
+    return { name, path, source: readFileSync(path, 'utf8') };
+  } catch (error) {
+    if (error instanceof EdgeprocError) throw error;
+    throw unreadable(path, error);
   }
-  return { name, path, source: readFileSync(path, 'utf8') };
+}
+
+/** A target that exists but cannot be read was an "unexpected failure" with a stack trace; say what and why instead. */
+function unreadable(path: string, error: unknown): EdgeprocError {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (error as Error).message;
+  return new EdgeprocError('ERR_CONFIG', `cannot read ${path} (${syscall ?? 'read'}: ${why}${code ? `, ${code}` : ''}); check its permissions`, { cause: error });
 }
 
 function toWorkerName(stem: string): string {

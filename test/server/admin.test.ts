@@ -191,7 +191,8 @@ describe('admin API', () => {
   });
 
   it('replaces a worker whose script on disk fails to load', async () => {
-    const daemon = await startTestDaemon(writeScripts({ 'app.js': `addEventListener('fetch', (e) => {\n  let = ;\n});` }));
+    // It parses (serve refuses one that does not) but throws while loading.
+    const daemon = await startTestDaemon(writeScripts({ 'app.js': `throw new Error('not configured');\naddEventListener('fetch', () => {});` }));
     expect((await daemon.fetchText('app')).status).toBe(500);
     expect((await admin(daemon, 'PUT', '/workers/app', version('fixed'))).status).toBe(200);
     expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'fixed' });
