@@ -246,7 +246,46 @@ export function installGlobals(hooks: ScopeHooks): string[] {
     const locked = 'value' in descriptor ? { writable: false, configurable: false } : { configurable: false };
     Object.defineProperty(globalThis, name, locked);
   }
+  sealSharedPrototypes();
   return [...allowed.keys(), 'self', 'globalThis'];
+}
+
+/**
+ * The tenant runs in the same realm as Node's own JavaScript, so it shares the
+ * language's prototypes with it. Every `x[i] = v` or `x.name = v` Node makes on
+ * an array or a plain object (and every push, primordial or not) consults
+ * Array.prototype and Object.prototype for a setter of that name. A tenant that
+ * defined one there was handed what Node stored: the hostile battery got the
+ * channel's libuv Pipe handle (Node sets `req.handle` on each write), from its
+ * owner symbol the net.Socket class (able to open any socket), and the
+ * `process` object itself, pushed into an array during a request
+ * (test/hostile/prototype-setters.test.ts). Sealed, neither prototype takes a
+ * new property (no such setter can be added) nor lets an existing one be
+ * turned into an accessor; their methods stay writable, so a library may still
+ * override one. The built-in iterators' `next` is frozen for the same reason:
+ * a replaced one sees every value Node iterates with for-of.
+ *
+ * Object.seal, not a loop of defineProperty: redefining Array.prototype's
+ * properties one by one makes V8 drop its array fast paths (a microbenchmark
+ * of push, map and spread ran 8x slower); sealing costs nothing measurable.
+ * What this takes from tenants: adding methods to Array.prototype or
+ * Object.prototype (polyfills for what Node 20 lacks) fails, in strict code
+ * with a TypeError.
+ */
+function sealSharedPrototypes(): void {
+  Object.seal(Object.prototype);
+  Object.seal(Array.prototype);
+  const arrayIterator = Object.getPrototypeOf([][Symbol.iterator]()) as object;
+  for (const iterator of [
+    arrayIterator,
+    Object.getPrototypeOf(new Map()[Symbol.iterator]()),
+    Object.getPrototypeOf(new Set()[Symbol.iterator]()),
+    Object.getPrototypeOf(''[Symbol.iterator]()),
+  ]) {
+    Object.freeze(iterator);
+  }
+  // %IteratorPrototype% stays extensible (iterator-helper polyfills add to it); only its @@iterator is locked.
+  Object.defineProperty(Object.getPrototypeOf(arrayIterator), Symbol.iterator, { writable: false, configurable: false });
 }
 
 /**
