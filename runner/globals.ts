@@ -254,27 +254,33 @@ export function installGlobals(hooks: ScopeHooks): string[] {
  * The tenant runs in the same realm as Node's own JavaScript, so it shares the
  * language's prototypes with it. Every `x[i] = v` or `x.name = v` Node makes on
  * an array or a plain object (and every push, primordial or not) consults
- * Array.prototype and Object.prototype for a setter of that name. A tenant that
- * defined one there was handed what Node stored: the hostile battery got the
- * channel's libuv Pipe handle (Node sets `req.handle` on each write), from its
- * owner symbol the net.Socket class (able to open any socket), and the
- * `process` object itself, pushed into an array during a request
- * (test/hostile/prototype-setters.test.ts). Sealed, neither prototype takes a
- * new property (no such setter can be added) nor lets an existing one be
- * turned into an accessor; their methods stay writable, so a library may still
- * override one. The built-in iterators' `next` is frozen for the same reason:
- * a replaced one sees every value Node iterates with for-of.
+ * Array.prototype and Object.prototype for a setter of that name, and Node
+ * calls some array methods the plain way (async_hooks pops its stack of
+ * resources with `.pop()`). A tenant that defined such a setter, or replaced
+ * pop, was handed what Node stored there: the hostile battery got the channel's
+ * libuv Pipe handle (Node sets `req.handle` on each write), from its owner
+ * symbol the net.Socket class (able to open any socket), and the `process`
+ * object itself (test/hostile/prototype-setters.test.ts,
+ * test/hostile/intrinsic-methods.test.ts).
  *
- * Object.seal, not a loop of defineProperty: redefining Array.prototype's
- * properties one by one makes V8 drop its array fast paths (a microbenchmark
- * of push, map and spread ran 8x slower); sealing costs nothing measurable.
- * What this takes from tenants: adding methods to Array.prototype or
- * Object.prototype (polyfills for what Node 20 lacks) fails, in strict code
- * with a TypeError.
+ * So Object.prototype is sealed: it takes no new property and no accessor, and
+ * its methods stay writable, because freezing it would break the everyday
+ * `Foo.prototype.toString = ...` (the "override mistake": an inherited read-only
+ * property cannot be assigned on an heir). Array.prototype is frozen: overriding
+ * an array method by assignment is rare, and its methods are what Node calls.
+ * The built-in iterators' `next` is frozen too: a replaced one sees every value
+ * Node iterates with for-of.
+ *
+ * Object.seal/freeze, never a loop of defineProperty: redefining Array.prototype's
+ * properties one by one makes V8 drop its array fast paths (a push/map/spread
+ * microbenchmark ran 8x slower). Frozen, reading a hole of a holey array costs
+ * ~30 ns instead of ~3; nothing else measured changes. What this takes from
+ * tenants: adding to Array.prototype or Object.prototype (polyfills for what
+ * Node 20 lacks) or assigning an array method fails, in strict code with a TypeError.
  */
 function sealSharedPrototypes(): void {
   Object.seal(Object.prototype);
-  Object.seal(Array.prototype);
+  Object.freeze(Array.prototype);
   const arrayIterator = Object.getPrototypeOf([][Symbol.iterator]()) as object;
   for (const iterator of [
     arrayIterator,
