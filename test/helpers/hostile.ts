@@ -1,22 +1,76 @@
 /**
- * Hostile tenants for the limits tests: a daemon target holding the chosen
- * fixtures of test/fixtures/hostile/ beside the well-behaved neighbour, and a
- * neighbour load that runs for exactly as long as the hostile request does.
+ * Hostile tenants for the limits tests and the hostile battery (test/hostile/):
+ * a daemon target holding the chosen fixtures of test/fixtures/hostile/ beside
+ * the well-behaved neighbour, a neighbour load that runs for exactly as long as
+ * the hostile request does, and the checks every attack ends with.
  */
 import { copyFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TestDaemon, TextResult } from './daemon.js';
+import { expect } from 'vitest';
+import type { ServeFlags } from '../../src/config.js';
+import { startTestDaemon, type RequestOptions, type TestDaemon, type TextResult } from './daemon.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 
-/** A fresh directory with `hostile/NAME.mjs` for each name, plus `neighbour.mjs`. */
+/**
+ * A fresh directory with `hostile/NAME.mjs` for each name, plus `neighbour.mjs`. A name
+ * with an extension (`NAME.js`, a service-worker script) is copied as it is.
+ */
 export function hostileTarget(...names: string[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'edgeproc-hostile-'));
   copyFileSync(join(FIXTURES, 'neighbour.mjs'), join(dir, 'neighbour.mjs'));
-  for (const name of names) copyFileSync(join(FIXTURES, 'hostile', `${name}.mjs`), join(dir, `${name}.mjs`));
+  for (const name of names) {
+    const file = /\.m?js$/.test(name) ? name : `${name}.mjs`;
+    copyFileSync(join(FIXTURES, 'hostile', file), join(dir, file));
+  }
   return dir;
+}
+
+/**
+ * Limits small enough that every breach in the hostile battery ends within a
+ * second or two on a loaded 2-core machine: CPU, wall time, waitUntil and
+ * drain in hundreds of milliseconds, 64 MiB per instance.
+ */
+export const HOSTILE_LIMITS = {
+  cpuMs: 200,
+  memoryMb: 64,
+  wallMs: 2000,
+  waitUntilMs: 500,
+  drainTimeout: 1000,
+  warmPool: 2,
+} as const satisfies ServeFlags;
+
+/** A daemon serving the named hostile fixtures beside the neighbour, with the neighbour's instance already up. */
+export async function startHostileDaemon(names: string[], flags: ServeFlags = {}): Promise<TestDaemon> {
+  const daemon = await startTestDaemon(hostileTarget(...names), { ...HOSTILE_LIMITS, ...flags });
+  await warmNeighbour(daemon);
+  return daemon;
+}
+
+/** Sends the hostile request while the neighbour is served beside it, and checks the neighbour saw only `200 neighbour ok`. */
+export async function attack(daemon: TestDaemon, worker: string, path = '/', init?: RequestOptions): Promise<TextResult> {
+  const hostile = daemon.fetchText(worker, path, init);
+  const neighbours = await neighbourDuring(daemon, hostile);
+  for (const res of neighbours) expect(res).toMatchObject({ status: 200, text: 'neighbour ok' });
+  return hostile;
+}
+
+/** After an attack: the daemon still serves the neighbour, which has counted no error at all. */
+export async function expectDaemonServes(daemon: TestDaemon): Promise<void> {
+  expect(await daemon.fetchText('neighbour')).toMatchObject({ status: 200, text: 'neighbour ok' });
+  expect(daemon.broker.stats().find((w) => w.name === 'neighbour')).toMatchObject({ errors: 0 });
+}
+
+/** The daemon's error response: exactly `status` and `reason`, then the request id the header names. */
+export function expectErrorResponse(res: TextResult, status: number, reason: string): void {
+  expect({ status: res.status, text: res.text }).toEqual({ status, text: `${reason}\n\nrequest id: ${requestIdOf(res)}\n` });
+}
+
+/** Pid of the worker's one live instance (undefined when it has none). */
+export function instancePid(daemon: TestDaemon, worker: string): number | undefined {
+  return daemon.broker.instances().find((instance) => instance.worker === worker)?.pid;
 }
 
 /**
