@@ -43,6 +43,9 @@ export class HttpExchange implements Exchange {
   #compressor: Writable | null = null;
   #headSent = false;
   #finished = false;
+  /** See #contentLengthToHold. */
+  #bodyBytesDue: number | null = null;
+  #bodyBytesSent = 0;
   #wallTimer: NodeJS.Timeout | null = null;
   status = 0;
   cpuMs = 0;
@@ -115,6 +118,7 @@ export class HttpExchange implements Exchange {
       removeHeader(flat, 'content-length');
       flat.push('content-length', String(head.bodyLength));
     }
+    this.#bodyBytesDue = this.#contentLengthToHold(flat, head);
     try {
       this.#res.writeHead(head.status, head.statusText || undefined, flat);
     } catch (error) {
@@ -138,7 +142,36 @@ export class HttpExchange implements Exchange {
   }
 
   onData(chunk: Uint8Array): void {
-    this.#sink?.write(chunk);
+    if (!this.#sink) return;
+    const due = this.#bodyBytesDue;
+    if (due !== null && this.#bodyBytesSent + chunk.byteLength > due) {
+      this.#instance?.sendAbort(this.#id, 'the response body is longer than its Content-Length');
+      this.onAbort(`the response body is longer than the ${due} bytes its Content-Length header promised`);
+      return;
+    }
+    this.#bodyBytesSent += chunk.byteLength;
+    this.#sink.write(chunk);
+  }
+
+  /**
+   * The Content-Length the client is told, which the body is then held to; null when there is
+   * none (chunked) or no body goes out (HEAD, 204, 304). Bytes past it would be read by a
+   * keep-alive client as the next response: a tenant returning a stream with
+   * `content-length: 5` and more behind it smuggled a whole response of its own into the
+   * connection (test/hostile/content-length-mismatch.test.ts). A body with no bytes to send
+   * (null) keeps no Content-Length, or the client would wait for bytes that never come.
+   */
+  #contentLengthToHold(flat: string[], head: ResponseHeadMessage): number | null {
+    const noBodySent = this.#req.method === 'HEAD' || head.status === 204 || head.status === 304;
+    let declared: string | null = null;
+    for (let i = 0; i < flat.length; i += 2) if (flat[i]!.toLowerCase() === 'content-length') declared = flat[i + 1]!;
+    if (declared === null || noBodySent) return null;
+    // undici joins repeated headers with ", ": anything but one decimal number cannot be honoured.
+    if (!head.hasBody || !/^\d{1,15}$/.test(declared.trim())) {
+      removeHeader(flat, 'content-length');
+      return null;
+    }
+    return Number(declared.trim());
   }
 
   /** The child sent more body than it had credit for: it ignores flow control, and the client's socket would buffer it all. */
@@ -148,6 +181,11 @@ export class HttpExchange implements Exchange {
   };
 
   onEnd(): void {
+    const due = this.#bodyBytesDue;
+    if (due !== null && this.#bodyBytesSent < due && !this.#finished) {
+      this.onAbort(`the response body ended after ${this.#bodyBytesSent} of the ${due} bytes its Content-Length header promised`);
+      return;
+    }
     this.#finish();
   }
 

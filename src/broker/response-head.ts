@@ -37,7 +37,8 @@ export function responseHeadProblem(head: ResponseHeadMessage, maxBytes: number)
     if (!FIELD_CONTENT.test(value)) return `the value of header "${name}" holds CR, LF, NUL or another character a header cannot carry`;
     bytes += name.length + value.length + 4;
     if (bytes > maxBytes) {
-      return `its ${headers.length} headers take more than ${maxBytes} bytes, the most a response may carry`;
+      const count = `${headers.length} header${headers.length === 1 ? '' : 's'}`;
+      return `its headers take more than ${maxBytes} bytes (${count}), the most a response may carry`;
     }
   }
   return null;
