@@ -8,7 +8,7 @@
 import { EdgeprocError } from '../errors.js';
 import type { Limits } from '../limits.js';
 import type { Logger } from '../log.js';
-import { Instance, type InstanceEvents } from './instance.js';
+import { Instance, type ExitOutcome, type InstanceEvents } from './instance.js';
 
 const MAX_BACKOFF_MS = 30_000;
 /** Delay between handing out a warm child and spawning its replacement; see #refillSoon. */
@@ -89,8 +89,19 @@ export class WarmPool {
         `children are failing to boot (${this.#failuresInRow} in a row); retrying in ${Math.ceil((this.#backoffUntil - Date.now()) / 1000)} s — see the daemon log for their output`,
       );
     }
+    return this.#spawnForRequest(heapMb, false);
+  }
+
+  async #spawnForRequest(heapMb: number, retried: boolean): Promise<Instance> {
     const instance = this.#spawn(false, heapMb);
-    await instance.ready;
+    try {
+      await instance.ready;
+    } catch (error) {
+      // A child killed from outside while it booted says nothing about the next one: the
+      // request waiting for it gets another child, once, instead of a 503.
+      if (!retried && !this.#closed && killedFromOutside(await instance.exited)) return this.#spawnForRequest(heapMb, true);
+      throw error;
+    }
     return instance;
   }
 
@@ -152,6 +163,8 @@ export class WarmPool {
         this.#booting.delete(instance);
         if (forPool) this.#bootingForPool--;
         this.#failuresInRow = 0;
+        // A child that booted shows that children can boot: a back-off under way is over.
+        this.#backoffUntil = 0;
         if (forPool && !this.#closed) this.#warm.push(instance);
         else if (this.#closed) instance.dispose();
       },
@@ -160,8 +173,16 @@ export class WarmPool {
         if (forPool) this.#bootingForPool--;
         if (this.#closed) return;
         this.#stats.bootFailures++;
-        this.#failuresInRow++;
-        this.#onBootFailure();
+        void instance.exited.then((outcome) => {
+          if (this.#closed) return;
+          // The breaker is for children that cannot boot (they exit, crash, or hang until the
+          // boot timeout kills them). One SIGKILLed from outside (an operator, the OOM killer)
+          // proves nothing: counted, random kills under load tripped it, and every worker
+          // needing a new instance got 503 for up to 30 s.
+          if (killedFromOutside(outcome)) return this.#refill();
+          this.#failuresInRow++;
+          this.#onBootFailure();
+        });
       },
     );
     const timer = setTimeout(() => {
@@ -194,4 +215,9 @@ export class WarmPool {
     }, delay);
     this.#backoffTimer.unref();
   }
+}
+
+/** SIGKILLed by someone other than the daemon (whose own kills, e.g. at the boot timeout, set `killed`). */
+function killedFromOutside(outcome: ExitOutcome): boolean {
+  return outcome.signal === 'SIGKILL' && !outcome.killed;
 }
