@@ -1,0 +1,57 @@
+/**
+ * Attack: the tenant subverts its own runner (it replaces JSON.stringify, which
+ * the frame encoder calls) and rewrites its response head into what no genuine
+ * Response can be: status 101, CR LF in the status text or a header, a header
+ * name that is no token, junk instead of a header list, 200 KB of headers, a
+ * body length that lies. The daemon trusts no frame: before it checked heads,
+ * status 101 went to the client (whose parser then failed) and a bad status
+ * text left the client with no answer at all. Now: a clean 500 for every bad
+ * head, and a cut response for a body that does not match its length.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeDaemons } from '../helpers/daemon.js';
+import { attack, expectDaemonServes, expectErrorResponse, startHostileDaemon } from '../helpers/hostile.js';
+
+afterEach(closeDaemons);
+
+const cannotSend = (why: string) => `The worker returned a response the daemon cannot send: ${why}.`;
+
+describe('a forged response head', () => {
+  it('gets a clean 500 saying what is wrong with it', async () => {
+    const daemon = await startHostileDaemon(['forged-response-head']);
+    const cases: Array<[string, string]> = [
+      ['status-101', 'its status 101 is not an integer from 200 to 599'],
+      ['status-string', 'its status "200" is not an integer from 200 to 599'],
+      ['status-text-crlf', 'its status text holds characters a status line cannot carry'],
+      ['header-crlf', 'the value of header "x-evil" holds CR, LF, NUL or another character a header cannot carry'],
+      ['header-name', 'the header name "bad name" is not a valid HTTP token'],
+      ['headers-not-a-list', 'its headers are not a list'],
+      ['headers-not-pairs', 'its headers are not a list of name and value strings'],
+      ['headers-huge', 'its headers take more than 131072 bytes (1 header), the most a response may carry'],
+      ['has-body-not-boolean', 'its head is malformed'],
+    ];
+    for (const [forgery, why] of cases) {
+      const res = await attack(daemon, 'forged-response-head', `/?forge=${forgery}`);
+      expectErrorResponse(res, 500, cannotSend(why));
+      expect(res.headers['set-cookie']).toBeUndefined();
+    }
+    // The instance itself is fine: an honest head goes through.
+    expect(await daemon.fetchText('forged-response-head', '/')).toMatchObject({ status: 200, text: 'the real body' });
+    await expectDaemonServes(daemon);
+  });
+
+  it('with a body length that lies is cut, never sent short or long on a kept-alive connection', async () => {
+    const daemon = await startHostileDaemon(['forged-response-head']);
+    for (const [forgery, reason] of [
+      ['body-length-longer', 'the response body ended after 13 of the 1000 bytes its Content-Length header promised'],
+      ['body-length-shorter', 'the response body is longer than the 1 bytes its Content-Length header promised'],
+    ]) {
+      await expect(attack(daemon, 'forged-response-head', `/?forge=${forgery}`)).rejects.toThrow();
+      expect(daemon.logs).toContainEqual(
+        expect.objectContaining({ msg: 'response body failed mid-stream', worker: 'forged-response-head', reason }),
+      );
+    }
+    expect(await daemon.fetchText('forged-response-head', '/')).toMatchObject({ status: 200, text: 'the real body' });
+    await expectDaemonServes(daemon);
+  });
+});
