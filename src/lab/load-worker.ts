@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Pool } from 'undici';
-import type { LoadOptions, LoadResult } from './load.js';
+import { errorKind, type LoadOptions, type LoadResult } from './load.js';
 
 async function run(options: LoadOptions): Promise<LoadResult> {
   const url = new URL(options.url);
@@ -13,16 +13,25 @@ async function run(options: LoadOptions): Promise<LoadResult> {
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const failures: Record<string, number> = {};
+  const errorKinds: Record<string, number> = {};
   let sent = 0;
   const path = url.pathname + url.search;
+  const base = options.headers ?? {};
+  const headerSets = options.headerSets?.map((set) => ({ ...base, ...set })) ?? [base];
   const one = async (scheduledAt: number): Promise<void> => {
+    const headers = headerSets[sent % headerSets.length]!;
     sent++;
     try {
       // Bounds the whole request, time queued for a connection included: against a stalled
       // server, requests would otherwise wait behind one another for many times the timeout.
       const signal = AbortSignal.timeout(options.timeoutMs ?? 10_000);
-      const res = await pool.request({ method: 'GET', path, headers: options.headers ?? {}, signal });
-      await res.body.dump({ limit: Number.POSITIVE_INFINITY, signal });
+      const res = await pool.request({ method: 'GET', path, headers, signal });
+      if (options.classifyErrors && res.statusCode >= 500) {
+        const kind = errorKind(res.statusCode, await res.body.text());
+        errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+      } else {
+        await res.body.dump({ limit: Number.POSITIVE_INFINITY, signal });
+      }
       statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
     } catch (error) {
       const code = (error as { code?: string }).code ?? (error as Error).name;
@@ -63,7 +72,7 @@ async function run(options: LoadOptions): Promise<LoadResult> {
   await Promise.all(inflight);
   const elapsedMs = performance.now() - started;
   await pool.close();
-  return { sent, elapsedMs, latenciesMs: latencies, statuses, failures };
+  return { sent, elapsedMs, latenciesMs: latencies, statuses, failures, ...(options.classifyErrors ? { errorKinds } : {}) };
 }
 
 run(workerData as LoadOptions).then(

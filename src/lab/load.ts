@@ -12,6 +12,13 @@ import { Worker } from 'node:worker_threads';
 export interface LoadOptions {
   url: string;
   headers?: Record<string, string>;
+  /**
+   * Request i adds headerSets[i % length] to `headers`: one steady load spread over
+   * several workers (a Host each) on one connection pool.
+   */
+  headerSets?: Array<Record<string, string>>;
+  /** Read the body of every 5xx and count them by what it says (LoadResult.errorKinds). */
+  classifyErrors?: boolean;
   mode: 'rate' | 'concurrency';
   /** Requests per second (mode 'rate'). */
   rate: number;
@@ -30,6 +37,18 @@ export interface LoadResult {
   statuses: Record<string, number>;
   /** Requests that got no response, by error code. */
   failures: Record<string, number>;
+  /**
+   * With classifyErrors: complete 5xx responses by status and the first line of their
+   * body, numbers and quoted names blanked ("502 The worker's instance stopped … (… SIGKILL) …").
+   */
+  errorKinds?: Record<string, number>;
+}
+
+/** The kind of a 5xx for LoadResult.errorKinds: its status and first body line, with the particulars blanked. */
+export function errorKind(status: number, body: string): string {
+  const line = body.split('\n', 1)[0]!.trim();
+  if (!line) return `${status} (empty body)`;
+  return `${status} ${line.replace(/"[^"]*"/g, '"…"').replace(/\d+(\.\d+)?/g, 'N')}`;
 }
 
 /** Requests that did not get a 2xx or 3xx response. */
