@@ -1,6 +1,7 @@
 /**
- * `npm run bench [-- NAME...]`: runs the named benchmarks (default: all but
- * profile and limits) one after another, each stopping every process it started.
+ * `npm run bench [-- NAME... [--minutes N]]`: runs the named benchmarks (default:
+ * all but profile, limits and soak) one after another, each stopping every
+ * process it started.
  * Needs a build (`npm run build`) and wrk on PATH (`apt-get install wrk`).
  */
 import { snapshotBuild } from './lib/build.js';
@@ -8,20 +9,30 @@ import { coldStart } from './cold-start.js';
 import { limits } from './limits.js';
 import { memory } from './memory.js';
 import { profile } from './profile.js';
+import { soak } from './soak.js';
 import { stopAll } from './lib/processes.js';
 import { throughput } from './throughput.js';
 
-const BENCHES: Record<string, () => Promise<void>> = {
+const BENCHES: Record<string, (options: Record<string, string>) => Promise<void>> = {
   throughput,
   'cold-start': coldStart,
   memory,
   profile,
   // Not in the default list: about 60 s.
   limits,
+  // Not in the default list: 5 minutes unless --minutes N.
+  soak,
 };
 const DEFAULT = ['throughput', 'cold-start', 'memory'];
 
-const asked = process.argv.slice(2);
+// Names, and options as `--name value` (e.g. soak's --minutes N).
+const asked: string[] = [];
+const options: Record<string, string> = {};
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i]!.startsWith('--')) options[argv[i]!.slice(2)] = argv[++i] ?? '';
+  else asked.push(argv[i]!);
+}
 const unknown = asked.filter((name) => !(name in BENCHES));
 if (unknown.length > 0) {
   console.error(`unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}`);
@@ -29,7 +40,7 @@ if (unknown.length > 0) {
 }
 try {
   console.log(`measuring a copy of the build in ${await snapshotBuild()}`);
-  for (const name of asked.length > 0 ? asked : DEFAULT) await BENCHES[name]!();
+  for (const name of asked.length > 0 ? asked : DEFAULT) await BENCHES[name]!(options);
 } catch (error) {
   console.error(`bench failed: ${(error as Error).stack ?? error}`);
   process.exitCode = 1;
