@@ -16,6 +16,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, readdirSync, readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { UidAllocator, wrapCommand, type SandboxPlan } from './sandbox.js';
 
 export interface SpawnRequest {
@@ -26,6 +27,8 @@ export interface SpawnRequest {
   env: Record<string, string>;
   /** The layers to wrap the command in (sandbox.ts); the uid, if any, is picked here. */
   sandbox: SandboxPlan;
+  /** The child's priority from its first instruction (priority.ts, bootNice). */
+  nice: number;
 }
 
 export interface KillRequest {
@@ -69,7 +72,7 @@ function reply(message: ForkServerReply, handle?: unknown): void {
   process.send!(message, handle as never, {}, () => {});
 }
 
-function start({ id, command, args, env, sandbox }: SpawnRequest): void {
+function start({ id, command, args, env, sandbox, nice }: SpawnRequest): void {
   // Held from before the spawn until the child is gone, so no other child can be given it meanwhile.
   const uid = sandbox.perChildUid ? uids.acquire() : null;
   const wrapped = wrapCommand(sandbox, uid, command, args);
@@ -97,6 +100,12 @@ function start({ id, command, args, env, sandbox }: SpawnRequest): void {
     }
   });
   if (child.pid === undefined) return;
+  try {
+    // Still one thread (prlimit, about to exec): every thread node starts later inherits this.
+    setPriority(child.pid, nice);
+  } catch {
+    // Gone already, or not allowed: priority is a refinement, never a reason to fail.
+  }
   for (const stream of [child.stdout, child.stderr]) {
     stream?.setEncoding('utf8');
     stream?.on('data', (text: string) => reply({ type: 'output', id, text }));

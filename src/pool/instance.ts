@@ -133,7 +133,6 @@ export class Instance {
     this.#child = spawnChild(spawn);
     this.#child.channel.then(
       (socket) => {
-        priority.spawned(this.#child.pid, spawn.warmUp);
         if (this.state === 'dead') {
           socket.destroy();
           return;

@@ -27,19 +27,22 @@ export const DEMOTE_AFTER_MS = 10;
 export const CAN_RAISE = process.getuid?.() === 0;
 
 /**
- * The fork server: its fork and exec work is nobody's request, and children start at its
- * priority, so it runs at the lowest one its children may have to leave.
+ * The fork server runs at the tenants' priority: a request may be waiting for the child it
+ * starts (a pool miss). At nice 19 it starved on a saturated machine, and so did every child
+ * it started until the daemon heard of it and raised it: pool misses hit the 10 s boot timeout.
  */
 export function forkServer(pid: number | undefined): void {
-  renice(pid, CAN_RAISE ? BACKGROUND_NICE : CHILD_NICE);
+  renice(pid, CHILD_NICE);
 }
 
 /**
- * A child just spawned: one for the warm pool boots in the background if its priority
- * can be raised later; one a request is waiting for (a pool miss) does not.
+ * The priority a child starts at, set by the fork server right after the spawn, while the
+ * child has one thread (the ones it starts later inherit it): a child for the warm pool
+ * boots in the background if its priority can be raised later; one a request is waiting
+ * for (a pool miss) does not.
  */
-export function spawned(pid: number | undefined, forPool: boolean): void {
-  renice(pid, forPool && CAN_RAISE ? BACKGROUND_NICE : CHILD_NICE);
+export function bootNice(forPool: boolean): number {
+  return forPool && CAN_RAISE ? BACKGROUND_NICE : CHILD_NICE;
 }
 
 /** A child finished booting: it runs at the tenants' priority from now on. */

@@ -171,7 +171,7 @@ class ForkServer {
     server.unref();
     this.#process = server;
     this.#ready = false;
-    // Spawning is background work: see priority.ts. Its children inherit this priority.
+    // See priority.ts: at the tenants' priority; each child is set to its own as it starts.
     priority.forkServer(server.pid);
     server.on('message', (message: ForkServerReply, handle: unknown) => this.#onMessage(message, handle as Socket | undefined));
     server.then(() => this.#onServerExit(server));
@@ -255,5 +255,6 @@ export function spawnChild({ warmUp, heapMb, entry }: SpawnOptions): ChildHandle
     // Nothing of the daemon's environment; UTC as on Workers.
     env: { TZ: 'UTC' },
     sandbox: plan,
+    nice: priority.bootNice(warmUp),
   });
 }
