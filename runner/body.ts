@@ -6,6 +6,7 @@
  */
 import { FrameType } from '../protocol/messages.js';
 import { ReceiveWindow, SendWindow } from '../protocol/flow.js';
+import { messageOf } from './describe.js';
 import type { Channel } from './ipc.js';
 
 export class IncomingBody {
@@ -90,13 +91,19 @@ export class OutgoingBody {
    * (after sending Abort) when the body errors or is not made of bytes.
    */
   async pump(body: ReadableStream<Uint8Array>): Promise<void> {
-    const reader = body.getReader();
+    return this.pumpFrom(body.getReader(), null);
+  }
+
+  /** As pump(), from a reader whose first read() (`first`) may already be under way. */
+  async pumpFrom(reader: ReadableStreamDefaultReader<Uint8Array>, first: Promise<ReadableStreamReadResult<Uint8Array>> | null): Promise<void> {
     this.#reader = reader;
+    let pending = first;
     try {
       for (;;) {
         const wait = this.window.ready();
         if (wait) await wait;
-        const { done, value } = await reader.read();
+        const { done, value } = await (pending ?? reader.read());
+        pending = null;
         if (done) break;
         const bytes = asBytes(value);
         // Never more than the credit, even for one chunk: a tenant's chunk can be any size, the
@@ -113,7 +120,9 @@ export class OutgoingBody {
       }
       this.#channel.sendEmpty(FrameType.End, this.#id);
     } catch (error) {
-      this.#channel.sendJson(FrameType.Abort, this.#id, { reason: String((error as Error)?.message ?? error) });
+      // messageOf, not error.message: reading a tenant's error may throw, and then no Abort would
+      // go out and the client would wait for the rest of the body for ever.
+      this.#channel.sendJson(FrameType.Abort, this.#id, { reason: messageOf(error) });
       reader.cancel(error).catch(() => {});
       throw error;
     }

@@ -23,6 +23,16 @@ export function describeError(error: unknown): string {
   }
 }
 
+/** An Error's message (bounded), or the description of anything else; never throws. */
+export function messageOf(error: unknown): string {
+  try {
+    if (!isProxy(error) && error instanceof Error) return clip(String(error.message), MAX_MESSAGE_CHARS);
+  } catch {
+    // Described below instead.
+  }
+  return describeError(error);
+}
+
 /** The stack of an Error, or null: a Proxy, a non-string stack or one that throws when read has none. */
 export function stackOf(error: unknown): string | null {
   try {

@@ -33,6 +33,13 @@ import { Request, asResponse, responseParts, responseSource, type Response } fro
 
 const encoder = new TextEncoder();
 const STALL_CHECK_MS = 100;
+/** Process CPU between two stall checks above which the child counts as working. */
+const STALL_BUSY_CPU_US = 2000;
+
+/** Resolves (false) in the check phase of this event-loop turn, after its microtasks. */
+function endOfTurn(): Promise<false> {
+  return new Promise((resolve) => setImmediate(() => resolve(false)));
+}
 
 /** CPU time of the whole process, every thread, in microseconds. */
 function processCpuUs(): number {
@@ -305,13 +312,25 @@ export class Runtime {
       }
     }
     const body = response.body;
-    head.hasBody = body !== null;
+    if (!body) {
+      head.hasBody = false;
+      this.channel.sendJson(FrameType.ResponseHead, id, head);
+      return;
+    }
+    // The first read starts before the head goes out. A body that fails within this turn (a
+    // pull() that throws at once) is then answered as a handler error, a clean 500, instead of a
+    // head the daemon can only follow by cutting the connection: nothing has been sent yet.
+    // Waiting for the end of the turn costs nothing, as frames leave then anyway (per-turn
+    // flushing, protocol/channel.ts); a body still pending then gets its head at once.
+    const reader = body.getReader();
+    const first = reader.read();
+    const settledInTurn = await Promise.race([first.then(() => true, () => true), endOfTurn()]);
+    if (settledInTurn) await first; // rethrows the body's error, before anything was sent
     this.channel.sendJson(FrameType.ResponseHead, id, head);
-    if (!body) return;
     const outgoing = new OutgoingBody(this.channel, id);
     stream.outgoing = outgoing;
     try {
-      await outgoing.pump(body);
+      await outgoing.pumpFrom(reader, first);
     } catch (error) {
       this.log('error', `response body failed after the headers were sent: ${describeError(error)}`);
     }
@@ -362,10 +381,11 @@ export class Runtime {
   #couldStillSettle(): boolean {
     // Work Node runs in its thread pool for the tenant (zlib for DecompressionStream, PBKDF2 and
     // other crypto jobs) is not among the active resources below, but it burns CPU: a child that
-    // used more than a tenth of the interval since the last check is working, not stalled.
-    // (A stalled child uses next to none; test/hostile/decompression-bomb.test.ts.)
+    // used more than 2 ms since the last check is working, not stalled. A stalled child uses a
+    // few hundredths of that (this check); one at work but starved of CPU by a loaded machine
+    // still gets more (test/hostile/decompression-bomb.test.ts).
     const cpuUs = processCpuUs();
-    const busy = cpuUs - this.#stallCpuUs > STALL_CHECK_MS * 100;
+    const busy = cpuUs - this.#stallCpuUs > STALL_BUSY_CPU_US;
     this.#stallCpuUs = cpuUs;
     if (busy) return true;
     if (this.#loading && !this.#script) return true;
