@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import { describeExit, type Exchange, type ExitOutcome, type Instance } from '../pool/instance.js';
 import { STREAM_WINDOW_BYTES } from '../../protocol/messages.js';
 import { pumpReadable, WritableSink, type BodyPump } from './body.js';
-import { bodyTooLargeReason, memoryReason, REQUEST_ID_HEADER, sendErrorResponse } from './outcome.js';
+import { bodyTooLargeReason, cutResponse, memoryReason, REQUEST_ID_HEADER, sendErrorResponse } from './outcome.js';
 import { responseHeadProblem } from './response-head.js';
 
 /** Longest handler error message passed to the client (the runner clips at 1024 characters plus a note). */
@@ -194,7 +194,7 @@ export class HttpExchange implements Exchange {
     this.#ctx.log.warn('response body failed mid-stream', { worker: this.#ctx.worker, requestId: this.requestId, reason });
     this.#finished = true;
     this.#clearWallTimer();
-    this.#res.destroy();
+    cutResponse(this.#res);
     this.#ctx.onDone(this);
   }
 

@@ -15,7 +15,7 @@ export function sendErrorResponse(
 ): void {
   if (res.headersSent) {
     // Too late for a status: cut the response so the client sees it incomplete, not "complete".
-    res.destroy();
+    cutResponse(res);
     return;
   }
   const body = `${reason}\n\nrequest id: ${requestId}\n`;
@@ -37,4 +37,25 @@ export function memoryReason(worker: string, measured: string, limitMb: number):
 
 export function bodyTooLargeReason(limitBytes: number): string {
   return `The request body is larger than this worker accepts (${limitBytes} bytes, --request-body-mb).`;
+}
+
+/** Longest a cut response's connection may take to flush what was written before it is destroyed. */
+const CUT_FLUSH_MS = 5000;
+
+/**
+ * Ends a response whose head is out but whose body failed: what was written (the head, the body
+ * so far) is flushed, then the connection is closed without the end of the response, so the client
+ * sees its status and an incomplete body. Destroying the socket at once would discard what is still
+ * queued, often the head itself when the failure came in the same batch of frames, and the client
+ * would get a connection closed before any byte.
+ */
+export function cutResponse(res: ServerResponse): void {
+  const socket = res.socket;
+  if (!socket || socket.destroyed) {
+    res.destroy();
+    return;
+  }
+  socket.end();
+  // A client that never reads would otherwise keep the half-closed connection.
+  setTimeout(() => socket.destroy(), CUT_FLUSH_MS).unref();
 }
