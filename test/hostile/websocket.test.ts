@@ -1,0 +1,46 @@
+/**
+ * Attack: open a WebSocket from a tenant, switch the client's connection to
+ * another protocol with a 101, or send the daemon an Upgrade request.
+ * WebSockets are not supported yet: the constructor throws a TypeError saying
+ * so, 101 is refused by the Response constructor, and an Upgrade request is
+ * served as a plain HTTP request on a connection that stays HTTP.
+ */
+import { connect } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeDaemons } from '../helpers/daemon.js';
+import { attack, expectDaemonServes, startHostileDaemon } from '../helpers/hostile.js';
+
+afterEach(closeDaemons);
+
+describe('WebSockets', () => {
+  it('cannot be opened or switched to', async () => {
+    const daemon = await startHostileDaemon(['websocket']);
+    const res = await attack(daemon, 'websocket', '/open');
+    expect(JSON.parse(res.text)).toEqual({
+      'new WebSocket': 'TypeError: WebSocket is not supported by edgeproc yet: outbound and inbound WebSockets are planned',
+      WebSocketPair: 'undefined',
+      'status 101': 'RangeError: init["status"] must be in the range of 200 to 599, inclusive.',
+    });
+    // An Upgrade request is answered as plain HTTP: 200 from the worker, no 101, no switch.
+    const wire = await new Promise<string>((resolve, reject) => {
+      const socket = connect(daemon.port, '127.0.0.1');
+      let received = '';
+      socket.on('connect', () =>
+        socket.write(
+          `GET /chat HTTP/1.1\r\nhost: websocket.localhost:${daemon.port}\r\nconnection: upgrade\r\nupgrade: websocket\r\n` +
+            'sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+        ),
+      );
+      socket.on('data', (chunk) => {
+        received += chunk.toString('latin1');
+        if (received.endsWith('plain response to upgrade: websocket')) socket.end();
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve(received));
+    });
+    expect(wire.slice(0, wire.indexOf('\r\n'))).toBe('HTTP/1.1 200 OK');
+    expect(wire.slice(wire.indexOf('\r\n\r\n') + 4)).toBe('plain response to upgrade: websocket');
+    expect(wire.slice(0, wire.indexOf('\r\n\r\n')).toLowerCase()).not.toMatch(/^(upgrade|connection: upgrade)/m);
+    await expectDaemonServes(daemon);
+  });
+});
