@@ -23,6 +23,8 @@ export interface SubrequestHost {
   channel: Channel;
   /** Stream id of the request being served now (0 outside a request). */
   currentRequest(): number;
+  /** Whether that request is still in flight: its handler or its waitUntil work is running. */
+  isInFlight(stream: number): boolean;
   register(id: number, stream: SubrequestStream): void;
   unregister(id: number): void;
 }
@@ -38,13 +40,24 @@ export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
     if (protocol !== 'http:' && protocol !== 'https:') {
       throw new TypeError(`fetch: ${protocol} URLs are not supported, only http: and https:`);
     }
+    // As on Workers, a subrequest belongs to a request in flight. Code that outlived its request
+    // (a timer set before the response, waitUntil work past --wait-until-ms, a MessagePort or
+    // FinalizationRegistry callback) or runs at global scope has none: the daemon counts
+    // subrequests per request, and these were counted against nothing
+    // (test/hostile/fetch-after-response.test.ts).
+    const parent = host.currentRequest();
+    if (!host.isInFlight(parent)) {
+      throw new TypeError(
+        'fetch: no request is in flight here (the request this code ran for has finished, or this is the global scope); a worker fetches only while handling a request or its waitUntil work',
+      );
+    }
     lastId += 2;
     const id = lastId;
     const { channel } = host;
     let stream!: SubrequestStream;
     const head = new Promise<SubresponseHeadMessage>((resolve, reject) => {
       stream = {
-        parent: host.currentRequest(),
+        parent,
         incoming: new IncomingBody(channel, id),
         outgoing: request.body ? new OutgoingBody(channel, id) : null,
         resolve,
@@ -53,7 +66,7 @@ export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
     });
     host.register(id, stream);
     const message: SubrequestHeadMessage = {
-      parent: host.currentRequest(),
+      parent,
       method: request.method,
       url: request.url,
       headers: [...request.headers],

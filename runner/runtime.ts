@@ -91,6 +91,10 @@ export class Runtime {
     return this.#context.getStore() ?? 0;
   }
 
+  isInFlight(stream: number): boolean {
+    return this.#requests.has(stream);
+  }
+
   register(id: number, stream: SubrequestStream): void {
     this.#subrequests.set(id, stream);
   }
