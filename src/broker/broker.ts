@@ -70,6 +70,8 @@ export class Broker {
   #idleWaiters: Array<() => void> = [];
 
   readonly #watchdog: Watchdog;
+  /** Why a limit stopped an instance while it loaded its script, for the load failure it becomes. */
+  readonly #loadBreaches = new WeakMap<Instance, string>();
 
   constructor(pool: WarmPool, registry: WorkerRegistry, limits: Limits, log: Logger) {
     this.#watchdog = new Watchdog(limits, (instance, breach) => this.#onBreach(instance, breach));
@@ -197,7 +199,7 @@ export class Broker {
     } catch (error) {
       instance.dispose();
       const failure = (error as { failure?: ScriptLoadFailure }).failure;
-      if (failure) throw new ScriptLoadError(script.name, script.filename, locate(failure, script));
+      if (failure) throw this.#limitFailure(instance, new ScriptLoadError(script.name, script.filename, locate(failure, script)));
       throw error;
     }
   }
@@ -303,7 +305,7 @@ export class Broker {
         },
         (error: unknown) => {
           this.#drop(group, instance);
-          const loadError = this.#loadFailed(group, script, error);
+          const loadError = this.#loadFailed(group, script, error, instance);
           const reason =
             loadError instanceof ScriptLoadError
               ? loadFailureReason(loadError, script)
@@ -322,10 +324,10 @@ export class Broker {
     return pending;
   }
 
-  #loadFailed(group: WorkerGroup, script: WorkerScript, error: unknown): Error {
+  #loadFailed(group: WorkerGroup, script: WorkerScript, error: unknown, instance: Instance): Error {
     const failure = (error as { failure?: ScriptLoadFailure }).failure;
     if (!failure) return error as Error;
-    const loadError = new ScriptLoadError(script.name, script.filename, locate(failure, script));
+    const loadError = this.#limitFailure(instance, new ScriptLoadError(script.name, script.filename, locate(failure, script)));
     // A script that does not parse never will; one that threw may depend on something transient.
     // A child that died while loading may have been killed from outside: the next request
     // tries again at once, and only a second death in a row starts the back-off.
@@ -425,18 +427,35 @@ export class Broker {
       case 'startupCpuMs': {
         const used = Math.ceil(breach.valueMs); // over the limit, so never rounded down to it
         fields = { limit: 'startupCpuMs', value: used, max: limits.startupCpuMs };
+        this.#loadBreaches.set(instance, `its global scope used ${used} ms of CPU, past the startup CPU limit of ${limits.startupCpuMs} ms (--startup-cpu-ms)`);
         reasonFor = () => [503, `Worker "${worker}" exceeded its startup CPU limit: its global scope used ${used} ms of CPU while loading; the limit is ${limits.startupCpuMs} ms (--startup-cpu-ms).`];
         break;
       }
       case 'memoryMb': {
         const used = Math.round(breach.valueMb);
         fields = { limit: 'memoryMb', value: used, max: limits.memoryMb };
+        if (instance.loading) {
+          this.#loadBreaches.set(instance, `its global scope grew the instance to ${used} MiB, past the memory limit of ${limits.memoryMb} MiB (--memory-mb)`);
+        }
         reasonFor = () => [503, memoryReason(worker, `the instance used ${used} MiB`, limits.memoryMb)];
         break;
       }
     }
     this.#log.warn('limit exceeded', { worker, instance: instance.id, ...fields });
     instance.terminate(reasonFor);
+  }
+
+  /**
+   * A load that a limit ended failed because of the limit, not because "the instance was killed by
+   * SIGKILL": the requests answered from the remembered failure during the back-off say which limit,
+   * with 503 like the first one (test/hostile/global-scope-loop.test.ts).
+   */
+  #limitFailure(instance: Instance, error: ScriptLoadError): ScriptLoadError {
+    const breach = this.#loadBreaches.get(instance);
+    if (!breach) return error;
+    const failed = new ScriptLoadError(error.worker, '', { ...error.failure, message: breach, line: null, column: null });
+    LIMIT_FAILURES.add(failed);
+    return failed;
   }
 
   #evictIdle(): void {
@@ -467,8 +486,11 @@ function locate(failure: ScriptLoadFailure, script: WorkerScript): ScriptLoadFai
 }
 
 /** A script's own failure is a 500; a child that died under it is transient, as any lost instance. */
+/** Load failures that were a limit's doing (see Broker.#limitFailure). */
+const LIMIT_FAILURES = new WeakSet<ScriptLoadError>();
+
 function loadFailureStatus(error: ScriptLoadError): number {
-  return error.failure.kind === 'Died' ? 503 : 500;
+  return error.failure.kind === 'Died' || LIMIT_FAILURES.has(error) ? 503 : 500;
 }
 
 function loadFailureReason(error: ScriptLoadError, script: WorkerScript): string {
