@@ -431,6 +431,16 @@ export class Broker {
         reasonFor = () => [503, `Worker "${worker}" exceeded its startup CPU limit: its global scope used ${used} ms of CPU while loading; the limit is ${limits.startupCpuMs} ms (--startup-cpu-ms).`];
         break;
       }
+      case 'idleCpuMs': {
+        // Nothing was in flight: no request is answered with this, unless one arrives before the child is gone.
+        const used = Math.ceil(breach.valueMs);
+        fields = { limit: 'idleCpuMs', value: used, max: limits.cpuMs };
+        reasonFor = () => [
+          503,
+          `Worker "${worker}"'s instance was stopped: it used ${used} ms of CPU with no request in flight (a timer or interval left running after a response?), past the CPU limit of ${limits.cpuMs} ms (--cpu-ms). Retry.`,
+        ];
+        break;
+      }
       case 'memoryMb': {
         const used = Math.round(breach.valueMb);
         fields = { limit: 'memoryMb', value: used, max: limits.memoryMb };

@@ -39,7 +39,16 @@ export class Outbound {
     this.#count++;
     const parent = instance.exchange(head.parent);
     const { subrequests } = instance.limits ?? this.#limits;
-    if (parent && ++parent.subrequests > subrequests) {
+    if (!parent) {
+      // The runner sends no fetch outside a request (it rejects it itself); one that names no
+      // request in flight comes from a subverted runner and would be counted against nothing.
+      instance.sendJson(FrameType.SubrequestFailed, id, {
+        message: `fetch to ${head.url} denied: it names no request in flight; a worker fetches only while handling a request or its waitUntil work`,
+      });
+      this.#log.warn('subrequest refused: no request in flight', { worker: instance.worker ?? undefined, parent: head.parent });
+      return { onData() {}, onEnd() {}, onAbort() {}, onWindow() {} };
+    }
+    if (++parent.subrequests > subrequests) {
       // As on Workers, the fetch rejects inside the tenant, which may catch it.
       instance.sendJson(FrameType.SubrequestFailed, id, {
         message: `Too many subrequests: this request already made ${subrequests}; the limit is ${subrequests} per request (--subrequests).`,

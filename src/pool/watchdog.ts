@@ -6,12 +6,20 @@
  *
  * CPU comes from /proc/PID/schedstat (nanoseconds on the CPU for the main
  * thread, where all JavaScript runs; MEASURED.md: /proc/PID/stat and pidusage
- * count 10 ms ticks, too coarse for a 50 ms limit). Memory is the resident
+ * count 10 ms ticks, too coarse for a 50 ms limit), sampled every interval, and
+ * from every other thread's schedstat less often: work a request hands to
+ * libuv's pool (PBKDF2, compression) runs there, and four such jobs once ran
+ * 2 s of CPU under --cpu-ms 200 unseen. Memory is the resident
  * anonymous memory from /proc/PID/statm (resident minus file-backed pages),
  * sampled less often: what the tenant can grow (V8 heap, buffers), without the
  * ~34 MiB of node's code and libraries that every child maps and shares.
+ *
+ * An instance with nothing in flight is still sampled, every IDLE_SAMPLE_MS:
+ * CPU it burns then (an interval a response left running) belongs to no
+ * request, and past the CPU limit the instance is stopped, as Workers ends a
+ * finished request's timers.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Limits } from '../limits.js';
 import type { Exchange, Instance } from './instance.js';
 import * as priority from './priority.js';
@@ -21,10 +29,15 @@ export type Breach =
   | { limit: 'cpuMs'; exchange: Exchange; valueMs: number }
   | { limit: 'startupCpuMs'; valueMs: number }
   | { limit: 'memoryMb'; valueMb: number }
+  /** CPU used with no request in flight (a timer or interval left running). */
+  | { limit: 'idleCpuMs'; valueMs: number }
   /** Not a breach: memory passed recycleRssMb, so the instance should be replaced gracefully. */
   | { limit: 'recycleRssMb'; valueMb: number };
 
+/** Memory, and the CPU of threads other than the main one, every this many samples. */
 const RSS_EVERY_SAMPLES = 4;
+/** How often an instance with nothing in flight is sampled. */
+const IDLE_SAMPLE_MS = 100;
 const PAGE_BYTES = 4096;
 
 /**
@@ -52,13 +65,24 @@ interface Tracked {
   windowCpuNs: number | null;
   /** The next near-limit re-sample, if one is due. */
   nearLimit: NodeJS.Timeout | null;
+  /** CPU of every thread but the main one at the last reading. */
+  threadsCpuNs: number | null;
+}
+
+interface Idle {
+  /** All threads' CPU when last read. */
+  cpuNs: number | null;
+  /** CPU used since the instance last had work. */
+  usedMs: number;
 }
 
 export class Watchdog {
   readonly #limits: Limits;
   readonly #onBreach: (instance: Instance, breach: Breach) => void;
   readonly #tracked = new Map<Instance, Tracked>();
+  readonly #idle = new Map<Instance, Idle>();
   #timer: NodeJS.Timeout | null = null;
+  #idleTimer: NodeJS.Timeout | null = null;
 
   constructor(limits: Limits, onBreach: (instance: Instance, breach: Breach) => void) {
     this.#limits = limits;
@@ -67,10 +91,21 @@ export class Watchdog {
 
   /** Starts watching an instance that has just been given work; cheap to call per request. */
   watch(instance: Instance): void {
+    this.#idle.delete(instance);
     if (!this.#tracked.has(instance)) {
       const now = performance.now();
       const cpuNs = readCpuNs(instance.pid);
-      this.#tracked.set(instance, { demoted: false, lastCpuNs: cpuNs, samples: 0, changedAt: now, burning: false, windowAt: now, windowCpuNs: cpuNs, nearLimit: null });
+      this.#tracked.set(instance, {
+        demoted: false,
+        lastCpuNs: cpuNs,
+        samples: 0,
+        changedAt: now,
+        burning: false,
+        windowAt: now,
+        windowCpuNs: cpuNs,
+        nearLimit: null,
+        threadsCpuNs: readThreadsCpuNs(instance.pid),
+      });
     }
     if (!this.#timer) {
       this.#timer = setInterval(() => this.#tick(), this.#limits.watchdogIntervalMs);
@@ -82,6 +117,9 @@ export class Watchdog {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     for (const [instance, tracked] of this.#tracked) this.#untrack(instance, tracked);
+    if (this.#idleTimer) clearInterval(this.#idleTimer);
+    this.#idleTimer = null;
+    this.#idle.clear();
   }
 
   #tick(): void {
@@ -94,6 +132,8 @@ export class Watchdog {
       // A breach just now terminated it.
       if (instance.disposed) continue;
       if (++tracked.samples % RSS_EVERY_SAMPLES === 0) {
+        this.#sampleThreads(instance, tracked);
+        if (instance.disposed) continue;
         const usedMb = readMemoryMb(instance.pid);
         const limits = instance.limits ?? this.#limits;
         if (usedMb !== null && usedMb > limits.memoryMb) {
@@ -104,8 +144,11 @@ export class Watchdog {
           this.#onBreach(instance, { limit: 'recycleRssMb', valueMb: usedMb });
         }
       }
-      // Nothing in flight any more: stop sampling until the next request.
-      if (!instance.loading && instance.inflight === 0) this.#untrack(instance, tracked);
+      // Nothing in flight any more: sampled slowly until the next request.
+      if (!instance.loading && instance.inflight === 0) {
+        this.#untrack(instance, tracked);
+        this.#watchIdle(instance);
+      }
     }
     if (this.#tracked.size === 0 && this.#timer) {
       clearInterval(this.#timer);
@@ -118,6 +161,47 @@ export class Watchdog {
     if (tracked.nearLimit) clearTimeout(tracked.nearLimit);
     if (tracked.demoted && !instance.disposed && instance.state !== 'dead') priority.restore(instance.pid);
     this.#tracked.delete(instance);
+  }
+
+  /** CPU of the threads other than the main one since the last reading, charged like the main thread's. */
+  #sampleThreads(instance: Instance, tracked: Tracked): void {
+    const cpuNs = readThreadsCpuNs(instance.pid);
+    if (cpuNs === null) return;
+    if (tracked.threadsCpuNs !== null && cpuNs > tracked.threadsCpuNs) {
+      instance.chargeCpu((cpuNs - tracked.threadsCpuNs) / 1e6);
+      this.#check(instance, tracked, performance.now());
+    }
+    tracked.threadsCpuNs = cpuNs;
+  }
+
+  #watchIdle(instance: Instance): void {
+    const cpuNs = readAllCpuNs(instance.pid);
+    if (cpuNs === null) return;
+    this.#idle.set(instance, { cpuNs, usedMs: 0 });
+    if (!this.#idleTimer) {
+      this.#idleTimer = setInterval(() => this.#idleTick(), IDLE_SAMPLE_MS);
+      this.#idleTimer.unref();
+    }
+  }
+
+  #idleTick(): void {
+    for (const [instance, idle] of this.#idle) {
+      const cpuNs = instance.state === 'dead' || instance.disposed ? null : readAllCpuNs(instance.pid);
+      if (cpuNs === null) {
+        this.#idle.delete(instance);
+        continue;
+      }
+      if (idle.cpuNs !== null && cpuNs > idle.cpuNs) idle.usedMs += (cpuNs - idle.cpuNs) / 1e6;
+      idle.cpuNs = cpuNs;
+      if (idle.usedMs > (instance.limits ?? this.#limits).cpuMs) {
+        this.#idle.delete(instance);
+        this.#onBreach(instance, { limit: 'idleCpuMs', valueMs: idle.usedMs });
+      }
+    }
+    if (this.#idle.size === 0 && this.#idleTimer) {
+      clearInterval(this.#idleTimer);
+      this.#idleTimer = null;
+    }
   }
 
   #sampleCpu(instance: Instance, tracked: Tracked): void {
@@ -193,6 +277,34 @@ export function readCpuNs(pid: number | undefined): number | null {
   } catch {
     return null;
   }
+}
+
+/** Nanoseconds every thread of the process but the main one has spent on a CPU; null once it is gone. */
+function readThreadsCpuNs(pid: number | undefined): number | null {
+  if (!pid) return null;
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return null;
+  }
+  let total = 0;
+  for (const tid of tids) {
+    if (Number(tid) === pid) continue;
+    try {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1');
+      total += Number(text.slice(0, text.indexOf(' ')));
+    } catch {
+      // The thread ended while listed: its time is lost to the count, a few ms at most.
+    }
+  }
+  return total;
+}
+
+function readAllCpuNs(pid: number | undefined): number | null {
+  const main = readCpuNs(pid);
+  const threads = readThreadsCpuNs(pid);
+  return main === null || threads === null ? null : main + threads;
 }
 
 /** Resident anonymous memory in MiB (statm: resident − shared); null once the process is gone. */

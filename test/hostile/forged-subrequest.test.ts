@@ -22,4 +22,14 @@ describe('a forged subrequest', () => {
     expect(admin.text).toBe(`rejected TypeError: fetch to ${adminUrl} denied: it is the edgeproc admin API`);
     await expectDaemonServes(daemon);
   });
+
+  it('naming a request that is not in flight is refused, not counted against nothing', async () => {
+    const daemon = await startHostileDaemon(['forged-subrequest']);
+    const stale = await attack(daemon, 'forged-subrequest', '/?parent=999999');
+    expect(stale.text).toBe(
+      'rejected TypeError: fetch to http://192.0.2.1/innocent denied: it names no request in flight; a worker fetches only while handling a request or its waitUntil work',
+    );
+    expect(daemon.logs).toContainEqual(expect.objectContaining({ msg: 'subrequest refused: no request in flight', worker: 'forged-subrequest', parent: 999999 }));
+    await expectDaemonServes(daemon);
+  });
 });

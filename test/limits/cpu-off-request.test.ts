@@ -1,0 +1,59 @@
+/**
+ * CPU a request does not burn on the main thread, or burns after its response:
+ * work in Node's thread pool is charged to the request like the main thread's,
+ * and an instance with nothing in flight that keeps burning is stopped.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeDaemons, startTestDaemon } from '../helpers/daemon.js';
+import { hostileTarget, neighbourDuring, requestIdOf, warmNeighbour } from '../helpers/hostile.js';
+
+afterEach(closeDaemons);
+
+const CPU_MS = 200;
+
+describe('CPU outside the main thread and outside requests', () => {
+  it("charges a request for its work in Node's thread pool: four parallel PBKDF2 jobs get 503", async () => {
+    const daemon = await startTestDaemon(hostileTarget('thread-pool-burn'), { cpuMs: CPU_MS, warmPool: 2 });
+    await warmNeighbour(daemon);
+    expect(await daemon.fetchText('thread-pool-burn', '/ok')).toMatchObject({ status: 200, text: 'ok' });
+    const hostile = daemon.fetchText('thread-pool-burn', '/');
+    const neighbours = await neighbourDuring(daemon, hostile);
+    for (const res of neighbours) expect(res).toMatchObject({ status: 200, text: 'neighbour ok' });
+    const res = await hostile;
+    expect(res.status).toBe(503);
+    const id = requestIdOf(res);
+    const used = Number(/this request used (\d+) ms of CPU/.exec(res.text)?.[1]);
+    expect(res.text).toContain(`Worker "thread-pool-burn" exceeded its CPU time limit: this request used ${used} ms of CPU; the limit is ${CPU_MS} ms per request (--cpu-ms).`);
+    expect(used).toBeGreaterThanOrEqual(CPU_MS);
+    expect(daemon.logs).toContainEqual(expect.objectContaining({ msg: 'limit exceeded', worker: 'thread-pool-burn', limit: 'cpuMs', requestId: id }));
+    expect(await daemon.fetchText('thread-pool-burn', '/ok')).toMatchObject({ status: 200, text: 'ok' });
+  });
+
+  it('stops an instance that burns CPU with no request in flight, and the worker is served by a fresh one', async () => {
+    const daemon = await startTestDaemon(hostileTarget('idle-burn'), { cpuMs: 50, warmPool: 2 });
+    await warmNeighbour(daemon);
+    expect(await daemon.fetchText('idle-burn', '/')).toMatchObject({ status: 200, text: 'left an interval running' });
+    const pid = daemon.broker.instances().find((i) => i.worker === 'idle-burn')!.pid;
+    // The interval burns ~20 ms a turn; the idle watchdog reads every 100 ms.
+    const deadline = Date.now() + 10_000;
+    while (!daemon.logs.some((line) => line.msg === 'limit exceeded' && line.limit === 'idleCpuMs') && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const breach = daemon.logs.find((line) => line.msg === 'limit exceeded' && line.limit === 'idleCpuMs');
+    expect(breach).toMatchObject({ worker: 'idle-burn', max: 50 });
+    expect(breach!.value as number).toBeGreaterThan(50);
+    // The next request gets a fresh instance, with no interval running.
+    expect(await daemon.fetchText('idle-burn', '/spins')).toMatchObject({ status: 200, text: '0' });
+    expect(daemon.broker.instances().find((i) => i.worker === 'idle-burn')!.pid).not.toBe(pid);
+    expect(await daemon.fetchText('neighbour')).toMatchObject({ status: 200, text: 'neighbour ok' });
+  });
+
+  it('leaves alone an idle instance whose timers stay cheap', async () => {
+    const daemon = await startTestDaemon(hostileTarget('idle-burn'), { cpuMs: 50, warmPool: 1 });
+    await warmNeighbour(daemon);
+    // The neighbour answers and stays idle, sampled like any other instance.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(daemon.logs.filter((line) => line.msg === 'limit exceeded')).toEqual([]);
+    expect(await daemon.fetchText('neighbour')).toMatchObject({ status: 200, text: 'neighbour ok' });
+  });
+});
