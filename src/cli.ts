@@ -25,8 +25,8 @@ function program(): Command {
 
   cli
     .command('serve')
-    .description('serve one worker script, or a directory of them (NAME.js, NAME.mjs, NAME/index.js)')
-    .argument('<target>', 'a worker script, or a directory with one worker per file or folder')
+    .description('serve one worker script, a Workers project (a folder with wrangler.toml/.json/.jsonc), or a directory of them (NAME.js, NAME.mjs, NAME/index.js, project folders)')
+    .argument('<target>', 'a worker script, a Workers project, or a directory with one worker per file or folder')
     .option('-p, --port <port>', 'port of the front door', String(DEFAULT_PORT))
     .option('--host <host>', 'address of the front door', DEFAULT_HOST)
     .option('--admin-port <port>', 'port of the admin API', String(DEFAULT_ADMIN_PORT))
@@ -52,12 +52,14 @@ function program(): Command {
     .option('--max-inflight <n>', 'requests in flight per worker before 503 with Retry-After', String(DEFAULT_LIMITS.maxInflightPerWorker))
     .option('--idle-timeout <ms>', 'stop an instance idle this long', String(DEFAULT_LIMITS.idleTimeoutMs))
     .option('--drain-timeout <ms>', 'longest wait for in-flight work when draining', String(DEFAULT_LIMITS.drainTimeoutMs))
+    .option('--env <name>', "Workers projects: use each wrangler config's [env.NAME] (and .dev.vars.NAME if present)")
+    .option('--watch', 'Workers projects: rebuild and redeploy a project when one of its files changes')
     .action(async (target: string, flags: ServeFlags) => {
       const config = buildServeConfig(target, flags);
       const daemon = await startDaemon(config);
       const names = daemon.registry.list().map((w) => w.name);
       const where =
-        daemon.target.kind === 'file'
+        daemon.target.kind !== 'directory'
           ? `  ${names[0]} → ${daemon.url}/`
           : names.map((n) => `  ${n} → http://${n}.localhost:${daemon.port}/`).join('\n');
       process.stderr.write(

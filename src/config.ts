@@ -16,6 +16,10 @@ export interface ServeConfig {
   /** Non-public ranges tenant fetch may reach anyway (--egress-allow); empty by default. */
   egressAllow: readonly Cidr[];
   limits: Limits;
+  /** `--env NAME`: the `[env.NAME]` of each Workers project's wrangler config. */
+  env: string | null;
+  /** `--watch`: rebuild and redeploy a Workers project when one of its files changes. */
+  watch: boolean;
 }
 
 export interface ServeFlags {
@@ -40,6 +44,8 @@ export interface ServeFlags {
   requestBodyMb?: string | number;
   idleTimeout?: string | number;
   drainTimeout?: string | number;
+  env?: string;
+  watch?: boolean;
 }
 
 export const DEFAULT_PORT = 8787;
@@ -63,6 +69,8 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
     adminPort: port('--admin-port', flags.adminPort ?? DEFAULT_ADMIN_PORT),
     adminToken,
     egressAllow: cidrList('--egress-allow', flags.egressAllow),
+    env: flags.env ?? null,
+    watch: flags.watch ?? false,
     limits: buildLimits({
       warmPoolSize: integer('--warm-pool', flags.warmPool),
       maxInstancesPerWorker: integer('--max-instances', flags.maxInstances),

@@ -15,6 +15,7 @@ import { Logger } from './log.js';
 import { WarmPool } from './pool/pool.js';
 import { createAdminServer } from './server/admin.js';
 import { createFrontDoor } from './server/http.js';
+import { Projects } from './projects/projects.js';
 import type { Layer } from './pool/sandbox.js';
 import { childSandbox, stopForkServerIfIdle } from './pool/spawn.js';
 import { Router } from './server/router.js';
@@ -39,11 +40,17 @@ export interface Daemon {
 }
 
 export async function startDaemon(config: ServeConfig, log = new Logger()): Promise<Daemon> {
-  const target = readTarget(config.target, config.limits.scriptBytes);
+  const target = readTarget(config.target, config.limits.scriptBytes, { env: config.env });
+  // Workers projects: bundled here (esbuild, in the daemon), their source maps kept to map tenant stacks back.
+  const projects = new Projects(target, log);
+  await projects.bundle(config.limits.scriptBytes);
+  const routes = projects.routes();
   checkSyntax(target.workers);
-  const limits = readWorkerLimits(target, config.limits);
+  const limits = readWorkerLimits(target, config.limits, (name) => projects.limits(name, config.limits));
   const registry = new WorkerRegistry();
-  for (const worker of target.workers) registry.publish(registry.prepare(worker.name, worker.source, worker.path, {}, limits.get(worker.name)!));
+  for (const worker of target.workers) {
+    registry.publish(registry.prepare(worker.name, worker.source, worker.path, projects.env(worker.name), limits.get(worker.name)!));
+  }
 
   // Probed before the first child starts: every child is wrapped in what is found here.
   const sandbox = childSandbox().layers;
@@ -52,7 +59,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
   const pool = new WarmPool(
     config.limits,
     {
-      log: tenantLogSink(log),
+      log: tenantLogSink(log, projects.maps.rewrite),
       subrequest: (instance, id, head) => outbound.perform(instance, id, head),
       stderr: (instance, line) =>
         log.warn(line, { source: 'child-stderr', worker: instance.worker ?? undefined, instance: instance.id }),
@@ -60,10 +67,10 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
     },
     log,
   );
-  const broker = new Broker(pool, registry, config.limits, log);
+  const broker = new Broker(pool, registry, config.limits, log, { rewriteStack: projects.maps.rewrite });
   pool.start();
 
-  const router = new Router(target.kind === 'file' ? target.workers[0]!.name : null);
+  const router = new Router(target.kind === 'directory' ? null : target.workers[0]!.name, routes);
   const front = createFrontDoor({ broker, registry, router });
   const admin = createAdminServer({ sandbox, broker, registry, pool, limits: config.limits, log, token: config.adminToken });
   try {
@@ -78,11 +85,20 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
   const port = (front.address() as AddressInfo).port;
   const adminPort = (admin.address() as AddressInfo).port;
   egress.listening(port, adminPort);
+  if (config.watch) {
+    // A rebuilt project is deployed exactly as an admin PUT is: new requests go to it, in-flight ones finish on the old version.
+    await projects.watch(async (name, bundle) => {
+      const script = registry.prepare(name, bundle.source, bundle.filename, projects.env(name), limits.get(name)!);
+      const loaded = await broker.deploy(script);
+      log.info('worker rebuilt and deployed', { worker: name, version: script.version, syntax: loaded.syntax, loadMs: loaded.loadMs });
+    });
+  }
 
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
       front.close();
+      await projects.close();
       admin.close();
       front.closeIdleConnections();
       await broker.idle(config.limits.drainTimeoutMs);

@@ -58,6 +58,11 @@ export function nextRequestId(): string {
   return `${requestPrefix}${(++requestCounter).toString(16).padStart(8, '0')}`;
 }
 
+export interface BrokerOptions {
+  /** Maps a bundled worker's stack frames back to its sources (projects/source-maps.ts). */
+  rewriteStack?: (text: string) => string;
+}
+
 export class Broker {
   readonly #pool: WarmPool;
   readonly #registry: WorkerRegistry;
@@ -73,7 +78,10 @@ export class Broker {
   /** Why a limit stopped an instance while it loaded its script, for the load failure it becomes. */
   readonly #loadBreaches = new WeakMap<Instance, string>();
 
-  constructor(pool: WarmPool, registry: WorkerRegistry, limits: Limits, log: Logger) {
+  readonly #rewriteStack: ((text: string) => string) | undefined;
+
+  constructor(pool: WarmPool, registry: WorkerRegistry, limits: Limits, log: Logger, options: BrokerOptions = {}) {
+    this.#rewriteStack = options.rewriteStack;
     this.#watchdog = new Watchdog(limits, (instance, breach) => this.#onBreach(instance, breach));
     this.#pool = pool;
     this.#registry = registry;
@@ -118,6 +126,7 @@ export class Broker {
       requestId,
       log: this.#log,
       limits,
+      rewriteStack: this.#rewriteStack,
       onDone: (done) => {
         this.#inflight.delete(done);
         group.inflight--;

@@ -26,6 +26,8 @@ export interface ExchangeContext {
   requestId: string;
   log: Logger;
   limits: Limits;
+  /** Maps a bundled worker's stack frames back to its sources. */
+  rewriteStack?: (text: string) => string;
   onDone(exchange: HttpExchange): void;
   /** The request got 504: its handler may still be running on `instance`, which should be replaced. */
   onWallTimeout(instance: Instance): void;
@@ -204,7 +206,7 @@ export class HttpExchange implements Exchange {
       requestId: this.requestId,
       instance: this.#instance?.id,
       error: error.message,
-      stack: error.stack ?? undefined,
+      stack: error.stack ? (this.#ctx.rewriteStack?.(error.stack) ?? error.stack) : undefined,
     });
     if (error.neverSettles) {
       this.fail(500, `Worker "${this.#ctx.worker}": ${error.message}`, false);

@@ -24,7 +24,11 @@ interface Bucket {
   warnedAt: number;
 }
 
-export function tenantLogSink(log: Logger): (instance: Instance, stream: number, message: LogMessage) => void {
+/** `rewrite` maps a bundled worker's stack frames back to its sources (projects/source-maps.ts). */
+export function tenantLogSink(
+  log: Logger,
+  rewrite: (text: string) => string = (text) => text,
+): (instance: Instance, stream: number, message: LogMessage) => void {
   const buckets = new WeakMap<Instance, Bucket>();
   // Hot path: every tenant log line.
   return (instance, stream, message) => {
@@ -51,7 +55,7 @@ export function tenantLogSink(log: Logger): (instance: Instance, stream: number,
     bucket.tokens -= cost;
     log.write({
       level: TENANT_LEVEL[message.level] ?? 'info',
-      msg: text,
+      msg: rewrite(text),
       source: 'tenant',
       worker: instance.worker ?? undefined,
       instance: instance.id,

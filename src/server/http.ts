@@ -50,7 +50,7 @@ export function createFrontDoor({ broker, registry, router }: FrontDoorOptions):
         return;
       }
       const host = req.headers.host;
-      const route = router.route(host);
+      const route = router.route(host, target.url);
       if ('notFound' in route || !registry.has(route.worker)) {
         const label = 'notFound' in route ? route.notFound : route.worker;
         const known = registry.list().map((w) => w.name);

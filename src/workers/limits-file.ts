@@ -15,9 +15,12 @@ import type { Target } from './target.js';
 
 export const LIMITS_FILE = 'edgeproc.json';
 
-/** Each worker's limits: its own from the file over the global ones, or the global ones. */
-export function readWorkerLimits(target: Target, global: Limits): Map<string, Limits> {
-  const limits = new Map(target.workers.map((w) => [w.name, global]));
+/**
+ * Each worker's limits: its own from the file over the global ones, or the global ones.
+ * `base` gives a worker its own starting point (a Workers project's `[limits]`); the file's still win.
+ */
+export function readWorkerLimits(target: Target, global: Limits, base: (name: string) => Limits = () => global): Map<string, Limits> {
+  const limits = new Map(target.workers.map((w) => [w.name, base(w.name)]));
   const file = join(target.path, LIMITS_FILE);
   if (target.kind !== 'directory' || !existsSync(file)) return limits;
   let text: string;
@@ -45,7 +48,7 @@ export function readWorkerLimits(target: Target, global: Limits): Map<string, Li
     }
     if (!isObject(own)) throw new EdgeprocError('ERR_CONFIG', `${file}: "workers.${name}" must be an object of limits, e.g. {"cpuMs": 200}`);
     try {
-      limits.set(name, workerLimits(global, own));
+      limits.set(name, workerLimits(limits.get(name)!, own));
     } catch (error) {
       throw new EdgeprocError('ERR_CONFIG', `${file}: "workers.${name}": ${(error as Error).message}`);
     }

@@ -1,28 +1,42 @@
 /**
  * Reads what `edgeproc serve <target>` points at: one script (every request
- * goes to it) or a directory in which each NAME.js / NAME.mjs file and each
- * NAME/ folder with an index.js or index.mjs is a worker called NAME.
+ * goes to it), one Workers project (a folder with a wrangler config: every
+ * request goes to it too), or a directory in which each NAME.js / NAME.mjs
+ * file and each NAME/ folder with an index.js or index.mjs is a worker called
+ * NAME, and each folder with a wrangler config is a worker called by its
+ * config's `name`. A project's source is filled in when it is bundled
+ * (projects/load.ts).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { EdgeprocError } from '../errors.js';
+import { findConfigFile } from '../projects/config-file.js';
+import { readProjectConfig, type ProjectConfig } from '../projects/project-config.js';
 import { WORKER_NAME } from './registry.js';
 
 export interface TargetWorker {
   name: string;
+  /** The script, or once bundled, the name a project's bundle runs under. */
   path: string;
   source: string;
+  /** Set for a Workers project (a folder with a wrangler config). */
+  project?: ProjectConfig;
 }
 
 export interface Target {
-  kind: 'file' | 'directory';
+  kind: 'file' | 'directory' | 'project';
   path: string;
   workers: TargetWorker[];
 }
 
+export interface TargetOptions {
+  /** `serve --env NAME`: the `[env.NAME]` of every project's config. */
+  env?: string | null;
+}
+
 const SCRIPT_EXTENSIONS = ['.js', '.mjs'];
 
-export function readTarget(path: string, maxScriptBytes: number): Target {
+export function readTarget(path: string, maxScriptBytes: number, options: TargetOptions = {}): Target {
   const full = resolve(path);
   let stats;
   try {
@@ -39,6 +53,8 @@ export function readTarget(path: string, maxScriptBytes: number): Target {
   if (!stats.isDirectory()) {
     throw new EdgeprocError('ERR_CONFIG', `${path} is neither a file nor a directory; give a worker script or a directory of them`);
   }
+  const own = findConfigFile(full);
+  if (own) return { kind: 'project', path: full, workers: [projectWorker(own, options)] };
   let entries;
   try {
     entries = readdirSync(full, { withFileTypes: true });
@@ -52,6 +68,8 @@ export function readTarget(path: string, maxScriptBytes: number): Target {
       const stem = basename(entry.name, extname(entry.name));
       if (!WORKER_NAME.test(stem)) continue;
       workers.push(readWorker(stem, entryPath, maxScriptBytes));
+    } else if (entry.isDirectory() && findConfigFile(entryPath)) {
+      workers.push(projectWorker(findConfigFile(entryPath)!, options));
     } else if (entry.isDirectory() && WORKER_NAME.test(entry.name)) {
       const index = SCRIPT_EXTENSIONS.map((ext) => join(entryPath, `index${ext}`)).find(isFile);
       if (index) workers.push(readWorker(entry.name, index, maxScriptBytes));
@@ -68,10 +86,15 @@ export function readTarget(path: string, maxScriptBytes: number): Target {
   if (workers.length === 0) {
     throw new EdgeprocError(
       'ERR_NO_WORKERS',
-      `${path} holds no workers: add NAME.js, NAME.mjs or NAME/index.js (names: lower-case letters, digits, dashes)`,
+      `${path} holds no workers: add NAME.js, NAME.mjs, NAME/index.js or a folder with a wrangler.toml (names: lower-case letters, digits, dashes)`,
     );
   }
   return { kind: 'directory', path: full, workers };
+}
+
+function projectWorker(file: string, options: TargetOptions): TargetWorker {
+  const project = readProjectConfig(file, options.env ?? null);
+  return { name: project.name, path: project.main, source: '', project };
 }
 
 function readWorker(name: string, path: string, maxScriptBytes: number): TargetWorker {
