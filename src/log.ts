@@ -1,8 +1,13 @@
 /**
  * Structured log lines: one JSON object per line with a time, a level, a
  * message and the fields that identify what it is about (worker, request id,
- * instance, limit, value). Tests and embedders pass their own sink.
+ * instance, limit, value). A thin layer over pino, which writes them
+ * (`{"level":"info","time":"<ISO 8601>",…fields,"msg":"…"}`), so the rest of
+ * the daemon keeps this small API. Tests and embedders pass their own sink;
+ * the admin API's tail taps every line as it is written.
  */
+import { pino, type Logger as PinoLogger } from 'pino';
+
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 
 export interface LogRecord {
@@ -16,55 +21,86 @@ export interface LogRecord {
 
 export type LogSink = (record: LogRecord & { time: string }) => void;
 
-export class Logger {
-  readonly #sink: LogSink;
+/** Sees every line as written (the JSON text, newline included) and the worker it is about, if any. */
+export type LogTap = (line: string, worker: string | undefined) => void;
 
-  constructor(sink: LogSink = jsonLinesTo(process.stdout)) {
-    this.#sink = sink;
+interface Destination {
+  write(line: string): unknown;
+}
+
+export class Logger {
+  readonly #pino: PinoLogger<never, false>;
+  readonly #taps = new Set<LogTap>();
+
+  /** Without a sink, lines go to stdout, written asynchronously by pino (flushed at exit). */
+  constructor(sink?: LogSink) {
+    const out: Destination = sink ? { write: (line: string) => sink(JSON.parse(line)) } : pino.destination({ dest: 1, sync: false });
+    const taps = this.#taps;
+    // pino hands a stream that asks for it the object it just serialised (lastObj): the
+    // worker to filter on, without parsing the line back.
+    const tee = {
+      [pino.symbols.needsMetadataGsym]: true,
+      lastObj: null as { worker?: unknown } | null,
+      write(line: string): void {
+        out.write(line);
+        if (taps.size === 0) return;
+        const worker = this.lastObj?.worker;
+        for (const tap of taps) tap(line, typeof worker === 'string' ? worker : undefined);
+      },
+    };
+    this.#pino = pino(
+      {
+        level: 'debug',
+        base: null,
+        timestamp: isoTime,
+        formatters: { level: (label) => ({ level: label }) },
+      },
+      tee,
+    );
+  }
+
+  /** Calls `tap` with every line written from now on; returns the function that stops it. */
+  tap(tap: LogTap): () => void {
+    const own = (line: string, worker: string | undefined) => tap(line, worker);
+    this.#taps.add(own);
+    return () => void this.#taps.delete(own);
   }
 
   write(record: LogRecord): void {
-    this.#sink({ time: new Date().toISOString(), ...record });
+    const { level, msg, ...fields } = record;
+    this.#pino[level](fields, msg);
   }
 
+  // Hot path: the accounting line of every request comes through here, straight to pino.
   info(msg: string, fields: Omit<LogRecord, 'level' | 'msg'> = {}): void {
-    this.write({ level: 'info', msg, ...fields });
+    this.#pino.info(fields, msg);
   }
 
   warn(msg: string, fields: Omit<LogRecord, 'level' | 'msg'> = {}): void {
-    this.write({ level: 'warn', msg, ...fields });
+    this.#pino.warn(fields, msg);
   }
 
   error(msg: string, fields: Omit<LogRecord, 'level' | 'msg'> = {}): void {
-    this.write({ level: 'error', msg, ...fields });
+    this.#pino.error(fields, msg);
   }
 }
 
 /**
- * JSON lines to a stream, written once per event-loop turn: with one accounting
- * line per request, a write per line would be a syscall per request.
+ * `,"time":"<ISO 8601>"` for pino, formatted once per millisecond: under load many lines
+ * share a millisecond, and toISOString() was the largest single cost of a line.
  */
-export function jsonLinesTo(stream: NodeJS.WritableStream): LogSink {
-  let pending = '';
-  let scheduled = false;
-  const flush = (): void => {
-    scheduled = false;
-    if (pending === '') return;
-    const out = pending;
-    pending = '';
-    stream.write(out);
-  };
-  process.once('exit', flush);
-  return (record) => {
-    pending += JSON.stringify(record) + '\n';
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
-  };
+let stampMs = 0;
+let stamp = '';
+function isoTime(): string {
+  const now = Date.now();
+  if (now !== stampMs) {
+    stampMs = now;
+    stamp = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return stamp;
 }
 
-/** A sink that keeps records in memory, for tests and for the admin API's recent log. */
+/** A sink that keeps records in memory, for tests. */
 export function memorySink(records: Array<LogRecord & { time: string }>): LogSink {
   return (record) => void records.push(record);
 }
