@@ -12,6 +12,8 @@ import { tenantLogSink } from './broker/tenant-log.js';
 import type { ServeConfig } from './config.js';
 import { EdgeprocError } from './errors.js';
 import { Logger } from './log.js';
+import { LogTail } from './observability/log-tail.js';
+import { DaemonMetrics } from './observability/metrics.js';
 import { WarmPool } from './pool/pool.js';
 import { createAdminServer } from './server/admin.js';
 import { createFrontDoor } from './server/http.js';
@@ -35,6 +37,11 @@ export interface Daemon {
   readonly registry: WorkerRegistry;
   /** The operating-system layers around every child, as found on this machine. */
   readonly sandbox: readonly Layer[];
+  /** Its Prometheus metrics (GET /metrics on the admin API). */
+  readonly metrics: DaemonMetrics;
+  readonly log: Logger;
+  /** The followers of its log (GET /logs on the admin API, `edgeproc tail`). */
+  readonly tail: LogTail;
   /** Stops accepting, finishes in-flight requests and waitUntil work (bounded), stops every child. */
   close(): Promise<void>;
 }
@@ -56,23 +63,30 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
   const sandbox = childSandbox().layers;
   const egress = new EgressPolicy(config.egressAllow, { host: config.host, port: config.port, adminPort: config.adminPort });
   const outbound = new Outbound(log, config.limits, egress);
+  const metrics = new DaemonMetrics(config.limits);
   const pool = new WarmPool(
     config.limits,
     {
       log: tenantLogSink(log, projects.maps.rewrite),
-      subrequest: (instance, id, head) => outbound.perform(instance, id, head),
+      subrequest: (instance, id, head) => {
+        const sink = outbound.perform(instance, id, head);
+        metrics.subrequest(instance, head.parent);
+        return sink;
+      },
       stderr: (instance, line) =>
         log.warn(line, { source: 'child-stderr', worker: instance.worker ?? undefined, instance: instance.id }),
       exit: () => {},
     },
     log,
   );
-  const broker = new Broker(pool, registry, config.limits, log, { rewriteStack: projects.maps.rewrite });
+  const broker = new Broker(pool, registry, config.limits, log, { rewriteStack: projects.maps.rewrite, metrics });
+  metrics.watch(broker, pool);
+  const tail = new LogTail(log);
   pool.start();
 
   const router = new Router(target.kind === 'directory' ? null : target.workers[0]!.name, routes);
   const front = createFrontDoor({ broker, registry, router });
-  const admin = createAdminServer({ sandbox, broker, registry, pool, limits: config.limits, log, token: config.adminToken });
+  const admin = createAdminServer({ sandbox, broker, registry, pool, limits: config.limits, log, token: config.adminToken, metrics, tail });
   try {
     await listen(front, config.port, config.host, '--port');
     await listen(admin, config.adminPort, config.adminHost, '--admin-port');
@@ -108,6 +122,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
         `The daemon is shutting down and this request did not finish within the drain timeout (${config.limits.drainTimeoutMs} ms). Retry.`,
       );
       front.closeAllConnections();
+      tail.close();
       admin.closeAllConnections();
       await broker.close();
       await pool.close();
@@ -126,6 +141,9 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
     broker,
     registry,
     sandbox,
+    metrics,
+    log,
+    tail,
     close,
   };
 }

@@ -13,6 +13,7 @@ import { Watchdog, type Breach } from '../pool/watchdog.js';
 import type { WarmPool } from '../pool/pool.js';
 import type { WorkerRegistry, WorkerScript } from '../workers/registry.js';
 import { findSyntaxError } from '../workers/syntax.js';
+import { NO_METRICS, type BreachKind, type BrokerMetrics } from '../observability/metrics.js';
 import { HttpExchange } from './exchange.js';
 import { bodyTooLargeReason, memoryReason, sendErrorResponse } from './outcome.js';
 
@@ -61,6 +62,8 @@ export function nextRequestId(): string {
 export interface BrokerOptions {
   /** Maps a bundled worker's stack frames back to its sources (projects/source-maps.ts). */
   rewriteStack?: (text: string) => string;
+  /** Counts requests, cold starts and breaches where they are accounted (observability/metrics.ts). */
+  metrics?: BrokerMetrics;
 }
 
 export class Broker {
@@ -68,6 +71,7 @@ export class Broker {
   readonly #registry: WorkerRegistry;
   readonly #limits: Limits;
   readonly #log: Logger;
+  readonly #metrics: BrokerMetrics;
   readonly #groups = new Map<string, WorkerGroup>();
   readonly #inflight = new Set<HttpExchange>();
   readonly #draining = new Set<Promise<void>>();
@@ -87,6 +91,7 @@ export class Broker {
     this.#registry = registry;
     this.#limits = limits;
     this.#log = log;
+    this.#metrics = options.metrics ?? NO_METRICS;
     this.#idleTimer = setInterval(() => this.#evictIdle(), Math.min(1000, limits.idleTimeoutMs));
     this.#idleTimer.unref();
   }
@@ -117,6 +122,8 @@ export class Broker {
         { 'retry-after': '1' },
       );
       this.#log.warn('limit exceeded', { worker: workerName, requestId, limit: 'maxInflightPerWorker', value: group.inflight, max: limits.maxInflightPerWorker });
+      this.#metrics.request(workerName, 503, 0, 0);
+      this.#metrics.breach(workerName, 'overload');
       req.resume();
       return;
     }
@@ -132,22 +139,26 @@ export class Broker {
         group.inflight--;
         group.cpuMs += done.cpuMs;
         if (done.status >= 500) group.errors++;
-        // The accounting line: one per request.
+        const wallMs = performance.now() - done.startedAt;
+        // The accounting line: one per request; the metrics count the same request here.
         this.#log.info('request', {
           worker: workerName,
           requestId,
           instance: done.instanceId,
           status: done.status,
-          wallMs: Math.round((performance.now() - done.startedAt) * 100) / 100,
+          wallMs: Math.round(wallMs * 100) / 100,
           cpuMs: Math.round(done.cpuMs * 100) / 100,
         });
+        this.#metrics.request(workerName, done.status, wallMs, done.cpuMs);
         if (this.#inflight.size === 0) this.#notifyIdle();
       },
       // The abandoned handler stays in flight in the child, where nothing can take it back:
       // it would count as busy forever and make every drain wait. Replace the instance;
       // the other requests on it finish first.
-      onWallTimeout: (instance) =>
-        this.#recycle(instance, `a request on it did not respond within ${limits.wallMs} ms (wallMs); its handler may still be running`),
+      onWallTimeout: (instance) => {
+        this.#metrics.breach(workerName, 'wall');
+        this.#recycle(instance, `a request on it did not respond within ${limits.wallMs} ms (wallMs); its handler may still be running`);
+      },
     });
     this.#inflight.add(exchange);
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -301,6 +312,7 @@ export class Broker {
       const instance = await this.#pool.acquire(script.limits.memoryMb);
       instance.limits = script.limits;
       group.coldStarts++;
+      this.#metrics.coldStart(script.name, this.#pool.handedOutWarm(instance) ? 'pool_hit' : 'pool_miss');
       // Requests are dispatched right behind the Load frame, without waiting for Loaded: the
       // child handles frames in order, so a cold start costs no extra round trip (on this
       // machine a round trip to an idle child is ~1 ms, half the cold-start budget).
@@ -461,6 +473,7 @@ export class Broker {
       }
     }
     this.#log.warn('limit exceeded', { worker, instance: instance.id, ...fields });
+    this.#metrics.breach(worker, BREACH_KINDS[breach.limit]);
     instance.terminate(reasonFor);
   }
 
@@ -496,6 +509,14 @@ export class Broker {
     for (const resolve of waiters) resolve();
   }
 }
+
+/** A watchdog breach as the metrics' `kind` label names it. */
+const BREACH_KINDS: Record<Exclude<Breach['limit'], 'recycleRssMb'>, BreachKind> = {
+  cpuMs: 'cpu',
+  idleCpuMs: 'idle_cpu',
+  startupCpuMs: 'startup',
+  memoryMb: 'memory',
+};
 
 /** V8 reports no position for a module's SyntaxError; esbuild's parser finds it. */
 function locate(failure: ScriptLoadFailure, script: WorkerScript): ScriptLoadFailure {

@@ -41,6 +41,8 @@ export class WarmPool {
   #refillTimer: NodeJS.Timeout | null = null;
   #closed = false;
   readonly #stats = { hits: 0, misses: 0, spawned: 0, bootFailures: 0 };
+  /** Children take() handed out, so a cold start can be counted as a pool hit or miss. */
+  readonly #handedOutWarm = new WeakSet<Instance>();
 
   constructor(limits: Limits, events: InstanceEvents, log: Logger) {
     this.#limits = limits;
@@ -68,7 +70,10 @@ export class WarmPool {
   /** A warm child now, or null (pool miss); refills either way, shortly after. */
   take(): Instance | null {
     const instance = this.#warm.shift() ?? null;
-    if (instance) this.#stats.hits++;
+    if (instance) {
+      this.#stats.hits++;
+      this.#handedOutWarm.add(instance);
+    }
     this.#refillSoon();
     return instance;
   }
@@ -103,6 +108,11 @@ export class WarmPool {
       throw error;
     }
     return instance;
+  }
+
+  /** Whether `instance` came out of the warm pool (a pool hit) rather than being spawned for its caller. */
+  handedOutWarm(instance: Instance): boolean {
+    return this.#handedOutWarm.has(instance);
   }
 
   /** Every child the pool ever started that is still alive, warm or handed out. */

@@ -10,6 +10,8 @@ import type { Broker } from '../broker/broker.js';
 import { EdgeprocError, ScriptLoadError } from '../errors.js';
 import { PER_WORKER_LIMITS, workerLimits, type Limits } from '../limits.js';
 import type { Logger } from '../log.js';
+import type { LogTail } from '../observability/log-tail.js';
+import type { DaemonMetrics } from '../observability/metrics.js';
 import type { WarmPool } from '../pool/pool.js';
 import type { Layer } from '../pool/sandbox.js';
 import type { WorkerRegistry } from '../workers/registry.js';
@@ -24,6 +26,10 @@ export interface AdminOptions {
   limits: Limits;
   log: Logger;
   token: string | null;
+  /** GET /metrics; absent, the endpoint answers 404. */
+  metrics?: DaemonMetrics;
+  /** GET /logs; absent, the endpoint answers 404. */
+  tail?: LogTail;
 }
 
 export function createAdminServer(options: AdminOptions): Server {
@@ -52,6 +58,8 @@ async function handleAdmin(options: AdminOptions, req: IncomingMessage, res: Ser
     return;
   }
   const url = new URL(req.url ?? '/', 'http://admin');
+  if (url.pathname === '/metrics' && options.metrics) return sendMetrics(options.metrics, req, res);
+  if (url.pathname === '/logs' && options.tail) return followLogs(options.tail, url.searchParams, req, res);
   const parts = url.pathname.split('/').filter(Boolean);
   if (parts[0] !== 'workers' || parts.length > 2) {
     req.resume();
@@ -137,6 +145,29 @@ async function deploy(
     }
     throw error;
   }
+}
+
+/** Prometheus text exposition of the daemon's metrics (observability/metrics.ts). */
+async function sendMetrics(metrics: DaemonMetrics, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  req.resume();
+  if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
+  const { contentType, text } = await metrics.scrape();
+  res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** GET /logs[?worker=NAME]: every log line from now on, as NDJSON, until the client disconnects. */
+function followLogs(tail: LogTail, query: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
+  req.resume();
+  if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
+  const worker = query.get('worker');
+  if (worker !== null && !/^[a-z0-9-]{1,63}$/.test(worker)) {
+    sendJson(res, 400, {
+      error: { code: 'ERR_WORKER_NAME', message: `worker must be a worker name (lower-case letters, digits, dashes), got ${JSON.stringify(worker)}` },
+    });
+    return;
+  }
+  tail.follow(res, worker);
 }
 
 /**

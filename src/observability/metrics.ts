@@ -1,0 +1,228 @@
+/**
+ * Prometheus metrics for GET /metrics on the admin port. One Registry per
+ * daemon (several run in one test process; prom-client's global one would mix
+ * them). Counters and histograms are fed at the source — the broker calls
+ * request() where it writes a request's accounting line — and everything that
+ * is a state rather than an event (pool size, live instances, memory) is read
+ * at scrape time in collect(), so the request path pays for none of it.
+ *
+ * Label values are worker names the daemon serves, never anything a client
+ * sends: a request for an unknown worker is not counted by worker (its Host
+ * header would be an unbounded label).
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Broker } from '../broker/broker.js';
+import type { Limits } from '../limits.js';
+import type { Instance } from '../pool/instance.js';
+import type { WarmPool } from '../pool/pool.js';
+import { readMemoryMb } from '../pool/watchdog.js';
+
+export const METRIC_PREFIX = 'edgeproc_';
+
+/** Which limit a breach was of, as the `kind` label says it. */
+export type BreachKind = 'cpu' | 'idle_cpu' | 'memory' | 'wall' | 'subrequests' | 'overload' | 'startup';
+
+/** Whether a cold start found a warm child in the pool or had to spawn one. */
+export type ColdStartKind = 'pool_hit' | 'pool_miss';
+
+/** What the broker reports; a no-op unless the daemon wires DaemonMetrics in. */
+export interface BrokerMetrics {
+  request(worker: string, status: number, wallMs: number, cpuMs: number): void;
+  coldStart(worker: string, kind: ColdStartKind): void;
+  breach(worker: string, kind: BreachKind): void;
+}
+
+export const NO_METRICS: BrokerMetrics = { request() {}, coldStart() {}, breach() {} };
+
+/** 1 ms to 60 s: a request's CPU (limit 50 ms by default, up to 30 s) and wall time (limit 60 s). */
+const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** The label-bound series of one worker, looked up once per request instead of hashed from labels. */
+interface WorkerSeries {
+  byStatus: Map<number, Counter.Internal>;
+  cpu: Histogram.Internal<'worker'>;
+  wall: Histogram.Internal<'worker'>;
+}
+
+export class DaemonMetrics implements BrokerMetrics {
+  readonly registry = new Registry();
+  readonly #requests: Counter<'worker' | 'status'>;
+  readonly #cpuSeconds: Histogram<'worker'>;
+  readonly #wallSeconds: Histogram<'worker'>;
+  readonly #coldStarts: Counter<'worker' | 'kind'>;
+  readonly #breaches: Counter<'worker' | 'kind'>;
+  readonly #subrequests: Counter<'worker'>;
+  readonly #series = new Map<string, WorkerSeries>();
+  readonly #limits: Limits;
+  #broker: Broker | null = null;
+  #pool: WarmPool | null = null;
+
+  constructor(limits: Limits) {
+    this.#limits = limits;
+    const registers = [this.registry];
+    const p = METRIC_PREFIX;
+    this.#requests = new Counter({
+      name: `${p}requests_total`,
+      help: 'Requests answered, by worker and HTTP status (limit errors included).',
+      labelNames: ['worker', 'status'],
+      registers,
+    });
+    this.#cpuSeconds = new Histogram({
+      name: `${p}request_cpu_seconds`,
+      help: "CPU time charged to a request (the child's main thread, sampled by the watchdog).",
+      labelNames: ['worker'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.#wallSeconds = new Histogram({
+      name: `${p}request_duration_seconds`,
+      help: 'Wall time of a request in the daemon, from arrival to the end of its response.',
+      labelNames: ['worker'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.#coldStarts = new Counter({
+      name: `${p}cold_starts_total`,
+      help: 'Instances started for requests of a worker, by whether a warm child was ready (pool_hit) or one was spawned (pool_miss).',
+      labelNames: ['worker', 'kind'],
+      registers,
+    });
+    this.#breaches = new Counter({
+      name: `${p}limit_breaches_total`,
+      help: 'Limit breaches by worker and kind: cpu, idle_cpu (CPU with no request in flight), memory, wall, subrequests, overload (max in flight), startup (CPU while loading).',
+      labelNames: ['worker', 'kind'],
+      registers,
+    });
+    this.#subrequests = new Counter({
+      name: `${p}subrequests_total`,
+      help: 'fetch() calls made by tenants, by worker (refused ones included).',
+      labelNames: ['worker'],
+      registers,
+    });
+    this.#stateMetrics(registers);
+    collectDefaultMetrics({ register: this.registry, prefix: p });
+  }
+
+  /** The broker and pool whose state the scrape reads (they are built after the metrics they feed). */
+  watch(broker: Broker, pool: WarmPool): void {
+    this.#broker = broker;
+    this.#pool = pool;
+  }
+
+  // Hot path: once per request, where the broker writes the accounting line.
+  request(worker: string, status: number, wallMs: number, cpuMs: number): void {
+    const series = this.#of(worker);
+    let counter = series.byStatus.get(status);
+    if (!counter) series.byStatus.set(status, (counter = this.#requests.labels(worker, String(status))));
+    counter.inc();
+    series.wall.observe(wallMs / 1000);
+    series.cpu.observe(cpuMs / 1000);
+  }
+
+  coldStart(worker: string, kind: ColdStartKind): void {
+    this.#coldStarts.labels(worker, kind).inc();
+  }
+
+  breach(worker: string, kind: BreachKind): void {
+    this.#breaches.labels(worker, kind).inc();
+  }
+
+  /**
+   * A tenant fetch() reached the daemon. Called after Outbound.perform counted it against its
+   * request, so a count past the limit is the refused one (Outbound answers it with an error).
+   */
+  subrequest(instance: Instance, parent: number): void {
+    const worker = instance.worker;
+    if (!worker) return;
+    this.#subrequests.labels(worker).inc();
+    const made = instance.exchange(parent)?.subrequests ?? 0;
+    if (made > (instance.limits ?? this.#limits).subrequests) this.breach(worker, 'subrequests');
+  }
+
+  /** The text exposition format, and its content type. */
+  async scrape(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+  }
+
+  #of(worker: string): WorkerSeries {
+    let series = this.#series.get(worker);
+    if (!series) {
+      series = { byStatus: new Map(), cpu: this.#cpuSeconds.labels(worker), wall: this.#wallSeconds.labels(worker) };
+      this.#series.set(worker, series);
+    }
+    return series;
+  }
+
+  /** Gauges and pool counters read at scrape time. */
+  #stateMetrics(registers: Registry[]): void {
+    const p = METRIC_PREFIX;
+    const metrics = this;
+    new Gauge({
+      name: `${p}pool_warm`,
+      help: 'Warm children booted and waiting for a script.',
+      registers,
+      collect() {
+        if (metrics.#pool) this.set(metrics.#pool.stats().warm);
+      },
+    });
+    new Gauge({
+      name: `${p}pool_booting`,
+      help: 'Children booting (for the pool or for a request that missed it).',
+      registers,
+      collect() {
+        if (metrics.#pool) this.set(metrics.#pool.stats().booting);
+      },
+    });
+    for (const [key, name, help] of [
+      ['hits', 'pool_hits_total', 'Warm children handed out (a script got a booted child).'],
+      ['misses', 'pool_misses_total', 'Requests for a child that found the pool empty (or needed another heap size) and waited for a spawn.'],
+      ['spawned', 'pool_spawned_total', 'Children spawned.'],
+      ['bootFailures', 'pool_boot_failures_total', 'Children that failed to boot.'],
+    ] as const) {
+      new Counter({
+        name: `${p}${name}`,
+        help,
+        registers,
+        collect() {
+          if (!metrics.#pool) return;
+          this.reset();
+          this.inc(metrics.#pool.stats()[key]);
+        },
+      });
+    }
+    new Gauge({
+      name: `${p}instances`,
+      help: 'Live instances (children running its script) of each worker.',
+      labelNames: ['worker'],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of metrics.#broker?.stats() ?? []) this.labels(w.name).set(w.instances);
+      },
+    });
+    new Gauge({
+      name: `${p}inflight_requests`,
+      help: 'Requests in flight on the instances of each worker.',
+      labelNames: ['worker'],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of metrics.#broker?.stats() ?? []) this.labels(w.name).set(w.inflight);
+      },
+    });
+    new Gauge({
+      name: `${p}instance_memory_bytes`,
+      help: "Resident anonymous memory of each worker's instances, summed (what the watchdog holds against --memory-mb).",
+      labelNames: ['worker'],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of metrics.#broker?.stats() ?? []) {
+          let mb = 0;
+          for (const pid of w.pids) mb += readMemoryMb(pid) ?? 0;
+          this.labels(w.name).set(Math.round(mb * 1024 * 1024));
+        }
+      },
+    });
+  }
+}
