@@ -202,7 +202,7 @@ describe('edgeproc serve', () => {
     const served = serve([dir, '--port', '0', '--admin-port', '0']);
     expect(await served.exited).toEqual({ code: 2, signal: null });
     expect(served.stderr()).toBe(
-      `edgeproc: ${dir} holds no workers: add NAME.js, NAME.mjs or NAME/index.js (names: lower-case letters, digits, dashes)\n`,
+      `edgeproc: ${dir} holds no workers: add NAME.js, NAME.mjs, NAME/index.js or a folder with a wrangler.toml (names: lower-case letters, digits, dashes)\n`,
     );
   });
 
