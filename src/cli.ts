@@ -89,6 +89,28 @@ function program(): Command {
     });
 
   cli
+    .command('tail')
+    .description("follow a running daemon's log live through its admin API, every worker or one")
+    .argument('[worker]', 'only the lines about this worker')
+    .option('--admin-url <url>', 'where the admin API listens', `http://${DEFAULT_HOST}:${DEFAULT_ADMIN_PORT}`)
+    .option('--admin-token <token>', 'bearer token the admin API requires (or EDGEPROC_ADMIN_TOKEN)')
+    .option('--json', 'print the JSON lines as they come')
+    .action(async (worker: string | undefined, flags: { adminUrl: string; adminToken?: string; json?: boolean }) => {
+      const { tail } = await import('./observability/tail-client.js');
+      process.on('SIGINT', () => process.exit(0));
+      await tail({
+        adminUrl: flags.adminUrl,
+        adminToken: flags.adminToken ?? process.env.EDGEPROC_ADMIN_TOKEN ?? null,
+        worker: worker ?? null,
+        json: flags.json === true,
+        out: (text) => process.stdout.write(text),
+        connected: (text) => process.stderr.write(`${text}\n`),
+      });
+      process.stderr.write('edgeproc tail: the daemon closed the log stream (it is shutting down?)\n');
+      process.exitCode = 1;
+    });
+
+  cli
     .command('bench')
     .description("edgeproc's cold starts: warm-pool hit, warm-pool miss, and a burst of new tenants at once")
     .option('--quick', 'fewer samples (about 20 s)')

@@ -22,6 +22,8 @@ export const ErrorCodes = {
   ERR_PORT_IN_USE: 'user',
   ERR_SUBREQUEST: 'user',
   ERR_EGRESS_DENIED: 'user',
+  /** `edgeproc tail` found no admin API where it was told to look. */
+  ERR_ADMIN_UNREACHABLE: 'system',
 } as const satisfies Record<string, ErrorClass>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
