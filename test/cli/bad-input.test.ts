@@ -26,11 +26,18 @@ interface Exit {
   stderr: string;
 }
 
-/** Runs `edgeproc serve ARGS` to its end (as user nobody with `asNobody`, so that file permissions apply to root too). */
-function serve(args: string[], asNobody = false): Promise<Exit> {
+/**
+ * Runs `edgeproc serve ARGS` to its end. With `obeyPermissions` under root, without the
+ * capabilities that let root read and list anything (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH),
+ * so that file permissions apply: still root, so it reads the checkout wherever it is (a CI
+ * clone in a private mktemp directory is closed to any other user).
+ */
+function serve(args: string[], obeyPermissions = false): Promise<Exit> {
   return new Promise((resolve, reject) => {
-    const ids = asNobody && ROOT ? { uid: 65534, gid: 65534 } : {};
-    const proc = spawn(process.execPath, [BIN, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...ids });
+    const argv = [process.execPath, BIN, 'serve', ...args];
+    const drop = '-dac_override,-dac_read_search';
+    const [command, ...rest] = obeyPermissions && ROOT ? ['setpriv', `--inh-caps=${drop}`, `--bounding-set=${drop}`, '--', ...argv] : argv;
+    const proc = spawn(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
     const out = { stdout: '', stderr: '' };
     proc.stdout.setEncoding('utf8').on('data', (text: string) => (out.stdout += text));
     proc.stderr.setEncoding('utf8').on('data', (text: string) => (out.stderr += text));
@@ -54,7 +61,7 @@ function expectRefused(exit: Exit, line: string | RegExp): void {
   expect(exit).toMatchObject({ code: 2, stdout: '' });
 }
 
-/** A temp directory anyone can enter (mkdtemp makes it private), for the runs as nobody. */
+/** A temp directory anyone can enter (mkdtemp makes it private). */
 function openDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'edgeproc-test-'));
   chmodSync(dir, 0o755);
