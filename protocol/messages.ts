@@ -98,6 +98,21 @@ export interface RequestHeadMessage {
   url: string;
   headers: HeaderList;
   hasBody: boolean;
+  /**
+   * Present when the stream is a scheduled event, not a request: the child calls the
+   * tenant's `scheduled` handler instead of `fetch` (method, url and headers are unused).
+   * It answers as for a request, so the daemon's limits apply alike: a ResponseHead
+   * (200, no body) when the handler settled, or a HandlerError; then Settled once its
+   * waitUntil work did.
+   */
+  scheduled?: ScheduledInit;
+}
+
+export interface ScheduledInit {
+  /** The cron pattern that fired, as configured (five fields, e.g. `0 12 * * MON`). */
+  cron: string;
+  /** When the event was due, in milliseconds since the epoch (UTC). */
+  scheduledTime: number;
 }
 
 export interface ResponseHeadMessage {

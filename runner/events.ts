@@ -10,6 +10,8 @@ export class Invocation {
   response: Promise<unknown> | null = null;
   readonly waitUntil: Promise<unknown>[] = [];
   passThrough = false;
+  /** A scheduled handler called noRetry(). */
+  noRetry = false;
 
   addWaitUntil(promise: unknown): void {
     // Attach a handler now so a rejection is never reported as unhandled.
@@ -19,7 +21,7 @@ export class Invocation {
   }
 }
 
-let bindInvocation: (target: FetchEvent | ExecutionContext, invocation: Invocation) => void;
+let bindInvocation: (target: ExtendableEvent, invocation: Invocation) => void;
 
 function invalidState(message: string): Error {
   return new DOMException(message, 'InvalidStateError');
@@ -81,6 +83,28 @@ export class ScheduledEvent extends ExtendableEvent {
     this.scheduledTime = init.scheduledTime ?? Date.now();
     this.cron = init.cron ?? '';
   }
+
+  /** Workers would not retry this event if it fails; edgeproc never retries one, so this only records it. */
+  noRetry(): void {
+    if (this.invocation) this.invocation.noRetry = true;
+  }
+}
+
+/** `controller` of a module worker's `scheduled(controller, env, ctx)`. */
+export class ScheduledController {
+  readonly #invocation: Invocation;
+  readonly scheduledTime: number;
+  readonly cron: string;
+
+  constructor(invocation: Invocation, init: { scheduledTime: number; cron: string }) {
+    this.#invocation = invocation;
+    this.scheduledTime = init.scheduledTime;
+    this.cron = init.cron;
+  }
+
+  noRetry(): void {
+    this.#invocation.noRetry = true;
+  }
 }
 
 /** `ctx` of a module worker's `fetch(request, env, ctx)`. */
@@ -107,6 +131,12 @@ export class ExecutionContext {
 
 export function createFetchEvent(request: Request, invocation: Invocation): FetchEvent {
   const event = new FetchEvent('fetch', { request });
+  bindInvocation(event, invocation);
+  return event;
+}
+
+export function createScheduledEvent(init: { scheduledTime: number; cron: string }, invocation: Invocation): ScheduledEvent {
+  const event = new ScheduledEvent('scheduled', init);
   bindInvocation(event, invocation);
   return event;
 }

@@ -17,13 +17,14 @@ import {
   type LogLevel,
   type RequestHeadMessage,
   type ResponseHeadMessage,
+  type ScheduledInit,
   type SubrequestFailedMessage,
   type SubresponseHeadMessage,
 } from '../protocol/messages.js';
 import { IncomingBody, OutgoingBody } from './body.js';
 import { TenantTimers } from './timers.js';
 import { monotonicMs } from './clock.js';
-import { ExecutionContext, Invocation, createFetchEvent } from './events.js';
+import { ExecutionContext, Invocation, ScheduledController, createFetchEvent, createScheduledEvent } from './events.js';
 import type { SubrequestStream } from './fetch.js';
 import type { Channel } from './ipc.js';
 import { ScriptLoadError, loadScript, type LoadedScript } from './loader.js';
@@ -194,7 +195,7 @@ export class Runtime {
     this.#waitUntilMs = message.waitUntilMs;
     try {
       const script = await loadScript(message.source, message.filename);
-      if (!script.exports?.fetch && !this.#listeners.has('fetch') && !script.exports?.scheduled) {
+      if (!script.exports?.fetch && !this.#listeners.has('fetch') && !script.exports?.scheduled && !this.#listeners.has('scheduled')) {
         throw new ScriptLoadError({
           kind: 'NoHandler',
           message:
@@ -242,6 +243,7 @@ export class Runtime {
     if (this.#loading) await this.#loading;
     // The script failed to load: the daemon, told by LoadFailed, answers this request itself.
     if (!this.#script) return;
+    if (head.scheduled) return this.#runScheduled(id, head.scheduled);
     const invocation = new Invocation();
     let response: unknown;
     try {
@@ -297,6 +299,50 @@ export class Runtime {
       throw new TypeError('No response: no fetch listener called event.respondWith()');
     }
     return invocation.response;
+  }
+
+  /**
+   * A scheduled event on stream `id`: answered like a request with no body, so the
+   * daemon's CPU, wall-time and subrequest limits hold for it as they do for fetch.
+   * 1. Call the handler and wait for what it returns.
+   * 2. Report success (a 200 head) or the error it threw.
+   * 3. Wait for its waitUntil work (bounded by waitUntilMs) and send Settled, whose
+   *    failure count the daemon reads as part of the outcome: a service-worker
+   *    handler does all its work in waitUntil.
+   */
+  async #runScheduled(id: number, init: ScheduledInit): Promise<void> {
+    const invocation = new Invocation();
+    try {
+      this.#awaiting.add(id);
+      this.#watchForStalls();
+      try {
+        await this.#invokeScheduled(init, invocation);
+      } finally {
+        this.#awaiting.delete(id);
+      }
+    } catch (error) {
+      if (this.#stalled.has(id)) return;
+      this.#sendHandlerError(id, error, false);
+      await this.#settle(id, invocation);
+      return;
+    }
+    if (this.#stalled.has(id)) return;
+    this.channel.sendJson(FrameType.ResponseHead, id, { status: 200, statusText: 'OK', headers: [], hasBody: false, bodyLength: null } satisfies ResponseHeadMessage);
+    await this.#settle(id, invocation);
+  }
+
+  async #invokeScheduled(init: ScheduledInit, invocation: Invocation): Promise<void> {
+    const script = this.#script!;
+    if (script.syntax === 'module') {
+      const handler = script.exports?.scheduled;
+      if (typeof handler !== 'function') throw new TypeError('Handler does not export a scheduled() function.');
+      await handler.call(script.exports, new ScheduledController(invocation, init), this.#env, new ExecutionContext(invocation));
+      return;
+    }
+    const listeners = this.#listeners.get('scheduled') ?? [];
+    if (listeners.length === 0) throw new TypeError('No event handler registered for "scheduled" events: call addEventListener("scheduled", …) at global scope.');
+    const event = createScheduledEvent(init, invocation);
+    for (const listener of listeners) listener.call(globalThis, event);
   }
 
   /** Sends the head and body; throws only before the head is sent (the body's own failures are logged). */
