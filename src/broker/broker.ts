@@ -15,6 +15,7 @@ import type { WorkerRegistry, WorkerScript } from '../workers/registry.js';
 import { findSyntaxError } from '../workers/syntax.js';
 import { NO_METRICS, type BreachKind, type BrokerMetrics } from '../observability/metrics.js';
 import { HttpExchange } from './exchange.js';
+import { ScheduledExchange, type ScheduledOutcome } from '../scheduled/exchange.js';
 import { bodyTooLargeReason, memoryReason, sendErrorResponse } from './outcome.js';
 
 /** The instances serving one worker. */
@@ -191,6 +192,76 @@ export class Broker {
         }
       },
     );
+  }
+
+  /**
+   * Runs a worker's scheduled handler once, on a live instance or a fresh one (pool hit or
+   * miss) as a request would be, under the same limits. Resolves with the outcome, never
+   * rejects; writes one accounting line per run, and a warn line when it failed.
+   */
+  runScheduled(workerName: string, cron: string, scheduledTime: number): Promise<ScheduledOutcome> {
+    const requestId = nextRequestId();
+    return new Promise((resolve) => {
+      const script = this.#registry.get(workerName);
+      const limits = script?.limits ?? this.#limits;
+      const exchange = new ScheduledExchange({
+        worker: workerName,
+        cron,
+        scheduledTime,
+        requestId,
+        limits,
+        rewriteStack: this.#rewriteStack,
+        onDone: (outcome) => {
+          const group = this.#groups.get(workerName);
+          if (group) {
+            group.cpuMs += outcome.cpuMs;
+            if (!outcome.ok) group.errors++;
+          }
+          // The accounting line: one per scheduled run, as `request` is one per request.
+          this.#log.info('scheduled', {
+            worker: workerName,
+            cron,
+            requestId,
+            instance: exchange.instanceId,
+            outcome: outcome.ok ? 'ok' : 'error',
+            wallMs: Math.round(outcome.wallMs * 100) / 100,
+            cpuMs: Math.round(outcome.cpuMs * 100) / 100,
+          });
+          if (!outcome.ok) {
+            this.#log.warn('scheduled event failed', {
+              worker: workerName,
+              cron,
+              requestId,
+              error: outcome.error ?? undefined,
+              stack: exchange.stack ?? undefined,
+            });
+          }
+          resolve(outcome);
+        },
+        onWallTimeout: (instance) => {
+          this.#recycle(instance, `a scheduled event on it did not finish within ${limits.wallMs} ms (wallMs); its handler may still be running`);
+        },
+      });
+      if (!script) {
+        exchange.fail(404, `No worker named "${workerName}".`);
+        return;
+      }
+      const group = this.#group(workerName);
+      const instance = this.#pick(group, script);
+      if (instance) {
+        exchange.start(instance);
+        this.#watchdog.watch(instance);
+        return;
+      }
+      this.#specialise(group, script).then(
+        (fresh) => {
+          exchange.start(fresh);
+          this.#watchdog.watch(fresh);
+        },
+        (error: Error) =>
+          exchange.fail(503, error instanceof ScriptLoadError ? loadFailureReason(error, script) : `No instance is available for worker "${workerName}": ${error.message}`),
+      );
+    });
   }
 
   /**
