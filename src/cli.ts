@@ -54,6 +54,7 @@ function program(): Command {
     .option('--drain-timeout <ms>', 'longest wait for in-flight work when draining', String(DEFAULT_LIMITS.drainTimeoutMs))
     .option('--env <name>', "Workers projects: use each wrangler config's [env.NAME] (and .dev.vars.NAME if present)")
     .option('--watch', 'Workers projects: rebuild and redeploy a project when one of its files changes')
+    .option('--test-scheduled', "GET /__scheduled?cron=PATTERN runs the worker's scheduled handler once (as wrangler dev --test-scheduled)")
     .action(async (target: string, flags: ServeFlags) => {
       const config = buildServeConfig(target, flags);
       const daemon = await startDaemon(config);

@@ -20,6 +20,8 @@ export interface ServeConfig {
   env: string | null;
   /** `--watch`: rebuild and redeploy a Workers project when one of its files changes. */
   watch: boolean;
+  /** `--test-scheduled`: `GET /__scheduled?cron=…` runs the worker's scheduled handler, as `wrangler dev --test-scheduled`. */
+  testScheduled: boolean;
 }
 
 export interface ServeFlags {
@@ -46,6 +48,7 @@ export interface ServeFlags {
   drainTimeout?: string | number;
   env?: string;
   watch?: boolean;
+  testScheduled?: boolean;
 }
 
 export const DEFAULT_PORT = 8787;
@@ -71,6 +74,7 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
     egressAllow: cidrList('--egress-allow', flags.egressAllow),
     env: flags.env ?? null,
     watch: flags.watch ?? false,
+    testScheduled: flags.testScheduled ?? false,
     limits: buildLimits({
       warmPoolSize: integer('--warm-pool', flags.warmPool),
       maxInstancesPerWorker: integer('--max-instances', flags.maxInstances),

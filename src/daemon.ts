@@ -25,6 +25,7 @@ import { WorkerRegistry } from './workers/registry.js';
 import { checkSyntax } from './workers/check.js';
 import { readWorkerLimits } from './workers/limits-file.js';
 import { readTarget, type Target } from './workers/target.js';
+import { CronScheduler, type SchedulerClock } from './scheduled/scheduler.js';
 
 export interface Daemon {
   readonly url: string;
@@ -46,7 +47,12 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-export async function startDaemon(config: ServeConfig, log = new Logger()): Promise<Daemon> {
+export interface DaemonOptions {
+  /** The cron scheduler's clock (tests move it; src/scheduled/scheduler.ts). */
+  clock?: SchedulerClock;
+}
+
+export async function startDaemon(config: ServeConfig, log = new Logger(), options: DaemonOptions = {}): Promise<Daemon> {
   const target = readTarget(config.target, config.limits.scriptBytes, { env: config.env });
   // Workers projects: bundled here (esbuild, in the daemon), their source maps kept to map tenant stacks back.
   const projects = new Projects(target, log);
@@ -85,7 +91,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
   pool.start();
 
   const router = new Router(target.kind === 'directory' ? null : target.workers[0]!.name, routes);
-  const front = createFrontDoor({ broker, registry, router });
+  const front = createFrontDoor({ broker, registry, router, testScheduled: config.testScheduled ? (name) => projects.cronsOf(name) : undefined });
   const admin = createAdminServer({ sandbox, broker, registry, pool, limits: config.limits, log, token: config.adminToken, metrics, tail });
   try {
     await listen(front, config.port, config.host, '--port');
@@ -108,9 +114,14 @@ export async function startDaemon(config: ServeConfig, log = new Logger()): Prom
     });
   }
 
+  // Every project worker served fires its triggers.crons; a worker with no instance gets one, as for a request.
+  const scheduler = new CronScheduler(projects.crons(), (worker, cron, scheduledTime) => broker.runScheduled(worker, cron, scheduledTime), options.clock);
+  scheduler.start();
+
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
+      scheduler.stop();
       front.close();
       await projects.close();
       admin.close();

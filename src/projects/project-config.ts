@@ -12,6 +12,7 @@
  * the environment names it.
  */
 import { existsSync, statSync } from 'node:fs';
+import { CronExpressionParser } from 'cron-parser';
 import { basename, dirname, resolve } from 'node:path';
 import { EdgeprocError } from '../errors.js';
 import { WORKER_NAME } from '../workers/registry.js';
@@ -48,7 +49,7 @@ export interface ProjectConfig {
   /** The worker's own limits, in edgeproc's names (validated against the daemon's in limits.ts). */
   limits: { cpuMs?: number; subrequests?: number };
   routes: readonly ProjectRoute[];
-  /** Recorded only: cron triggers do not fire yet. */
+  /** Fired on schedule by serve (src/scheduled/scheduler.ts), in UTC. */
   crons: readonly string[];
   /** Recorded only: KV bindings are not in `env` yet. */
   kvNamespaces: readonly KvNamespace[];
@@ -155,7 +156,6 @@ export function readProjectConfig(file: string, envName: string | null = null): 
         crons.push(cron);
       }
     }
-    if (crons.length > 0) warnings.push({ field: `${field('triggers')}.crons`, message: `cron triggers are recorded but do not fire yet in edgeproc (${crons.join(', ')})` });
   }
 
   const kvNamespaces = readKv(at, fields, field);
@@ -271,8 +271,17 @@ function isDate(text: string): boolean {
   return !Number.isNaN(date.getTime()) && date.toISOString().startsWith(text);
 }
 
-/** Five fields of digits, names, `*`, `/`, `,`, `-`, `?`, `L`, `W` and `#`, as Cloudflare's cron triggers take. */
+/**
+ * Five fields of digits, names, `*`, `/`, `,`, `-`, `?`, `L`, `W` and `#`, as Cloudflare's cron
+ * triggers take, that the scheduler's parser accepts (so `99 * * * *` fails here, not when serving).
+ */
 function isCron(text: string): boolean {
   const parts = text.trim().split(/\s+/);
-  return parts.length === 5 && parts.every((part) => /^[0-9A-Za-z*/,?#-]+$/.test(part));
+  if (parts.length !== 5 || !parts.every((part) => /^[0-9A-Za-z*/,?#-]+$/.test(part))) return false;
+  try {
+    CronExpressionParser.parse(text, { tz: 'UTC' });
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -69,6 +69,16 @@ export class Projects {
     }
   }
 
+  /** Every project worker's cron triggers, for the scheduler. */
+  crons(): Array<{ worker: string; cron: string }> {
+    return this.#workers.flatMap(({ name, project }) => project.crons.map((cron) => ({ worker: name, cron })));
+  }
+
+  /** A worker's cron triggers; none for a plain script. */
+  cronsOf(name: string): readonly string[] {
+    return this.#workers.find((w) => w.name === name)?.project.crons ?? [];
+  }
+
   /** Every project's routes; one pattern claimed by two workers stops serve, as Cloudflare refuses it. */
   routes(): RouteRule[] {
     const rules: RouteRule[] = [];

@@ -9,7 +9,7 @@ import { createServer, ServerResponse, type IncomingMessage, type Server } from 
 import type { Duplex } from 'node:stream';
 import type { Broker } from '../broker/broker.js';
 import { nextRequestId } from '../broker/broker.js';
-import { sendErrorResponse } from '../broker/outcome.js';
+import { REQUEST_ID_HEADER, sendErrorResponse } from '../broker/outcome.js';
 import type { WorkerRegistry } from '../workers/registry.js';
 import { answerClientErrors, writeRawResponse } from './client-error.js';
 import { requestUrl } from './request-url.js';
@@ -19,9 +19,11 @@ export interface FrontDoorOptions {
   broker: Broker;
   registry: WorkerRegistry;
   router: Router;
+  /** `serve --test-scheduled`: the crons of a worker, for `GET /__scheduled` (absent: that path is the worker's). */
+  testScheduled?: (worker: string) => readonly string[];
 }
 
-export function createFrontDoor({ broker, registry, router }: FrontDoorOptions): Server {
+export function createFrontDoor({ broker, registry, router, testScheduled }: FrontDoorOptions): Server {
   // Once close() has stopped the listener the daemon is draining: every response from then on
   // says `Connection: close`, so no client sends another request on a connection about to be cut.
   class FrontDoorResponse extends ServerResponse {}
@@ -64,6 +66,11 @@ export function createFrontDoor({ broker, registry, router }: FrontDoorOptions):
         req.resume();
         return;
       }
+      if (testScheduled && isScheduledTrigger(req, target.url)) {
+        runTestScheduled(broker, route.worker, target.url, testScheduled(route.worker), res);
+        req.resume();
+        return;
+      }
       broker.handle(req, res, route.worker, target.url);
     },
   );
@@ -74,4 +81,24 @@ export function createFrontDoor({ broker, registry, router }: FrontDoorOptions):
     socket.destroy();
   });
   return server;
+}
+
+function isScheduledTrigger(req: IncomingMessage, url: string): boolean {
+  return req.method === 'GET' && new URL(url).pathname === '/__scheduled';
+}
+
+/**
+ * `GET /__scheduled?cron=PATTERN`, as `wrangler dev --test-scheduled` answers it: runs the
+ * worker's scheduled handler once, now, with that cron (else the worker's first configured one,
+ * else ""), and says 200 "Ran scheduled event", or 500 with what went wrong.
+ */
+function runTestScheduled(broker: Broker, worker: string, url: string, crons: readonly string[], res: ServerResponse): void {
+  const cron = new URL(url).searchParams.get('cron') ?? crons[0] ?? '';
+  broker.runScheduled(worker, cron, Date.now()).then((outcome) => {
+    if (outcome.ok) {
+      res.writeHead(200, { 'content-type': 'text/plain;charset=UTF-8', [REQUEST_ID_HEADER]: outcome.requestId }).end('Ran scheduled event');
+    } else {
+      sendErrorResponse(res, 500, `Scheduled event failed: ${outcome.error}`, outcome.requestId);
+    }
+  });
 }

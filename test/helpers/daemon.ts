@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { request as undiciRequest } from 'undici';
 import { buildServeConfig, type ServeFlags } from '../../src/config.js';
-import { startDaemon, type Daemon } from '../../src/daemon.js';
+import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon.js';
 import { Logger, memorySink, type LogRecord } from '../../src/log.js';
 
 export interface TestDaemon extends Daemon {
@@ -45,12 +45,12 @@ export function writeScripts(files: Record<string, string>): string {
   return dir;
 }
 
-export async function startTestDaemon(target: string, flags: ServeFlags = {}): Promise<TestDaemon> {
+export async function startTestDaemon(target: string, flags: ServeFlags = {}, options: DaemonOptions = {}): Promise<TestDaemon> {
   const logs: Array<LogRecord & { time: string }> = [];
   // A generous CPU limit unless a test sets one: suites that are not about limits must not
   // depend on how fast a shared CI machine compiles a fresh child's code.
   const config = buildServeConfig(target, { port: 0, adminPort: 0, warmPool: 1, cpuMs: 2000, ...flags }, {});
-  const daemon = await startDaemon(config, new Logger(memorySink(logs)));
+  const daemon = await startDaemon(config, new Logger(memorySink(logs)), options);
   const pids = new Set<number>();
   const track = setInterval(() => {
     for (const instance of daemon.pool.live) if (instance.pid) pids.add(instance.pid);
