@@ -23,6 +23,7 @@ export default {
     console.log('tick ' + controller.cron);
     if (controller.cron === '0 0 * * *') throw new Error('midnight is not allowed');
     if (controller.cron === '1 1 * * *') for (;;) {}
+    if (controller.cron === '3 3 * * *') await new Promise((resolve) => setTimeout(resolve, 1200));
     ctx.waitUntil(new Promise((resolve) => setTimeout(resolve, 20)).then(() => waited++));
   },
 };
@@ -125,6 +126,15 @@ describe('limits', () => {
     expect(daemon.logs).toContainEqual(expect.objectContaining({ msg: 'scheduled event failed', worker: 'mod', requestId }));
     // The next event gets a fresh instance.
     expect((await daemon.fetchText('mod', '/__scheduled?cron=' + encodeURIComponent('2 2 * * *'))).status).toBe(200);
+  });
+
+  it('stops a scheduled handler that outlasts --wall-ms, naming the limit', async () => {
+    const dir = writeScripts(project('mod', MODULE_WORKER, ['3 3 * * *']));
+    const daemon = await startTestDaemon(dir, { testScheduled: true, wallMs: 300 });
+    const ran = await daemon.fetchText('mod', '/__scheduled');
+    expect(ran.status).toBe(500);
+    expect(ran.text).toContain('Scheduled event failed: the scheduled handler did not finish within 300 ms (--wall-ms)');
+    expect(daemon.logs).toContainEqual(expect.objectContaining({ msg: 'scheduled', worker: 'mod', cron: '3 3 * * *', outcome: 'error' }));
   });
 });
 
