@@ -69,7 +69,7 @@ export class DaemonMetrics implements BrokerMetrics {
     });
     this.#cpuSeconds = new Histogram({
       name: `${p}request_cpu_seconds`,
-      help: "CPU time charged to a request (the child's main thread, sampled by the watchdog).",
+      help: "CPU time charged to a request (every thread of its child, sampled by the watchdog).",
       labelNames: ['worker'],
       buckets: SECONDS_BUCKETS,
       registers,

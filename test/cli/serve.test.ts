@@ -1,13 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { connect, createServer, type AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/lab/ports.js';
+import { killCliRuns, runCli, type CliRun } from '../helpers/cli.js';
 import { isAlive, writeScripts } from '../helpers/daemon.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-
-const BIN = fileURLToPath(new URL('../../bin/edgeproc.js', import.meta.url));
 
 let origin: Origin;
 beforeAll(async () => {
@@ -15,59 +13,9 @@ beforeAll(async () => {
 });
 afterAll(() => origin.close());
 
-const running: ChildProcess[] = [];
-afterEach(() => {
-  for (const proc of running.splice(0)) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-});
+afterEach(killCliRuns);
 
-/** A port that was free a moment ago (`--port 0` would not tell us which port the daemon got). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-interface Served {
-  proc: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  waitFor(stream: 'stdout' | 'stderr', text: string): Promise<void>;
-}
-
-function serve(args: string[]): Served {
-  const proc = spawn(process.execPath, [BIN, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.push(proc);
-  const out = { stdout: '', stderr: '' };
-  const waiters: Array<() => void> = [];
-  for (const name of ['stdout', 'stderr'] as const) {
-    proc[name]!.setEncoding('utf8');
-    proc[name]!.on('data', (text: string) => {
-      out[name] += text;
-      for (const wake of waiters.splice(0)) wake();
-    });
-  }
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.on('exit', (code, signal) => {
-      resolve({ code, signal });
-      for (const wake of waiters.splice(0)) wake();
-    }),
-  );
-  return {
-    proc,
-    stdout: () => out.stdout,
-    stderr: () => out.stderr,
-    exited,
-    async waitFor(stream, text) {
-      while (!out[stream].includes(text)) {
-        if (proc.exitCode !== null) throw new Error(`edgeproc exited before printing ${JSON.stringify(text)}:\n${out.stderr}`);
-        await new Promise<void>((resolve) => waiters.push(resolve));
-      }
-    },
-  };
-}
+const serve = (args: string[]): CliRun => runCli(['serve', ...args]);
 
 /** Every descendant of `pid`: the daemon's fork server and the tenants' children under it. */
 function childPids(pid: number): number[] {

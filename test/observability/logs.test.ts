@@ -1,66 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { connect, createServer, type AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { connect } from 'node:net';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/lab/ports.js';
 import { TAIL_QUEUE_BYTES } from '../../src/observability/log-tail.js';
+import { killCliRuns, runCli } from '../helpers/cli.js';
 import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
 
-const BIN = fileURLToPath(new URL('../../bin/edgeproc.js', import.meta.url));
-
-const running: ChildProcess[] = [];
 afterEach(async () => {
-  for (const proc of running.splice(0)) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  killCliRuns();
   await closeDaemons();
 });
 
-interface Run {
-  proc: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-  waitFor(stream: 'stdout' | 'stderr', text: string): Promise<void>;
-}
-
-function run(args: string[], env: Record<string, string> = {}): Run {
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  running.push(proc);
-  const out = { stdout: '', stderr: '' };
-  const waiters: Array<() => void> = [];
-  for (const name of ['stdout', 'stderr'] as const) {
-    proc[name]!.setEncoding('utf8');
-    proc[name]!.on('data', (text: string) => {
-      out[name] += text;
-      for (const wake of waiters.splice(0)) wake();
-    });
-  }
-  const exited = new Promise<number | null>((resolve) =>
-    proc.on('exit', (code) => {
-      resolve(code);
-      for (const wake of waiters.splice(0)) wake();
-    }),
-  );
-  return {
-    proc,
-    stdout: () => out.stdout,
-    stderr: () => out.stderr,
-    exited,
-    async waitFor(stream, text) {
-      while (!out[stream].includes(text)) {
-        if (proc.exitCode !== null) throw new Error(`${args[0]} exited before printing ${JSON.stringify(text)}:\n${out.stderr}`);
-        await new Promise<void>((resolve) => waiters.push(resolve));
-      }
-    },
-  };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+const run = runCli;
 
 describe('logs and edgeproc tail', () => {
   it('serve writes a tenant console.log as one JSON line with worker and request id; tail follows one worker', async () => {
@@ -110,21 +61,21 @@ describe('logs and edgeproc tail', () => {
 
     // Refused and unreachable: one line each, non-zero.
     const refused = run(['tail', '--admin-url', adminUrl, '--admin-token', 'wrong']);
-    expect(await refused.exited).toBe(2);
+    expect((await refused.exited).code).toBe(2);
     expect(refused.stderr()).toBe(
       `edgeproc: the admin API at ${adminUrl} refused the token: pass --admin-token or set EDGEPROC_ADMIN_TOKEN\n`,
     );
     const closedPort = await freePort();
     const unreachable = run(['tail', '--admin-url', `http://127.0.0.1:${closedPort}`]);
-    expect(await unreachable.exited).toBe(1);
+    expect((await unreachable.exited).code).toBe(1);
     expect(unreachable.stderr()).toBe(
       `edgeproc: cannot connect to the admin API at http://127.0.0.1:${closedPort} (ECONNREFUSED): is \`edgeproc serve\` running there? (--admin-url)\n`,
     );
 
     // When the daemon shuts down, the tail says so and exits non-zero.
     served.proc.kill('SIGTERM');
-    expect(await served.exited).toBe(0);
-    expect(await tail.exited).toBe(1);
+    expect((await served.exited).code).toBe(0);
+    expect((await tail.exited).code).toBe(1);
     expect(tail.stderr()).toContain('edgeproc tail: the daemon closed the log stream');
   });
 
