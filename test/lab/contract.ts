@@ -60,3 +60,34 @@ export function modelContract(model: Model): void {
     });
   });
 }
+
+/**
+ * What the two models that run every tenant in one host process (vm, isolate) share:
+ * a runaway is stopped by the model's own timeout with a 503 naming it, and a script the
+ * host cannot run is refused with the reason. Returns the per-test starter for the
+ * model's own tests (its memory behaviour differs: that is the point of comparing them).
+ */
+export function inProcessModelContract(model: Model): (limits?: LabLimits) => Promise<RunningModel> {
+  const start = modelPerTest(model);
+  describe(`model ${model.name}: limits`, () => {
+    it('stops a runaway with a 503 naming the limit, and its neighbour in the same process still answers', async () => {
+      const running = await start();
+      await running.deploy('hello', WORKLOADS.hello);
+      await running.deploy('runaway', WORKLOADS.runaway);
+      const started = Date.now();
+      expect(await get(running, 'runaway')).toEqual({
+        status: 503,
+        text: `${model.name}: tenant "runaway" was stopped after 50 ms (${model.name} timeout, limits.cpuMs)\n`,
+      });
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(await get(running, 'hello')).toEqual({ status: 200, text: 'hello\n' });
+    });
+
+    it('refuses a script with no fetch handler, or one that imports, saying why', async () => {
+      const running = await start();
+      await expect(running.deploy('empty', 'export default {};\n')).rejects.toThrow('the script has no `export default { fetch(request) { … } }`');
+      await expect(running.deploy('imports', 'import fs from "node:fs";\nexport default { fetch() {} };\n')).rejects.toThrow('the script imports "node:fs"');
+    });
+  });
+  return start;
+}

@@ -1,29 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { isolateModel } from '../../src/lab/models/isolate.js';
 import { WORKLOADS } from '../../src/lab/workloads.js';
-import { get, isAlive, modelContract, modelPerTest } from './contract.js';
+import { get, inProcessModelContract, isAlive, modelContract } from './contract.js';
 
 modelContract(isolateModel);
+const start = inProcessModelContract(isolateModel);
 
-describe('model isolate: limits and blast radius', () => {
-  const start = modelPerTest(isolateModel);
-
-  it('stops a runaway with a 503 naming the limit, and its neighbour in the same process still answers', async () => {
-    const running = await start();
-    await running.deploy('hello', WORKLOADS.hello);
-    await running.deploy('runaway', WORKLOADS.runaway);
-    const started = Date.now();
-    expect(await get(running, 'runaway')).toEqual({ status: 503, text: 'isolate: tenant "runaway" was stopped after 50 ms (isolate timeout, limits.cpuMs)\n' });
-    expect(Date.now() - started).toBeLessThan(5000);
-    expect(await get(running, 'hello')).toEqual({ status: 200, text: 'hello\n' });
-  });
-
-  it('refuses a script with no fetch handler, or one that imports, saying why', async () => {
-    const running = await start();
-    await expect(running.deploy('empty', 'export default {};\n')).rejects.toThrow('the script has no `export default { fetch(request) { … } }`');
-    await expect(running.deploy('imports', 'import fs from "node:fs";\nexport default { fetch() {} };\n')).rejects.toThrow('the script imports "node:fs"');
-  });
-
+describe('model isolate: blast radius', () => {
   it('disposes only the isolate of a tenant that passes its memory limit: the host and the neighbour survive, the tenant is rebuilt', async () => {
     const running = await start();
     await running.deploy('hello', WORKLOADS.hello);
