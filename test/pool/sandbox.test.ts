@@ -84,6 +84,21 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** What each open descriptor of a process points at (a socket or pipe by inode, a file by path). */
+function fdTargets(pid: number | 'self'): string[] {
+  return readdirSync(`/proc/${pid}/fd`).map((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return ''; // closed while listed
+    }
+  });
+}
+
+function parentOf(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+}
+
 async function startProbe(): Promise<Probe> {
   const child = spawnChild({ warmUp: false, heapMb: 64, entry });
   let output = '';
@@ -92,15 +107,9 @@ async function startProbe(): Promise<Probe> {
   const pid = child.pid!;
   // Read once the probe has reported: until then the pid may still be prlimit or unshare, before its exec of node.
   const inspect = (probe: Probe) => {
-    probe.fds = readdirSync(`/proc/${pid}/fd`).map((fd) => {
-      try {
-        return readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        return '';
-      }
-    });
+    probe.fds = fdTargets(pid);
     probe.limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
-    probe.parent = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+    probe.parent = parentOf(pid);
   };
   const probe: Probe = {
     child,
@@ -134,7 +143,7 @@ describe('a child that escaped the runner', () => {
   beforeAll(async () => {
     [first, second] = await Promise.all([startProbe(), startProbe()]);
     // Each probe tries to signal the daemon (this process), the fork server and the other tenant's child.
-    const forkServer = Number(readFileSync(`/proc/${first.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+    const forkServer = parentOf(first.pid);
     [report, otherReport] = await Promise.all([
       first.run({ signal: [process.pid, forkServer, second.pid], port }),
       second.run({ signal: [process.pid, forkServer, first.pid], port }),
@@ -169,13 +178,7 @@ describe('a child that escaped the runner', () => {
   });
 
   it('holds no descriptor the daemon holds, and nothing but its stdio, its channel and its own', () => {
-    const ours = new Set(readdirSync('/proc/self/fd').map((fd) => {
-      try {
-        return readlinkSync(`/proc/self/fd/${fd}`);
-      } catch {
-        return '';
-      }
-    }));
+    const ours = new Set(fdTargets('self'));
     for (const target of first.fds) {
       // Pipes and sockets are named by inode: the same name in both would be one shared object.
       if (/^(socket|pipe):/.test(target)) expect(ours.has(target), target).toBe(false);
@@ -233,11 +236,7 @@ describe('edgeproc serve', () => {
       expect(await res.body.text()).toBe('hi');
       const listing = (await (await fetch(`http://127.0.0.1:${adminPort}/workers`)).json()) as { workers: Array<{ pids: number[] }> };
       const [pid] = listing.workers[0]!.pids;
-      const parent = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-      for (const holder of [pid!, parent]) {
-        const targets = readdirSync(`/proc/${holder}/fd`).map((fd) => readlinkSync(`/proc/${holder}/fd/${fd}`));
-        expect(targets).not.toContain('/etc/hostname');
-      }
+      for (const holder of [pid!, parentOf(pid!)]) expect(fdTargets(holder)).not.toContain('/etc/hostname');
     } finally {
       proc.kill('SIGTERM');
       await new Promise((resolve) => proc.once('exit', resolve));
