@@ -36,8 +36,15 @@ export type Breach =
 
 /** Memory, and the CPU of threads other than the main one, every this many samples. */
 const RSS_EVERY_SAMPLES = 4;
-/** How often an instance with nothing in flight is sampled. */
-const IDLE_SAMPLE_MS = 100;
+/**
+ * How often an instance with nothing in flight is sampled. Every live instance of every
+ * worker is, so this is one read of /proc/PID/stat each (all threads, in 10 ms ticks:
+ * coarse, but the question is only whether an idle child used tens of ms), not the
+ * per-thread reads of a busy child: a thousand idle tenants cost ~2000 reads a second.
+ */
+const IDLE_SAMPLE_MS = 500;
+/** Linux reports utime and stime in USER_HZ, 100 per second on every architecture node runs on. */
+const TICK_MS = 10;
 const PAGE_BYTES = 4096;
 
 /**
@@ -71,7 +78,7 @@ interface Tracked {
 
 interface Idle {
   /** All threads' CPU when last read. */
-  cpuNs: number | null;
+  cpuMs: number;
   /** CPU used since the instance last had work. */
   usedMs: number;
 }
@@ -175,9 +182,9 @@ export class Watchdog {
   }
 
   #watchIdle(instance: Instance): void {
-    const cpuNs = readAllCpuNs(instance.pid);
-    if (cpuNs === null) return;
-    this.#idle.set(instance, { cpuNs, usedMs: 0 });
+    const cpuMs = readProcessCpuMs(instance.pid);
+    if (cpuMs === null) return;
+    this.#idle.set(instance, { cpuMs, usedMs: 0 });
     if (!this.#idleTimer) {
       this.#idleTimer = setInterval(() => this.#idleTick(), IDLE_SAMPLE_MS);
       this.#idleTimer.unref();
@@ -186,13 +193,13 @@ export class Watchdog {
 
   #idleTick(): void {
     for (const [instance, idle] of this.#idle) {
-      const cpuNs = instance.state === 'dead' || instance.disposed ? null : readAllCpuNs(instance.pid);
-      if (cpuNs === null) {
+      const cpuMs = instance.state === 'dead' || instance.disposed ? null : readProcessCpuMs(instance.pid);
+      if (cpuMs === null) {
         this.#idle.delete(instance);
         continue;
       }
-      if (idle.cpuNs !== null && cpuNs > idle.cpuNs) idle.usedMs += (cpuNs - idle.cpuNs) / 1e6;
-      idle.cpuNs = cpuNs;
+      idle.usedMs += cpuMs - idle.cpuMs;
+      idle.cpuMs = cpuMs;
       if (idle.usedMs > (instance.limits ?? this.#limits).cpuMs) {
         this.#idle.delete(instance);
         this.#onBreach(instance, { limit: 'idleCpuMs', valueMs: idle.usedMs });
@@ -301,10 +308,17 @@ function readThreadsCpuNs(pid: number | undefined): number | null {
   return total;
 }
 
-function readAllCpuNs(pid: number | undefined): number | null {
-  const main = readCpuNs(pid);
-  const threads = readThreadsCpuNs(pid);
-  return main === null || threads === null ? null : main + threads;
+/** CPU time of the whole process, every thread, from /proc/PID/stat (utime + stime); null once it is gone. */
+function readProcessCpuMs(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the command name, which is in parentheses and may hold spaces: state is [0], utime [11], stime [12].
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  } catch {
+    return null;
+  }
 }
 
 /** Resident anonymous memory in MiB (statm: resident − shared); null once the process is gone. */
