@@ -38,6 +38,10 @@ export interface Limits {
   memoryMb: number;
   /** fetch() calls one request may make; the next one rejects inside the tenant. */
   subrequests: number;
+  /** KV operations (get, put, delete, list) one request may make, as on Workers; the next one rejects inside the tenant. */
+  kvOperations: number;
+  /** Bytes of Cache API entries kept for one worker, all its caches together; least recently used entries go first. */
+  cacheBytes: number;
   /** How long a request may wait for its response before it gets 504. */
   wallMs: number;
   /** How long waitUntil work may run after its response; then it is abandoned (and logged). */
@@ -67,6 +71,8 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   startupCpuMs: 1000,
   memoryMb: 128,
   subrequests: 50,
+  kvOperations: 1000,
+  cacheBytes: 64 * 1024 * 1024,
   wallMs: 60_000,
   waitUntilMs: 30_000,
   maxInflightPerWorker: 1024,
@@ -82,6 +88,7 @@ const MINIMUM: Partial<Record<keyof Limits, number>> = {
   scaleOutConcurrency: 1,
   bootFailuresBeforeBackoff: 1,
   subrequests: 0,
+  kvOperations: 0,
   recycleAfterRequests: 0,
   recycleRssMb: 0,
 };
@@ -115,6 +122,8 @@ export const PER_WORKER_LIMITS = [
   'startupCpuMs',
   'memoryMb',
   'subrequests',
+  'kvOperations',
+  'cacheBytes',
   'wallMs',
   'waitUntilMs',
   'maxInflightPerWorker',
@@ -139,3 +148,15 @@ export function workerLimits(global: Limits, overrides: Record<string, unknown>)
   if (merged.memoryMb !== undefined && merged.recycleRssMb === undefined) delete base.recycleRssMb;
   return buildLimits({ ...base, ...merged } as Partial<Record<keyof Limits, unknown>>);
 }
+
+/**
+ * Workers KV's own limits: part of the API a tenant codes against, not a knob.
+ * https://developers.cloudflare.com/kv/platform/limits/
+ */
+export const KV_LIMITS = Object.freeze({
+  keyBytes: 512,
+  valueBytes: 25 * 1024 * 1024,
+  metadataBytes: 1024,
+  minExpirationTtlSeconds: 60,
+  listLimit: 1000,
+});
