@@ -22,6 +22,14 @@ export const ErrorCodes = {
   ERR_PORT_IN_USE: 'user',
   ERR_SUBREQUEST: 'user',
   ERR_EGRESS_DENIED: 'user',
+  /** A KV call a tenant made with a bad key, value, metadata or option (rejects inside the tenant). */
+  ERR_KV_INVALID: 'user',
+  /** The KV store (SQLite file, Redis server) failed or cannot be reached. */
+  ERR_KV_STORAGE: 'system',
+  /** A Cache API call Workers rejects (non-GET put, 206, Vary: *). */
+  ERR_CACHE_INVALID: 'user',
+  /** A binding call the daemon cannot serve: unknown binding, operation, or over the per-request limit. */
+  ERR_BINDING: 'user',
   /** `edgeproc tail` found no admin API where it was told to look. */
   ERR_ADMIN_UNREACHABLE: 'system',
 } as const satisfies Record<string, ErrorClass>;
