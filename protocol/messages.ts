@@ -23,12 +23,14 @@ export const FrameType = {
   SubrequestHead: 7,
   Settled: 8,
   Drained: 9,
+  BindingCall: 10,
   // daemon → child
   Load: 20,
   RequestHead: 21,
   SubresponseHead: 22,
   SubrequestFailed: 23,
   Drain: 24,
+  BindingResult: 25,
   // either direction, about one stream's body
   Data: 40,
   End: 41,
@@ -72,8 +74,10 @@ export interface LoadMessage {
   /** Shown in stack traces and load errors. */
   filename: string;
   source: string;
-  /** Values of `env` for module workers (plain JSON for now). */
+  /** Plain values of `env` for module workers (vars and secrets); globals for service-worker scripts. */
   env: Record<string, unknown>;
+  /** Bindings the daemon carries out, added to `env` (and as globals for service-worker scripts). */
+  bindings: BindingDeclaration[];
   /** How long waitUntil work may run after its response before it is abandoned. */
   waitUntilMs: number;
 }
@@ -174,4 +178,40 @@ export interface SettledMessage {
 
 export interface AbortMessage {
   reason: string;
+}
+
+/** A binding in `env` whose operations the daemon performs: the child holds only a name. */
+export interface BindingDeclaration {
+  /** The property of env (and global of a service-worker script), e.g. `LINKS`. */
+  name: string;
+  kind: 'kv';
+}
+
+/** What a binding call acts on: a KV binding of the worker, or one of its Cache API caches. */
+export type BindingTarget = { kind: 'kv'; binding: string } | { kind: 'cache'; cache: string };
+
+/**
+ * Sent by the child on a fresh even stream; the body (a KV value, a response to cache) follows
+ * as DATA frames when hasBody. The daemon answers with one BindingResult, then its body.
+ *   kv:    get {key} → value {metadata, expiration} | null, body = the value
+ *          put {key, expiration?, expirationTtl?, metadata?} + body → null
+ *          delete {key} → null;  list {prefix?, limit?, cursor?} → KV's list result
+ *   cache: match {url, method, headers, ignoreMethod} → {status, headers} | null, body
+ *          put {url, method, requestHeaders, status, headers} + body → null
+ *          delete {url, method, ignoreMethod} → boolean
+ */
+export interface BindingCallMessage {
+  /** Stream id of the request (or scheduled event) on whose behalf the call is made. */
+  parent: number;
+  target: BindingTarget;
+  op: string;
+  args: Record<string, unknown>;
+  hasBody: boolean;
+}
+
+export interface BindingResultMessage {
+  /** Set when the call failed: the tenant's promise rejects with an error of this name and message. */
+  error: { name: 'TypeError' | 'Error' | 'RangeError'; message: string } | null;
+  value: unknown;
+  hasBody: boolean;
 }

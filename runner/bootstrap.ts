@@ -25,6 +25,7 @@ runtime = new Runtime(channel);
 
 installGlobals({
   fetch: createFetch(runtime),
+  callBinding: runtime.callBinding,
   timers: runtime.timers,
   console: createConsole({
     log: (level, text) => runtime.log(level, text),

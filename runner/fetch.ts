@@ -15,12 +15,15 @@ export interface SubrequestStream {
   parent: number;
   incoming: IncomingBody;
   outgoing: OutgoingBody | null;
-  resolve: (head: SubresponseHeadMessage) => void;
+  /** Takes the stream's head: a SubresponseHead for a fetch, a BindingResult for a binding call. */
+  resolve: (head: never) => void;
   reject: (error: Error) => void;
 }
 
 export interface SubrequestHost {
   channel: Channel;
+  /** A fresh even stream id, shared by fetch and binding calls. */
+  nextStreamId(): number;
   /** Stream id of the request being served now (0 outside a request). */
   currentRequest(): number;
   /** Whether that request is still in flight: its handler or its waitUntil work is running. */
@@ -32,7 +35,6 @@ export interface SubrequestHost {
 const NULL_BODY_STATUS = new Set([101, 204, 205, 304]);
 
 export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
-  let lastId = 0;
   return async function fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
     const request = new Request(input, init);
     if (request.signal.aborted) throw request.signal.reason;
@@ -51,8 +53,7 @@ export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
         'fetch: no request is in flight here (the request this code ran for has finished, or this is the global scope); a worker fetches only while handling a request or its waitUntil work',
       );
     }
-    lastId += 2;
-    const id = lastId;
+    const id = host.nextStreamId();
     const { channel } = host;
     let stream!: SubrequestStream;
     const head = new Promise<SubresponseHeadMessage>((resolve, reject) => {

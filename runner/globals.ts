@@ -8,12 +8,15 @@
 import vm from 'node:vm';
 import { Headers, Request, Response, FormData } from './web.js';
 import { ExtendableEvent, FetchEvent, ScheduledEvent } from './events.js';
+import type { BindingCaller } from './binding-call.js';
 import { Cache, CacheStorage } from './caches.js';
 import type { TenantTimers } from './timers.js';
 
 /** Things the runtime supplies per child: they talk to the daemon. */
 export interface ScopeHooks {
   fetch: typeof globalThis.fetch;
+  /** KV and Cache API operations, carried out by the daemon. */
+  callBinding: BindingCaller;
   timers: TenantTimers;
   console: Console;
   addEventListener: (type: string, listener: unknown) => void;
@@ -123,7 +126,7 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
       performance: lazy((value) => tenantPerformance(value as Performance)),
       navigator: new Navigator(),
       Navigator,
-      caches: new CacheStorage(),
+      caches: new CacheStorage(hooks.callBinding),
       CacheStorage,
       Cache,
       WebSocket,

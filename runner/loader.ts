@@ -39,7 +39,11 @@ function noImports(specifier: string): never {
  */
 const MODULE_DECLARATION = /^[ \t]*(?:export[\s{*]|import[\s{*'"])/m;
 
-export async function loadScript(source: string, filename: string): Promise<LoadedScript> {
+/**
+ * `globals`: a service-worker script's bindings (vars, secrets, KV namespaces), which Workers
+ * gives such scripts as globals since they have no `env`. Module scripts never see them.
+ */
+export async function loadScript(source: string, filename: string, globals: Record<string, unknown> = {}): Promise<LoadedScript> {
   if (!filename.endsWith('.mjs') && MODULE_DECLARATION.test(source)) {
     let loaded: LoadedScript | null;
     try {
@@ -47,16 +51,21 @@ export async function loadScript(source: string, filename: string): Promise<Load
     } catch (error) {
       // The line was inside a string or a comment, and the script is classic after all.
       if (!(error instanceof ScriptLoadError && error.detail.kind === 'SyntaxError')) throw error;
-      return loadClassic(source, filename, error);
+      return loadClassic(source, filename, error, globals);
     }
     // It parsed as a module but declares no import or export: the line was in a string.
-    return loaded ?? loadClassic(source, filename, null);
+    return loaded ?? loadClassic(source, filename, null, globals);
   }
   if (filename.endsWith('.mjs')) return loadModule(source, filename);
-  return loadClassic(source, filename, null);
+  return loadClassic(source, filename, null, globals);
 }
 
-async function loadClassic(source: string, filename: string, moduleError: ScriptLoadError | null): Promise<LoadedScript> {
+async function loadClassic(
+  source: string,
+  filename: string,
+  moduleError: ScriptLoadError | null,
+  globals: Record<string, unknown>,
+): Promise<LoadedScript> {
   let script: vm.Script | null = null;
   try {
     script = new vm.Script(source, {
@@ -67,6 +76,7 @@ async function loadClassic(source: string, filename: string, moduleError: Script
     if (!(error instanceof SyntaxError && MODULE_SYNTAX.test(error.message))) throw toLoadError(error, filename);
   }
   if (script) {
+    defineBindingGlobals(globals);
     try {
       script.runInThisContext({ displayErrors: false });
     } catch (error) {
@@ -77,6 +87,18 @@ async function loadClassic(source: string, filename: string, moduleError: Script
   // Not a classic script either: report the module's error when that is what it looked like.
   if (moduleError) throw moduleError;
   return loadModule(source, filename);
+}
+
+/**
+ * Ordinary (writable, configurable) properties of the global object, as Workers defines them:
+ * the script may shadow one with its own `let`. A name the global scope already has (`fetch`)
+ * stays what it is; the binding is still in `env` for a module script.
+ */
+function defineBindingGlobals(globals: Record<string, unknown>): void {
+  for (const [name, value] of Object.entries(globals)) {
+    if (Object.prototype.hasOwnProperty.call(globalThis, name)) continue;
+    Object.defineProperty(globalThis, name, { value, writable: true, enumerable: true, configurable: true });
+  }
 }
 
 /** With `onlyIfModule`, resolves to null, having run nothing, for a source that declares no import or export. */

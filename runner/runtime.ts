@@ -12,6 +12,7 @@ import {
   FrameType,
   STREAM_WINDOW_BYTES,
   type AbortMessage,
+  type BindingResultMessage,
   type HandlerErrorMessage,
   type LoadMessage,
   type LogLevel,
@@ -21,7 +22,9 @@ import {
   type SubrequestFailedMessage,
   type SubresponseHeadMessage,
 } from '../protocol/messages.js';
+import { createBindingCaller, type BindingCaller } from './binding-call.js';
 import { IncomingBody, OutgoingBody } from './body.js';
+import { KVNamespace } from './kv.js';
 import { TenantTimers } from './timers.js';
 import { monotonicMs } from './clock.js';
 import { ExecutionContext, Invocation, ScheduledController, createFetchEvent, createScheduledEvent } from './events.js';
@@ -70,6 +73,9 @@ export class Runtime {
   #acceptingListeners = true;
   #inflight = 0;
   #draining = false;
+  #lastStreamId = 0;
+  /** Carries out KV and Cache API operations through the daemon (runner/binding-call.ts). */
+  readonly callBinding: BindingCaller = createBindingCaller(this);
 
   readonly timers: TenantTimers;
   /** Requests whose handler has not produced a response yet. */
@@ -94,6 +100,10 @@ export class Runtime {
 
   isInFlight(stream: number): boolean {
     return this.#requests.has(stream);
+  }
+
+  nextStreamId(): number {
+    return (this.#lastStreamId += 2);
   }
 
   register(id: number, stream: SubrequestStream): void {
@@ -150,9 +160,14 @@ export class Runtime {
       case FrameType.Data:
         this.#incoming(frame.stream)?.onData(frame.payload);
         return;
-      case FrameType.End:
+      case FrameType.End: {
         this.#incoming(frame.stream)?.onEnd();
+        // A subrequest or binding call whose result has arrived whole and that sends nothing is
+        // over: forgotten now, not when its request ends (a request may make a thousand KV reads).
+        const sub = frame.stream & 1 ? undefined : this.#subrequests.get(frame.stream);
+        if (sub && !sub.outgoing) this.#subrequests.delete(frame.stream);
         return;
+      }
       case FrameType.Window:
         this.#outgoing(frame.stream)?.window.grant(decodeWindow(frame));
         return;
@@ -163,7 +178,10 @@ export class Runtime {
         return;
       }
       case FrameType.SubresponseHead:
-        this.#subrequests.get(frame.stream)?.resolve(decodeJson<SubresponseHeadMessage>(frame));
+        this.#subrequests.get(frame.stream)?.resolve(decodeJson<SubresponseHeadMessage>(frame) as never);
+        return;
+      case FrameType.BindingResult:
+        this.#subrequests.get(frame.stream)?.resolve(decodeJson<BindingResultMessage>(frame) as never);
         return;
       case FrameType.SubrequestFailed: {
         const sub = this.#subrequests.get(frame.stream);
@@ -191,10 +209,12 @@ export class Runtime {
 
   async #load(message: LoadMessage): Promise<void> {
     const started = monotonicMs();
-    this.#env = Object.freeze({ ...message.env });
+    const env: Record<string, unknown> = { ...message.env };
+    for (const binding of message.bindings) env[binding.name] = Object.freeze(new KVNamespace(binding.name, this.callBinding));
+    this.#env = Object.freeze(env);
     this.#waitUntilMs = message.waitUntilMs;
     try {
-      const script = await loadScript(message.source, message.filename);
+      const script = await loadScript(message.source, message.filename, this.#env);
       if (!script.exports?.fetch && !this.#listeners.has('fetch') && !script.exports?.scheduled && !this.#listeners.has('scheduled')) {
         throw new ScriptLoadError({
           kind: 'NoHandler',

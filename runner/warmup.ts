@@ -6,7 +6,7 @@
  */
 import { FrameChannel } from '../protocol/channel.js';
 import { FrameDecoder, encodeFrame, encodeJsonFrame, type Frame } from '../protocol/frames.js';
-import { FrameType } from '../protocol/messages.js';
+import { FrameType, type LoadMessage } from '../protocol/messages.js';
 import { loadScript } from './loader.js';
 import type { FetchEvent } from './events.js';
 import { Runtime } from './runtime.js';
@@ -41,7 +41,7 @@ export async function warmUp(): Promise<void> {
   await loadScript('void 0', 'warmup.js');
 
   const modules = new Runtime(new NullChannel() as unknown as FrameChannel);
-  modules.onFrame(decodeOne(encodeJsonFrame(FrameType.Load, 0, { worker: 'warmup', version: 0, filename: 'warmup.mjs', source: MODULE_SOURCE, env: {}, waitUntilMs: 30_000 })));
+  modules.onFrame(decodeOne(encodeJsonFrame(FrameType.Load, 0, { worker: 'warmup', version: 0, filename: 'warmup.mjs', source: MODULE_SOURCE, env: {}, bindings: [], waitUntilMs: 30_000 } satisfies LoadMessage)));
 
   const serviceWorker = new Runtime(new NullChannel() as unknown as FrameChannel);
   serviceWorker.addEventListener('fetch', (event: Event) => {

@@ -3,7 +3,7 @@
  * user errors 2, system errors 1; the message says what to do.
  */
 import { Command, CommanderError } from 'commander';
-import { buildServeConfig, DEFAULT_ADMIN_PORT, DEFAULT_HOST, DEFAULT_PORT, type ServeFlags } from './config.js';
+import { buildServeConfig, DEFAULT_ADMIN_PORT, DEFAULT_HOST, DEFAULT_PERSIST_TO, DEFAULT_PORT, type ServeFlags } from './config.js';
 import { startDaemon } from './daemon.js';
 import { EdgeprocError } from './errors.js';
 import { DEFAULT_LIMITS } from './limits.js';
@@ -44,6 +44,8 @@ function program(): Command {
     .option('--startup-cpu-ms <ms>', "CPU time a script's global scope may use while loading", String(DEFAULT_LIMITS.startupCpuMs))
     .option('--memory-mb <mb>', 'memory of one instance (V8 heap limit and resident anonymous memory)', String(DEFAULT_LIMITS.memoryMb))
     .option('--subrequests <n>', 'fetch() calls one request may make', String(DEFAULT_LIMITS.subrequests))
+    .option('--kv-operations <n>', 'KV operations one request may make', String(DEFAULT_LIMITS.kvOperations))
+    .option('--cache-mb <mb>', 'Cache API entries kept per worker (least recently used go first)', String(DEFAULT_LIMITS.cacheBytes / MIB))
     .option('--wall-ms <ms>', 'how long a request may wait for its response (then 504)', String(DEFAULT_LIMITS.wallMs))
     .option('--wait-until-ms <ms>', 'how long waitUntil work may run after its response', String(DEFAULT_LIMITS.waitUntilMs))
     .option('--recycle-after <n>', 'requests an instance serves before it is replaced gracefully (0: never)', String(DEFAULT_LIMITS.recycleAfterRequests))
@@ -54,6 +56,8 @@ function program(): Command {
     .option('--drain-timeout <ms>', 'longest wait for in-flight work when draining', String(DEFAULT_LIMITS.drainTimeoutMs))
     .option('--env <name>', "Workers projects: use each wrangler config's [env.NAME] (and .dev.vars.NAME if present)")
     .option('--watch', 'Workers projects: rebuild and redeploy a project when one of its files changes')
+    .option('--persist-to <dir>', 'where the embedded KV store keeps its data (SQLite)', DEFAULT_PERSIST_TO)
+    .option('--kv-url <url>', 'keep KV in Redis (redis://host:port/db) instead, shared by every daemon given the same URL')
     .option('--test-scheduled', "GET /__scheduled?cron=PATTERN runs the worker's scheduled handler once (as wrangler dev --test-scheduled)")
     .action(async (target: string, flags: ServeFlags) => {
       const config = buildServeConfig(target, flags);
@@ -67,6 +71,7 @@ function program(): Command {
         `edgeproc serving ${names.length} worker${names.length === 1 ? '' : 's'} on ${daemon.url} (admin API ${daemon.adminUrl})\n${where}\n`,
       );
       process.stderr.write(`${describeSandbox(daemon.sandbox)}\n`);
+      if (daemon.kvStore) process.stderr.write(`KV: ${daemon.kvStore.backend === 'sqlite' ? 'SQLite' : 'Redis'} at ${daemon.kvStore.location}\n`);
       let signalled = false;
       const shutdown = (signal: string) => {
         if (signalled) {

@@ -22,6 +22,10 @@ export interface ServeConfig {
   watch: boolean;
   /** `--test-scheduled`: `GET /__scheduled?cron=…` runs the worker's scheduled handler, as `wrangler dev --test-scheduled`. */
   testScheduled: boolean;
+  /** `--persist-to DIR`: where the embedded KV store (SQLite) keeps its file. */
+  persistTo: string;
+  /** `--kv-url redis://…`: keep KV in Redis instead, shared by every daemon given the same URL. */
+  kvUrl: string | null;
 }
 
 export interface ServeFlags {
@@ -49,11 +53,17 @@ export interface ServeFlags {
   env?: string;
   watch?: boolean;
   testScheduled?: boolean;
+  persistTo?: string;
+  kvUrl?: string;
+  kvOperations?: string | number;
+  cacheMb?: string | number;
 }
 
 export const DEFAULT_PORT = 8787;
 export const DEFAULT_ADMIN_PORT = 8788;
 export const DEFAULT_HOST = '127.0.0.1';
+/** As wrangler keeps local state in `.wrangler/state`, relative to where the daemon runs. */
+export const DEFAULT_PERSIST_TO = '.edgeproc';
 
 export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): ServeConfig {
   const adminHost = flags.adminHost ?? DEFAULT_HOST;
@@ -75,6 +85,8 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
     env: flags.env ?? null,
     watch: flags.watch ?? false,
     testScheduled: flags.testScheduled ?? false,
+    persistTo: flags.persistTo ?? DEFAULT_PERSIST_TO,
+    kvUrl: redisUrl(flags.kvUrl),
     limits: buildLimits({
       warmPoolSize: integer('--warm-pool', flags.warmPool),
       maxInstancesPerWorker: integer('--max-instances', flags.maxInstances),
@@ -83,6 +95,8 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
       startupCpuMs: integer('--startup-cpu-ms', flags.startupCpuMs),
       memoryMb: integer('--memory-mb', flags.memoryMb),
       subrequests: integer('--subrequests', flags.subrequests),
+      kvOperations: integer('--kv-operations', flags.kvOperations),
+      cacheBytes: mebibytes('--cache-mb', flags.cacheMb),
       wallMs: integer('--wall-ms', flags.wallMs),
       waitUntilMs: integer('--wait-until-ms', flags.waitUntilMs),
       recycleAfterRequests: integer('--recycle-after', flags.recycleAfter),
@@ -93,6 +107,20 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
       drainTimeoutMs: integer('--drain-timeout', flags.drainTimeout),
     }),
   });
+}
+
+function redisUrl(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {
+    // reported below
+  }
+  if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:')) {
+    throw new EdgeprocError('ERR_CONFIG', `--kv-url must be a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379/0), got ${JSON.stringify(value)}`);
+  }
+  return value;
 }
 
 export function isLoopback(host: string): boolean {

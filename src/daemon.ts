@@ -5,6 +5,10 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { BindingDispatcher } from './bindings/dispatch.js';
+import { createCacheService } from './bindings/cache/cache-service.js';
+import { openKvService } from './bindings/kv/kv-service.js';
 import { Broker } from './broker/broker.js';
 import { EgressPolicy } from './broker/egress.js';
 import { Outbound } from './broker/outbound.js';
@@ -38,6 +42,8 @@ export interface Daemon {
   readonly registry: WorkerRegistry;
   /** The operating-system layers around every child, as found on this machine. */
   readonly sandbox: readonly Layer[];
+  /** Where KV data lives (null when no worker has a KV namespace, and nothing was opened). */
+  readonly kvStore: { backend: 'sqlite' | 'redis'; location: string } | null;
   /** Its Prometheus metrics (GET /metrics on the admin API). */
   readonly metrics: DaemonMetrics;
   readonly log: Logger;
@@ -62,8 +68,16 @@ export async function startDaemon(config: ServeConfig, log = new Logger(), optio
   const limits = readWorkerLimits(target, config.limits, (name) => projects.limits(name, config.limits));
   const registry = new WorkerRegistry();
   for (const worker of target.workers) {
-    registry.publish(registry.prepare(worker.name, worker.source, worker.path, projects.env(worker.name), limits.get(worker.name)!));
+    registry.publish(
+      registry.prepare(worker.name, worker.source, worker.path, projects.env(worker.name), limits.get(worker.name)!, projects.kv(worker.name)),
+    );
   }
+  // Opened only when a worker has a KV namespace: serving plain scripts writes nothing to disk.
+  const kv = registry.list().some((script) => Object.keys(script.kv).length > 0)
+    ? await openKvService({ persistTo: resolve(config.persistTo), url: config.kvUrl })
+    : null;
+  const cache = createCacheService({ cacheBytes: (worker) => (registry.get(worker)?.limits ?? config.limits).cacheBytes });
+  const bindings = new BindingDispatcher(registry, { kv, cache }, config.limits, log);
 
   // Probed before the first child starts: every child is wrapped in what is found here.
   const sandbox = childSandbox().layers;
@@ -79,6 +93,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger(), optio
         metrics.subrequest(instance, head.parent);
         return sink;
       },
+      bindingCall: (instance, id, call) => bindings.call(instance, id, call),
       stderr: (instance, line) =>
         log.warn(line, { source: 'child-stderr', worker: instance.worker ?? undefined, instance: instance.id }),
       exit: () => {},
@@ -92,12 +107,13 @@ export async function startDaemon(config: ServeConfig, log = new Logger(), optio
 
   const router = new Router(target.kind === 'directory' ? null : target.workers[0]!.name, routes);
   const front = createFrontDoor({ broker, registry, router, testScheduled: config.testScheduled ? (name) => projects.cronsOf(name) : undefined });
-  const admin = createAdminServer({ sandbox, broker, registry, pool, limits: config.limits, log, token: config.adminToken, metrics, tail });
+  const admin = createAdminServer({ sandbox, broker, registry, pool, limits: config.limits, log, token: config.adminToken, metrics, tail, cache });
   try {
     await listen(front, config.port, config.host, '--port');
     await listen(admin, config.adminPort, config.adminHost, '--admin-port');
   } catch (error) {
     front.close();
+    await kv?.close();
     await pool.close();
     await stopForkServerIfIdle();
     throw error;
@@ -108,7 +124,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger(), optio
   if (config.watch) {
     // A rebuilt project is deployed exactly as an admin PUT is: new requests go to it, in-flight ones finish on the old version.
     await projects.watch(async (name, bundle) => {
-      const script = registry.prepare(name, bundle.source, bundle.filename, projects.env(name), limits.get(name)!);
+      const script = registry.prepare(name, bundle.source, bundle.filename, projects.env(name), limits.get(name)!, projects.kv(name));
       const loaded = await broker.deploy(script);
       log.info('worker rebuilt and deployed', { worker: name, version: script.version, syntax: loaded.syntax, loadMs: loaded.loadMs });
     });
@@ -140,6 +156,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger(), optio
       await pool.allExited();
       await stopForkServerIfIdle();
       await outbound.close();
+      await kv?.close();
     })());
 
   return {
@@ -152,6 +169,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger(), optio
     broker,
     registry,
     sandbox,
+    kvStore: kv ? { backend: kv.backend, location: kv.location } : null,
     metrics,
     log,
     tail,

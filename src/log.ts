@@ -71,6 +71,10 @@ export class Logger {
     this.#pino[level](fields, msg);
   }
 
+  debug(msg: string, fields: Omit<LogRecord, 'level' | 'msg'> = {}): void {
+    this.#pino.debug(fields, msg);
+  }
+
   // Hot path: the accounting line of every request comes through here, straight to pino.
   info(msg: string, fields: Omit<LogRecord, 'level' | 'msg'> = {}): void {
     this.#pino.info(fields, msg);

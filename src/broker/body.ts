@@ -8,7 +8,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { ReceiveWindow, SendWindow } from '../../protocol/flow.js';
-import { STREAM_WINDOW_BYTES } from '../../protocol/messages.js';
+import { MAX_DATA_FRAME_BYTES, STREAM_WINDOW_BYTES } from '../../protocol/messages.js';
 import type { Instance } from '../pool/instance.js';
 
 export interface BodyPump {
@@ -215,4 +215,29 @@ export async function pumpWebStream(
     reader.cancel(error).catch(() => {});
     throw error;
   }
+}
+
+/** Sends bytes held in memory (a KV value, a cached body) as DATA frames, no faster than the child grants credit. */
+export async function pumpBytes(bytes: Uint8Array, instance: Instance, id: number, window: SendWindow): Promise<void> {
+  for (let at = 0; at < bytes.byteLength; ) {
+    const wait = window.ready();
+    if (wait) await wait;
+    const size = Math.min(MAX_DATA_FRAME_BYTES, window.credit, bytes.byteLength - at);
+    window.spend(size);
+    instance.sendData(id, bytes.subarray(at, at + size));
+    at += size;
+  }
+  instance.sendEnd(id);
+}
+
+/** Reads a body from the child into memory, up to `maxBytes`; null when it is longer (the rest is left unread). */
+export async function collectBody(source: FrameSource, maxBytes: number): Promise<Buffer | null> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of source) {
+    total += chunk.byteLength;
+    if (total > maxBytes) return null;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
 }

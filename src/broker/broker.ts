@@ -447,6 +447,7 @@ export class Broker {
       filename: script.filename,
       source: script.source,
       env: script.env,
+      bindings: Object.keys(script.kv).map((name) => ({ name, kind: 'kv' as const })),
       waitUntilMs: script.limits.waitUntilMs,
     };
   }

@@ -52,6 +52,7 @@ export class HttpExchange implements Exchange {
   status = 0;
   cpuMs = 0;
   subrequests = 0;
+  kvOperations = 0;
 
   constructor(req: IncomingMessage, res: ServerResponse, ctx: ExchangeContext) {
     this.#req = req;

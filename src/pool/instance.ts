@@ -10,6 +10,7 @@ import { decodeJson, decodeWindow, type Frame } from '../../protocol/frames.js';
 import {
   FrameType,
   type AbortMessage,
+  type BindingCallMessage,
   type HandlerErrorMessage,
   type LoadFailedMessage,
   type LoadMessage,
@@ -47,6 +48,8 @@ export interface Exchange {
   cpuMs: number;
   /** Subrequests (tenant fetch calls) made so far. */
   subrequests: number;
+  /** KV operations made so far. */
+  kvOperations: number;
   /**
    * Set by the instance: the sequence number of the last frame it sent the
    * child for this request (its head, body, credit, or a subresponse of one of
@@ -81,6 +84,8 @@ export interface SubrequestSink {
 export interface InstanceEvents {
   log(instance: Instance, requestStream: number, message: LogMessage): void;
   subrequest(instance: Instance, id: number, head: SubrequestHeadMessage): SubrequestSink;
+  /** A KV or Cache API operation; the stream behaves as a subrequest's. */
+  bindingCall(instance: Instance, id: number, call: BindingCallMessage): SubrequestSink;
   stderr(instance: Instance, line: string): void;
   exit(instance: Instance, outcome: ExitOutcome): void;
 }
@@ -322,6 +327,12 @@ export class Instance {
         this.#subrequestParents.set(id, head.parent);
         const sink = this.#events.subrequest(this, id, head);
         this.#subrequests.set(id, sink);
+        return;
+      }
+      case FrameType.BindingCall: {
+        const call = decodeJson<BindingCallMessage>(frame);
+        this.#subrequestParents.set(id, call.parent);
+        this.#subrequests.set(id, this.#events.bindingCall(this, id, call));
         return;
       }
       case FrameType.Ready:

@@ -159,12 +159,6 @@ export function readProjectConfig(file: string, envName: string | null = null): 
   }
 
   const kvNamespaces = readKv(at, fields, field);
-  if (kvNamespaces.length > 0) {
-    warnings.push({
-      field: field('kv_namespaces'),
-      message: `KV namespaces are recorded but not bound yet in edgeproc: env has no ${kvNamespaces.map((kv) => kv.binding).join(', ')}`,
-    });
-  }
 
   return Object.freeze({
     file,

@@ -56,6 +56,18 @@ export class Projects {
     return worker ? { ...worker.project.vars, ...this.#secrets.get(name) } : {};
   }
 
+  /**
+   * A project worker's KV bindings: env name → namespace. The namespace is the entry's `id`, so
+   * workers naming one id share its data, as on Cloudflare (`preview_id`, then the binding's own
+   * name, when there is none).
+   */
+  kv(name: string): Record<string, string> {
+    const worker = this.#workers.find((w) => w.name === name);
+    const kv: Record<string, string> = {};
+    for (const ns of worker?.project.kvNamespaces ?? []) kv[ns.binding] = ns.id ?? ns.previewId ?? ns.binding;
+    return kv;
+  }
+
   /** The daemon's limits with a project's `[limits]` on top; the daemon's for a plain script. */
   limits(name: string, global: Limits): Limits {
     const worker = this.#workers.find((w) => w.name === name);

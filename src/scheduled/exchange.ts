@@ -60,6 +60,7 @@ export class ScheduledExchange implements Exchange {
   #finished = false;
   cpuMs = 0;
   subrequests = 0;
+  kvOperations = 0;
 
   constructor(ctx: ScheduledContext) {
     this.#ctx = ctx;

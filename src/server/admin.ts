@@ -6,7 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Broker } from '../broker/broker.js';
+import type { Broker, WorkerStats } from '../broker/broker.js';
 import { EdgeprocError, ScriptLoadError } from '../errors.js';
 import { PER_WORKER_LIMITS, workerLimits, type Limits } from '../limits.js';
 import type { Logger } from '../log.js';
@@ -15,6 +15,7 @@ import type { DaemonMetrics } from '../observability/metrics.js';
 import type { WarmPool } from '../pool/pool.js';
 import type { Layer } from '../pool/sandbox.js';
 import type { WorkerRegistry } from '../workers/registry.js';
+import type { CacheService } from '../bindings/cache/types.js';
 import { answerClientErrors } from './client-error.js';
 
 export interface AdminOptions {
@@ -30,6 +31,13 @@ export interface AdminOptions {
   metrics?: DaemonMetrics;
   /** GET /logs; absent, the endpoint answers 404. */
   tail?: LogTail;
+  /** The Cache API's entries: their bytes per worker are listed, and a removed worker's are dropped. */
+  cache?: CacheService;
+}
+
+/** A worker's stats with its KV bindings (env name → namespace) and the bytes its Cache API entries hold. */
+function withBindings(options: AdminOptions, stats: WorkerStats): WorkerStats & { kv: Record<string, string>; cacheBytes: number } {
+  return { ...stats, kv: { ...options.registry.get(stats.name)?.kv }, cacheBytes: options.cache?.bytes(stats.name) ?? 0 };
 }
 
 export function createAdminServer(options: AdminOptions): Server {
@@ -70,7 +78,7 @@ async function handleAdmin(options: AdminOptions, req: IncomingMessage, res: Ser
   if (!name) {
     req.resume();
     if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
-    sendJson(res, 200, { workers: options.broker.stats(), pool: options.pool.stats(), sandbox: options.sandbox });
+    sendJson(res, 200, { workers: options.broker.stats().map((w) => withBindings(options, w)), pool: options.pool.stats(), sandbox: options.sandbox });
     return;
   }
   switch (req.method) {
@@ -83,6 +91,7 @@ async function handleAdmin(options: AdminOptions, req: IncomingMessage, res: Ser
         sendJson(res, 404, { error: { code: 'ERR_UNKNOWN_WORKER', message: `no worker named "${name}"` } });
         return;
       }
+      options.cache?.dropWorker(name);
       options.log.info('worker removed', { worker: name });
       sendJson(res, 200, { removed: name });
       return;
@@ -94,7 +103,7 @@ async function handleAdmin(options: AdminOptions, req: IncomingMessage, res: Ser
         sendJson(res, 404, { error: { code: 'ERR_UNKNOWN_WORKER', message: `no worker named "${name}"` } });
         return;
       }
-      sendJson(res, 200, stats);
+      sendJson(res, 200, withBindings(options, stats));
       return;
     }
     default:

@@ -12,6 +12,8 @@ export interface WorkerScript {
   filename: string;
   source: string;
   env: Record<string, unknown>;
+  /** Its KV bindings: the name in env → the namespace (a wrangler `kv_namespaces` id) whose data it sees. */
+  kv: Readonly<Record<string, string>>;
   /** The daemon's limits with this worker's own overrides on top. */
   limits: Limits;
   deployedAt: string;
@@ -51,13 +53,21 @@ export class WorkerRegistry {
   }
 
   /** Prepares the next version of a worker without publishing it. */
-  prepare(name: string, source: string, filename: string, env: Record<string, unknown>, limits: Limits): WorkerScript {
+  prepare(
+    name: string,
+    source: string,
+    filename: string,
+    env: Record<string, unknown>,
+    limits: Limits,
+    kv: Readonly<Record<string, string>> = {},
+  ): WorkerScript {
     return {
       name: checkWorkerName(name),
       version: ++this.#versions,
       filename,
       source,
       env,
+      kv,
       limits,
       deployedAt: new Date().toISOString(),
     };

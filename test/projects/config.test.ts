@@ -72,7 +72,6 @@ id = "abc123"
     expect(config.warnings.map((w) => w.message)).toEqual([
       'compatibility flag "nodejs_compat" is not honoured by edgeproc: tenants get no Node.js APIs in edgeproc',
       'compatibility flag "streams_enable_constructors" is not honoured by edgeproc',
-      'KV namespaces are recorded but not bound yet in edgeproc: env has no CACHE',
     ]);
   });
 
