@@ -1,8 +1,12 @@
 /**
- * The examples `npm start` serves: plain scripts beside two real wrangler
- * projects (Hono and itty-router, their packages installed by the root npm
- * workspace), each answering its routes exactly.
+ * The examples `npm start` serves: plain scripts beside real wrangler projects
+ * (Hono and itty-router, their packages installed by the root npm workspace; a
+ * URL shortener on KV), each answering its routes exactly. KV lives in a fresh
+ * temp directory, never in the repository's `.edgeproc/`.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,16 +18,31 @@ const ALICE_TOKEN =
   'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsImlhdCI6MTcwMDAwMDAwMH0.Ana5aAK_Ro1cdPa-DmMBWPuK8CAHF-xCjgI6TO29_Hc';
 
 let daemon: TestDaemon;
+let persistTo: string;
 beforeAll(async () => {
-  daemon = await startTestDaemon(EXAMPLES);
+  persistTo = mkdtempSync(join(tmpdir(), 'edgeproc-examples-kv-'));
+  daemon = await startTestDaemon(EXAMPLES, { persistTo });
 });
-afterAll(() => closeDaemons());
+afterAll(async () => {
+  await closeDaemons();
+  rmSync(persistTo, { recursive: true, force: true });
+});
 
 const json = { 'content-type': 'application/json' };
+const form = { 'content-type': 'application/x-www-form-urlencoded' };
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 describe('examples/', () => {
   it('serves the plain scripts and the project folders together', async () => {
-    expect(daemon.registry.list().map((w) => w.name)).toEqual(['echo', 'hello', 'hono-app', 'itty-app', 'proxy', 'stream']);
+    expect(daemon.registry.list().map((w) => w.name)).toEqual([
+      'echo',
+      'hello',
+      'hono-app',
+      'itty-app',
+      'proxy',
+      'stream',
+      'url-shortener',
+    ]);
     expect((await daemon.fetchText('hello')).text).toBe('Hello from edgeproc!\n');
   });
 
@@ -74,4 +93,117 @@ describe('examples/', () => {
       text: '{"status":410,"error":"API version 0 is gone"}',
     });
   });
+  describe('url-shortener: links in KV', () => {
+    const shortener = (path: string, init?: Parameters<TestDaemon['fetchText']>[2]) => daemon.fetchText('url-shortener', path, init);
+    const origin = () => `http://url-shortener.localhost:${daemon.port}`;
+
+    async function shorten(url: string): Promise<string> {
+      const created = await shortener('/api/links', { method: 'POST', headers: json, body: JSON.stringify({ url }) });
+      expect(created.status).toBe(201);
+      return JSON.parse(created.text).code;
+    }
+
+    async function findLink(code: string): Promise<Record<string, unknown> | undefined> {
+      let cursor = '';
+      do {
+        const page = JSON.parse((await shortener(`/api/links?limit=1000&cursor=${encodeURIComponent(cursor)}`)).text);
+        const link = page.links.find((l: { code: string }) => l.code === code);
+        if (link) return link;
+        cursor = page.cursor ?? '';
+      } while (cursor);
+      return undefined;
+    }
+
+    it('creates a link from JSON, and from a form with an expiry', async () => {
+      const before = Date.now();
+      const created = await shortener('/api/links', { method: 'POST', headers: json, body: '{"url":"https://example.com/docs?page=2#intro"}' });
+      expect(created.status).toBe(201);
+      const link = JSON.parse(created.text);
+      expect(link).toEqual({
+        code: expect.stringMatching(/^[0-9A-Za-z]{7}$/),
+        shortUrl: `${origin()}/${link.code}`,
+        url: 'https://example.com/docs?page=2#intro',
+        createdAt: expect.stringMatching(ISO_TIME),
+        expiresAt: null,
+        visits: 0,
+      });
+      expect(created.headers.location).toBe(link.shortUrl);
+      expect(Date.parse(link.createdAt)).toBeGreaterThanOrEqual(before - 1);
+
+      const fromForm = await shortener('/api/links', { method: 'POST', headers: form, body: 'url=http%3A%2F%2Fexample.org%2Fa%20b&ttl=3600' });
+      expect(fromForm.status).toBe(201);
+      const expiring = JSON.parse(fromForm.text);
+      expect(expiring.url).toBe('http://example.org/a%20b');
+      const expiresIn = Date.parse(expiring.expiresAt) - Date.parse(expiring.createdAt);
+      expect(expiresIn).toBeGreaterThan(3598_000);
+      expect(expiresIn).toBeLessThanOrEqual(3600_000);
+      expect(await findLink(expiring.code)).toEqual(expiring);
+    });
+
+    it('redirects a code to its URL with 302 and Location', async () => {
+      const code = await shorten('https://example.com/target');
+      const visit = await shortener(`/${code}`);
+      expect(visit.status).toBe(302);
+      expect(visit.headers.location).toBe('https://example.com/target');
+    });
+
+    it('counts each visit (a GET, not a HEAD) in the link\'s metadata', async () => {
+      const code = await shorten('https://example.com/counted');
+      expect(await findLink(code)).toMatchObject({ code, visits: 0 });
+      for (let i = 0; i < 3; i++) expect((await shortener(`/${code}`)).status).toBe(302);
+      expect(await shortener(`/${code}`, { method: 'HEAD' })).toMatchObject({ status: 302, text: '' });
+      expect(await findLink(code)).toMatchObject({ code, url: 'https://example.com/counted', visits: 3 });
+    });
+
+    it('lists links a page at a time, following the cursor to the end', async () => {
+      const created = [await shorten('https://example.com/1'), await shorten('https://example.com/2'), await shorten('https://example.com/3')];
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const res = await shortener(`/api/links?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+        expect(res.status).toBe(200);
+        const page: { links: Array<{ code: string }>; cursor: string | null } = JSON.parse(res.text);
+        pages++;
+        if (page.cursor) expect(page.links).toHaveLength(2);
+        else expect(page.links.length).toBeLessThanOrEqual(2);
+        seen.push(...page.links.map((l) => l.code));
+        cursor = page.cursor;
+      } while (cursor && pages < 100);
+      expect(cursor).toBeNull();
+      expect(pages).toBeGreaterThanOrEqual(2);
+      expect(new Set(seen).size).toBe(seen.length);
+      expect(seen).toEqual([...seen].sort());
+      expect(seen).toEqual(expect.arrayContaining(created));
+      expect(await shortener('/api/links?limit=0')).toMatchObject({ status: 400, text: '{"error":"limit must be a whole number from 1 to 1000, got \\"0\\""}' });
+    });
+
+    it('deletes a link, after which its code is 404', async () => {
+      const code = await shorten('https://example.com/gone');
+      expect(await shortener(`/${code}`, { method: 'DELETE' })).toMatchObject({ status: 204, text: '' });
+      expect(await shortener(`/${code}`)).toMatchObject({ status: 404, text: `{"error":"no link ${code}"}` });
+      expect(await shortener(`/${code}`, { method: 'DELETE' })).toMatchObject({ status: 404, text: `{"error":"no link ${code}"}` });
+      expect(await findLink(code)).toBeUndefined();
+      expect(await shortener('/nope')).toMatchObject({ status: 404, text: '{"error":"not found"}' });
+    });
+
+    it('refuses what is not an http(s) URL, and a bad ttl, with 400 and a JSON error', async () => {
+      const post = (body: string, headers = json) => shortener('/api/links', { method: 'POST', headers, body });
+      expect(await post('{"url":"javascript:alert(1)"}')).toMatchObject({ status: 400, text: '{"error":"only http and https URLs can be shortened, got javascript:"}' });
+      expect(await post('{"url":"ftp://example.com/file"}')).toMatchObject({ status: 400, text: '{"error":"only http and https URLs can be shortened, got ftp:"}' });
+      expect(await post('{"url":"example.com"}')).toMatchObject({ status: 400, text: '{"error":"not a URL: \\"example.com\\""}' });
+      expect(await post('{}')).toMatchObject({ status: 400, text: '{"error":"url is required"}' });
+      expect(await post('{"url":')).toMatchObject({ status: 400, text: '{"error":"the body is not valid JSON"}' });
+      expect(await post('url=https://example.com&ttl=10', form)).toMatchObject({
+        status: 400,
+        text: '{"error":"ttl must be a whole number of seconds, at least 60, got \\"10\\""}',
+      });
+      expect(await post(JSON.stringify({ url: `https://example.com/${'x'.repeat(1000)}` }))).toMatchObject({ status: 400 });
+      expect(await post('https://example.com', { 'content-type': 'text/plain' })).toMatchObject({
+        status: 415,
+        text: '{"error":"send JSON ({\\"url\\": \\"https://…\\"}) or a form (url=https://…)"}',
+      });
+    });
+  });
+
 });
