@@ -1,8 +1,8 @@
 /**
  * The examples `npm start` serves: plain scripts beside real wrangler projects
  * (Hono and itty-router, their packages installed by the root npm workspace; a
- * URL shortener on KV), each answering its routes exactly. KV lives in a fresh
- * temp directory, never in the repository's `.edgeproc/`.
+ * URL shortener and a cron heartbeat on KV), each answering its routes exactly.
+ * KV lives in a fresh temp directory, never in the repository's `.edgeproc/`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +21,7 @@ let daemon: TestDaemon;
 let persistTo: string;
 beforeAll(async () => {
   persistTo = mkdtempSync(join(tmpdir(), 'edgeproc-examples-kv-'));
-  daemon = await startTestDaemon(EXAMPLES, { persistTo });
+  daemon = await startTestDaemon(EXAMPLES, { persistTo, testScheduled: true });
 });
 afterAll(async () => {
   await closeDaemons();
@@ -35,6 +35,7 @@ const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 describe('examples/', () => {
   it('serves the plain scripts and the project folders together', async () => {
     expect(daemon.registry.list().map((w) => w.name)).toEqual([
+      'cron-heartbeat',
       'echo',
       'hello',
       'hono-app',
@@ -203,6 +204,34 @@ describe('examples/', () => {
         status: 415,
         text: '{"error":"send JSON ({\\"url\\": \\"https://…\\"}) or a form (url=https://…)"}',
       });
+    });
+  });
+
+  describe('cron-heartbeat: a cron trigger writing to KV', () => {
+    const CRON = '*/5 * * * *';
+
+    it('records each scheduled run under run:<time> and a rolling count in latest; fetch shows them', async () => {
+      const before = Date.now();
+      for (let i = 0; i < 2; i++) {
+        expect(await daemon.fetchText('cron-heartbeat', `/__scheduled?cron=${encodeURIComponent(CRON)}`)).toMatchObject({
+          status: 200,
+          text: 'Ran scheduled event',
+        });
+      }
+      const report = JSON.parse((await daemon.fetchText('cron-heartbeat', '/')).text);
+      expect(report.runs).toHaveLength(2);
+      const [newest, oldest] = report.runs;
+      expect(oldest).toEqual({ cron: CRON, scheduledTime: expect.stringMatching(ISO_TIME), lagMs: expect.any(Number), sinceLastSeconds: null });
+      expect(newest).toEqual({ cron: CRON, scheduledTime: expect.stringMatching(ISO_TIME), lagMs: expect.any(Number), sinceLastSeconds: expect.any(Number) });
+      expect(Date.parse(oldest.scheduledTime)).toBeGreaterThanOrEqual(before);
+      expect(Date.parse(newest.scheduledTime)).toBeGreaterThan(Date.parse(oldest.scheduledTime));
+      expect(report.latest).toEqual({ runs: 2, firstRun: oldest.scheduledTime, lastRun: newest });
+    });
+
+    it('says it is healthy while the last run is recent', async () => {
+      const health = await daemon.fetchText('cron-heartbeat', '/health');
+      expect(health.status).toBe(200);
+      expect(JSON.parse(health.text)).toEqual({ ok: true, lastRun: expect.stringMatching(ISO_TIME), ageSeconds: expect.any(Number) });
     });
   });
 
