@@ -1,8 +1,9 @@
 /**
  * The examples `npm start` serves: plain scripts beside real wrangler projects
  * (Hono and itty-router, their packages installed by the root npm workspace; a
- * URL shortener and a cron heartbeat on KV), each answering its routes exactly.
- * KV lives in a fresh temp directory, never in the repository's `.edgeproc/`.
+ * URL shortener and a cron heartbeat on KV; a page in the Cache API), each
+ * answering its routes exactly. KV lives in a fresh temp directory, never in
+ * the repository's `.edgeproc/`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,9 +33,22 @@ const json = { 'content-type': 'application/json' };
 const form = { 'content-type': 'application/x-www-form-urlencoded' };
 const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
+/**
+ * Resolves once every instance of `worker` has settled its requests, waitUntil work included
+ * (the runner reports Settled only then): after it, a cache.put made in waitUntil has been stored.
+ */
+async function settled(worker: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ([...daemon.pool.live].some((instance) => instance.worker === worker && instance.inflight > 0)) {
+    if (Date.now() > deadline) throw new Error(`${worker} still had requests in flight after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 describe('examples/', () => {
   it('serves the plain scripts and the project folders together', async () => {
     expect(daemon.registry.list().map((w) => w.name)).toEqual([
+      'cached-page',
       'cron-heartbeat',
       'echo',
       'hello',
@@ -235,4 +249,74 @@ describe('examples/', () => {
     });
   });
 
+  describe('cached-page: the Cache API', () => {
+    const page = (path = '/', init?: Parameters<TestDaemon['fetchText']>[2]) => daemon.fetchText('cached-page', path, init);
+
+    async function purge(): Promise<boolean> {
+      const res = await page('/purge', { method: 'POST' });
+      expect(res.status).toBe(200);
+      return JSON.parse(res.text).purged;
+    }
+
+    /** A page built now: no CF-Cache-Status, and its build time in the header and the body. */
+    function expectMiss(res: Awaited<ReturnType<typeof page>>): void {
+      expect(res.status).toBe(200);
+      expect(res.headers['cf-cache-status']).toBeUndefined();
+      expect(res.headers['x-generated-at']).toMatch(ISO_TIME);
+      expect(res.text).toContain(`Generated at ${res.headers['x-generated-at']} (build `);
+    }
+
+    it('builds the page on a miss, with s-maxage for the edge', async () => {
+      await purge();
+      const first = await page();
+      expectMiss(first);
+      expect(first.headers['cache-control']).toBe('public, max-age=0, s-maxage=300');
+      expect(first.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(first.text).toContain('<p>1229 primes; the last twenty:</p>');
+      await settled('cached-page');
+    });
+
+    it('serves the same page from the cache next time, marked CF-Cache-Status: HIT, whatever the query string', async () => {
+      await purge();
+      const first = await page();
+      expectMiss(first);
+      await settled('cached-page');
+      for (const path of ['/', '/?utm_source=test']) {
+        const hit = await page(path);
+        expect(hit.status).toBe(200);
+        expect(hit.headers['cf-cache-status']).toBe('HIT');
+        expect(hit.headers['x-generated-at']).toBe(first.headers['x-generated-at']);
+        expect(hit.text).toBe(first.text);
+      }
+    });
+
+    it('builds the page again after POST /purge', async () => {
+      await page();
+      await settled('cached-page');
+      const cached = await page();
+      expect(cached.headers['cf-cache-status']).toBe('HIT');
+      expect(await purge()).toBe(true);
+      expect(await purge()).toBe(false);
+      const rebuilt = await page();
+      expectMiss(rebuilt);
+      expect(rebuilt.text).not.toBe(cached.text);
+      await settled('cached-page');
+      expect((await page()).text).toBe(rebuilt.text);
+      expect(await page('/purge')).toMatchObject({ status: 405 });
+    });
+
+    it('never serves the private, no-store page from the cache, though it goes through the same put', async () => {
+      const alice = await page('/account', { headers: { cookie: 'user=alice' } });
+      await settled('cached-page');
+      const bob = await page('/account', { headers: { cookie: 'user=bob' } });
+      await settled('cached-page');
+      for (const [res, name] of [[alice, 'alice'], [bob, 'bob']] as const) {
+        expect(res.status).toBe(200);
+        expect(res.headers['cf-cache-status']).toBeUndefined();
+        expect(res.headers['cache-control']).toBe('private, no-store');
+        expect(res.text).toContain(`<h1>Hello, ${name}</h1>`);
+      }
+      expect(alice.headers['x-generated-at']).not.toBe(bob.headers['x-generated-at']);
+    });
+  });
 });
