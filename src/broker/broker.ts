@@ -455,7 +455,8 @@ export class Broker {
   #watch(group: WorkerGroup, instance: Instance): void {
     instance.exited.then((outcome) => {
       this.#drop(group, instance);
-      if (!outcome.killed && instance.worker) {
+      // Exit code 0 is a drained child leaving as asked (a tenant cannot exit on its own): not worth a warning.
+      if (!outcome.killed && instance.worker && outcome.exitCode !== 0) {
         this.#log.warn('instance exited', { worker: instance.worker, instance: instance.id, ...outcome });
       }
     });
