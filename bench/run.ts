@@ -6,6 +6,7 @@
  */
 import { snapshotBuild } from './lib/build.js';
 import { coldStart } from './cold-start.js';
+import { kv } from './kv.js';
 import { limits } from './limits.js';
 import { memory } from './memory.js';
 import { profile } from './profile.js';
@@ -18,6 +19,8 @@ const BENCHES: Record<string, (options: Record<string, string>) => Promise<void>
   'cold-start': coldStart,
   memory,
   profile,
+  // Not in the default list: issue 6's KV figures, about a minute.
+  kv,
   // Not in the default list: about 60 s.
   limits,
   // Not in the default list: 5 minutes unless --minutes N.

@@ -13,6 +13,11 @@ export interface DaemonFlags {
   idleTimeoutMs?: number;
   cpuMs?: number;
   memoryMb?: number;
+  /** Where the SQLite KV store lives (--persist-to). */
+  persistTo?: string;
+  /** Keep KV in Redis instead (--kv-url). */
+  kvUrl?: string;
+  kvOperations?: number;
 }
 
 export interface RunningDaemon {
@@ -40,6 +45,9 @@ export async function startDaemon(
   if (flags.idleTimeoutMs !== undefined) args.push('--idle-timeout', String(flags.idleTimeoutMs));
   if (flags.cpuMs !== undefined) args.push('--cpu-ms', String(flags.cpuMs));
   if (flags.memoryMb !== undefined) args.push('--memory-mb', String(flags.memoryMb));
+  if (flags.persistTo !== undefined) args.push('--persist-to', flags.persistTo);
+  if (flags.kvUrl !== undefined) args.push('--kv-url', flags.kvUrl);
+  if (flags.kvOperations !== undefined) args.push('--kv-operations', String(flags.kvOperations));
   const proc = start(process.execPath, args, logPath);
   try {
     const [, url, adminUrl] = await proc.waitFor(/ on (http:\/\/\S+) \(admin API (http:\/\/\S+)\)/);
