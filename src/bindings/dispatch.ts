@@ -134,9 +134,9 @@ export class BindingDispatcher {
         return entry ? { value: { metadata: entry.metadata, expiration: entry.expiration }, body: entry.value } : { value: null, body: null };
       }
       case 'put': {
-        const value = upload ? await collectBody(upload, KV_LIMITS.valueBytes) : Buffer.alloc(0);
+        const { bytes: value, length } = upload ? await collectBody(upload, KV_LIMITS.valueBytes) : { bytes: Buffer.alloc(0), length: 0 };
         if (value === null) {
-          throw new CallError('Error', `KV PUT failed: 413 Value length exceeds limit of ${KV_LIMITS.valueBytes}.`);
+          throw new CallError('Error', `KV PUT failed: 413 Value length of ${length} exceeds limit of ${KV_LIMITS.valueBytes}.`);
         }
         await kv.put(namespace, key, value, {
           expiration: optionalNumber(args.expiration),
@@ -175,11 +175,10 @@ export class BindingDispatcher {
       }
       case 'put': {
         const max = (instance.limits ?? this.#limits).cacheBytes;
-        const body = upload ? await collectBody(upload, max) : Buffer.alloc(0);
+        const { bytes: body, length } = upload ? await collectBody(upload, max) : { bytes: Buffer.alloc(0), length: 0 };
         if (body === null) {
-          // As on Workers, where the cache answers 413 and put still resolves: nothing is stored. The rest of the body is refused.
-          instance.sendAbort(id, `the response is larger than this worker's whole cache (${max} bytes)`);
-          this.#log.info('cache put not stored', { worker, cache: name, url: key.url, reason: `the body is larger than the worker's whole cache (${max} bytes; --cache-mb)` });
+          // As on Workers, where the cache answers 413 and put still resolves: nothing is stored.
+          this.#log.info('cache put not stored', { worker, cache: name, url: key.url, reason: `the body (${length} bytes) is larger than the worker's whole cache (${max} bytes; --cache-mb)` });
           return { value: null, body: null };
         }
         const outcome = cache.put(key, args.requestHeaders ?? [], { status: Number(args.status), headers: args.headers ?? [], body }, String(args.method));
@@ -197,7 +196,9 @@ export class BindingDispatcher {
     if (error instanceof CallError) return error;
     if (error instanceof EdgeprocError) {
       if (error.code === 'ERR_KV_STORAGE') {
+        // The detail names the daemon's file or Redis server: for the operator's log, not the tenant.
         this.#log.error('KV storage failed', { worker: instance.worker ?? undefined, requestId: parent.requestId, op: call.op, error: error.message });
+        return new CallError('Error', `KV ${call.op.toUpperCase()} failed: the KV store is unavailable (request ${parent.requestId}; the daemon's log says why)`);
       }
       const name = error instanceof KvError ? error.errorName : error.code === 'ERR_CACHE_INVALID' ? 'TypeError' : 'Error';
       return new CallError(name, error.message);

@@ -230,14 +230,17 @@ export async function pumpBytes(bytes: Uint8Array, instance: Instance, id: numbe
   instance.sendEnd(id);
 }
 
-/** Reads a body from the child into memory, up to `maxBytes`; null when it is longer (the rest is left unread). */
-export async function collectBody(source: FrameSource, maxBytes: number): Promise<Buffer | null> {
+/**
+ * Reads a body from the child into memory, up to `maxBytes`. Past that it keeps reading only
+ * to count (the message to the tenant says how long its value was) and returns `bytes: null`.
+ */
+export async function collectBody(source: FrameSource, maxBytes: number): Promise<{ bytes: Buffer | null; length: number }> {
   const chunks: Uint8Array[] = [];
-  let total = 0;
+  let length = 0;
   for await (const chunk of source) {
-    total += chunk.byteLength;
-    if (total > maxBytes) return null;
-    chunks.push(chunk);
+    length += chunk.byteLength;
+    if (length <= maxBytes) chunks.push(chunk);
+    else chunks.length = 0;
   }
-  return Buffer.concat(chunks, total);
+  return { bytes: length <= maxBytes ? Buffer.concat(chunks, length) : null, length };
 }

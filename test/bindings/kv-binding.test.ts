@@ -52,6 +52,9 @@ export default {
           await put;
           return new Response('streamed');
         }
+        case '/huge':
+          await env.STORE.put(key, 'x'.repeat(25 * 1024 * 1024 + 1));
+          return new Response('stored');
         case '/bulk':
           return Response.json(Object.fromEntries(await env.STORE.get(url.searchParams.getAll('k'), 'text')));
         case '/many': {
@@ -169,6 +172,8 @@ describe('KV namespaces in env, on the embedded SQLite store', () => {
     const meta = await daemon.fetchText('store', `/put?key=m&meta=${encodeURIComponent(JSON.stringify({ x: 'y'.repeat(1100) }))}`, { method: 'POST', body: 'v' });
     expect(meta.status).toBe(400);
     expect(meta.text).toMatch(/Metadata length of \d+ exceeds limit of 1024/);
+    expect((await daemon.fetchText('store', '/put?key=', { method: 'POST', body: 'v' })).text).toBe('TypeError: Key name cannot be empty.');
+    expect((await daemon.fetchText('store', '/huge?key=huge')).text).toBe('Error: KV PUT failed: 413 Value length of 26214401 exceeds limit of 26214400.');
     expect((await daemon.fetchText('store', '/brand')).text).toBe('TypeError: KVNamespace.get: called on an object that is not a KV namespace');
   });
 
