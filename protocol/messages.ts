@@ -174,6 +174,8 @@ export interface SettledMessage {
   waitUntilFailures: number;
   /** waitUntil work was still running when waitUntilMs ran out, and was abandoned. */
   waitUntilTimedOut: boolean;
+  /** CPU time the child charged to the request's turns (handler and waitUntil work), in milliseconds. */
+  cpuMs: number;
 }
 
 export interface AbortMessage {

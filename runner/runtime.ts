@@ -25,6 +25,7 @@ import {
 import { createBindingCaller, type BindingCaller } from './binding-call.js';
 import { IncomingBody, OutgoingBody } from './body.js';
 import { KVNamespace } from './kv.js';
+import { TurnMeter } from './turn-meter.js';
 import { TenantTimers } from './timers.js';
 import { monotonicMs } from './clock.js';
 import { ExecutionContext, Invocation, ScheduledController, createFetchEvent, createScheduledEvent } from './events.js';
@@ -74,6 +75,8 @@ export class Runtime {
   #inflight = 0;
   #draining = false;
   #lastStreamId = 0;
+  /** CPU per request as this child sees it (runner/turn-meter.ts), reported in Settled. */
+  readonly #meter = new TurnMeter();
   /** Carries out KV and Cache API operations through the daemon (runner/binding-call.ts). */
   readonly callBinding: BindingCaller = createBindingCaller(this);
 
@@ -88,9 +91,9 @@ export class Runtime {
   #stallCpuUs = 0;
   readonly #logBudget = new LogBudget((text, stream) => this.channel.sendJson(FrameType.Log, stream, { level: 'warn', text }));
 
-  constructor(channel: Channel, timers = new TenantTimers()) {
+  constructor(channel: Channel) {
     this.channel = channel;
-    this.timers = timers;
+    this.timers = new TenantTimers(() => this.timerTurn());
   }
 
   /** Stream id of the request whose handler is running now, 0 outside one. */
@@ -151,8 +154,21 @@ export class Runtime {
     this.#script = script;
   }
 
+  /** Which request a frame's turn runs for: the request itself, or the one that made the subrequest (0: none in flight). */
+  #ownerOf(stream: number): number {
+    const owner = stream & 1 ? stream : (this.#subrequests.get(stream)?.parent ?? 0);
+    return this.#requests.has(owner) ? owner : 0;
+  }
+
+  /** A tenant timer fires: a turn for the request that set it, if that request is still in flight. */
+  timerTurn(): void {
+    const owner = this.currentRequest();
+    this.#meter.enter(this.#requests.has(owner) ? owner : 0);
+  }
+
   // Hot path: every frame from the daemon.
   onFrame(frame: Frame): void {
+    this.#meter.enter(frame.type === FrameType.RequestHead ? frame.stream : this.#ownerOf(frame.stream));
     switch (frame.type) {
       case FrameType.RequestHead:
         this.#onRequest(frame.stream, decodeJson<RequestHeadMessage>(frame));
@@ -443,7 +459,7 @@ export class Runtime {
         passThrough: false,
         neverSettles: true,
       } satisfies HandlerErrorMessage);
-      this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: 0, waitUntilTimedOut: false });
+      this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: 0, waitUntilTimedOut: false, cpuMs: this.#meter.settle(id) });
     }
     this.#maybeDrained();
   }
@@ -488,7 +504,7 @@ export class Runtime {
     if (invocation.waitUntil.length === 0) {
       // Hot path: most requests have no background work.
       this.#cancelSubrequests(id);
-      this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: 0, waitUntilTimedOut: false });
+      this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: 0, waitUntilTimedOut: false, cpuMs: this.#meter.settle(id) });
       return;
     }
     let failures = 0;
@@ -515,7 +531,7 @@ export class Runtime {
     }
     clearTimeout(timer);
     this.#cancelSubrequests(id);
-    this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: failures, waitUntilTimedOut: timedOut });
+    this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: failures, waitUntilTimedOut: timedOut, cpuMs: this.#meter.settle(id) });
   }
 
 

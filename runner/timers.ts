@@ -8,6 +8,12 @@ import { clearInterval as nodeClearInterval, clearTimeout as nodeClearTimeout, s
 
 export class TenantTimers {
   readonly #active = new Set<number>();
+  /** Told when a timer is about to run: a turn starts (runner/turn-meter.ts). */
+  readonly #onTurn: () => void;
+
+  constructor(onTurn: () => void = () => {}) {
+    this.#onTurn = onTurn;
+  }
 
   /** Timers that may still fire. */
   get pending(): number {
@@ -18,6 +24,7 @@ export class TenantTimers {
     const run = checkCallback(callback, 'setTimeout');
     const id: number = +nodeSetTimeout(() => {
       this.#active.delete(id);
+      this.#onTurn();
       run(...args);
     }, delay);
     this.#active.add(id);
@@ -27,7 +34,10 @@ export class TenantTimers {
   readonly setInterval = (callback: unknown, delay?: number, ...args: unknown[]): number => {
     const run = checkCallback(callback, 'setInterval');
     // Unary + registers the timer by id, so clearInterval(number) finds it.
-    const id: number = +nodeSetInterval(() => run(...args), delay);
+    const id: number = +nodeSetInterval(() => {
+      this.#onTurn();
+      run(...args);
+    }, delay);
     this.#active.add(id);
     return id;
   };

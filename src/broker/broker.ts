@@ -140,18 +140,21 @@ export class Broker {
         group.inflight--;
         group.cpuMs += done.cpuMs;
         if (done.status >= 500) group.errors++;
-        const wallMs = performance.now() - done.startedAt;
-        // The accounting line: one per request; the metrics count the same request here.
+        this.#metrics.request(workerName, done.status, done.wallMs, done.cpuMs);
+        if (this.#inflight.size === 0) this.#notifyIdle();
+      },
+      // The accounting line, one per request, once its waitUntil work is over too (as Workers
+      // reports an invocation's CPU): the watchdog's CPU from outside beside the child's own count.
+      onAccount: (done, childCpuMs) => {
         this.#log.info('request', {
           worker: workerName,
           requestId,
           instance: done.instanceId,
           status: done.status,
-          wallMs: Math.round(wallMs * 100) / 100,
+          wallMs: Math.round(done.wallMs * 100) / 100,
           cpuMs: Math.round(done.cpuMs * 100) / 100,
+          childCpuMs: childCpuMs === null ? null : Math.round(childCpuMs * 100) / 100,
         });
-        this.#metrics.request(workerName, done.status, wallMs, done.cpuMs);
-        if (this.#inflight.size === 0) this.#notifyIdle();
       },
       // The abandoned handler stays in flight in the child, where nothing can take it back:
       // it would count as busy forever and make every drain wait. Replace the instance;

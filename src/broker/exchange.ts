@@ -28,7 +28,13 @@ export interface ExchangeContext {
   limits: Limits;
   /** Maps a bundled worker's stack frames back to its sources. */
   rewriteStack?: (text: string) => string;
+  /** The client's response is over (sent, cut or failed). */
   onDone(exchange: HttpExchange): void;
+  /**
+   * The request is over for the child too: its waitUntil work settled (Settled, with the CPU the
+   * child counted for it), or it never will (failed, instance gone: `childCpuMs` null). Once per request.
+   */
+  onAccount(exchange: HttpExchange, childCpuMs: number | null): void;
   /** The request got 504: its handler may still be running on `instance`, which should be replaced. */
   onWallTimeout(instance: Instance): void;
 }
@@ -45,11 +51,18 @@ export class HttpExchange implements Exchange {
   #compressor: Writable | null = null;
   #headSent = false;
   #finished = false;
+  /** Finished, and the child's Settled is still to come. */
+  #awaitingSettle = false;
+  #accounted = false;
+  /** A Settled that came before the response was over. */
+  #earlySettle: SettledMessage | null = null;
   /** See #contentLengthToHold. */
   #bodyBytesDue: number | null = null;
   #bodyBytesSent = 0;
   #wallTimer: NodeJS.Timeout | null = null;
   status = 0;
+  /** From the start to the end of the client's response. */
+  wallMs = 0;
   cpuMs = 0;
   subrequests = 0;
   kvOperations = 0;
@@ -65,7 +78,7 @@ export class HttpExchange implements Exchange {
         this.#finished = true;
         this.#upload?.stop();
         // Otherwise the broker counts it in flight forever and every drain waits out its timeout.
-        this.#ctx.onDone(this);
+        this.#done(true);
       }
     });
   }
@@ -198,7 +211,7 @@ export class HttpExchange implements Exchange {
     this.#finished = true;
     this.#clearWallTimer();
     cutResponse(this.#res);
-    this.#ctx.onDone(this);
+    this.#done(true);
   }
 
   onHandlerError(error: HandlerErrorMessage): void {
@@ -224,8 +237,10 @@ export class HttpExchange implements Exchange {
     this.#upload?.window.grant(bytes);
   }
 
-  onSettled(_message: SettledMessage): void {
-    // waitUntil work is accounted by the instance; the client's response may have finished long before.
+  onSettled(message: SettledMessage): void {
+    // The client's response may have finished long before: waitUntil work ran after it.
+    if (this.#finished) this.#account(message.cpuMs);
+    else this.#earlySettle = message;
   }
 
   onInstanceDied(outcome: ExitOutcome): void {
@@ -247,7 +262,11 @@ export class HttpExchange implements Exchange {
 
   /** Ends the exchange with an error status (or cuts the response if its head already went out). */
   fail(status: number, reason: string, log = true): void {
-    if (this.#finished) return;
+    if (this.#finished) {
+      // The instance ended it after the response (killed, or failing every request on it): no Settled will come.
+      if (this.#awaitingSettle) this.#account(null);
+      return;
+    }
     this.#finished = true;
     this.#clearWallTimer();
     this.#upload?.stop();
@@ -255,7 +274,7 @@ export class HttpExchange implements Exchange {
     if (log) this.#ctx.log.warn(reason, { worker: this.#ctx.worker, requestId: this.requestId, status });
     this.status = this.#headSent ? this.status : status;
     sendErrorResponse(this.#res, status, reason, this.requestId);
-    this.#ctx.onDone(this);
+    this.#done(false);
   }
 
   #clearWallTimer(): void {
@@ -268,7 +287,27 @@ export class HttpExchange implements Exchange {
     this.#finished = true;
     this.#clearWallTimer();
     (this.#compressor ?? this.#res).end();
+    this.#done(true);
+  }
+
+  /**
+   * The response is over. `awaitSettle`: the child still has the request (its handler answered,
+   * or was told the client left) and will say Settled once its waitUntil work is over, or die;
+   * a failed request is accounted now, since what the child does with it no longer counts.
+   */
+  #done(awaitSettle: boolean): void {
+    this.wallMs = performance.now() - this.startedAt;
     this.#ctx.onDone(this);
+    if (this.#earlySettle) this.#account(this.#earlySettle.cpuMs);
+    else if (awaitSettle && this.#instance) this.#awaitingSettle = true;
+    else this.#account(null);
+  }
+
+  #account(childCpuMs: number | null): void {
+    if (this.#accounted) return;
+    this.#accounted = true;
+    this.#awaitingSettle = false;
+    this.#ctx.onAccount(this, childCpuMs);
   }
 }
 

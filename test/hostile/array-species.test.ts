@@ -14,7 +14,10 @@ afterEach(closeDaemons);
 describe('Symbol.species on Array', () => {
   it('is followed by the runner’s own slicing, harmlessly: waitUntil still settles', async () => {
     const daemon = await startHostileDaemon(['array-species']);
-    expect(await attack(daemon, 'array-species', '/hook')).toMatchObject({ status: 200, text: 'hooked' });
+    const hooked = await attack(daemon, 'array-species', '/hook');
+    expect(hooked).toMatchObject({ status: 200, text: 'hooked' });
+    // The accounting line comes once the child settles the request.
+    await expect.poll(() => daemon.logs.find((r) => r.msg === 'request' && r.worker === 'array-species')).toBeDefined();
     const id = daemon.logs.find((r) => r.msg === 'request' && r.worker === 'array-species')!.requestId;
     // The request settles (its waitUntil work done) with no failure and no timeout logged.
     await expect.poll(() => daemon.broker.stats().find((w) => w.name === 'array-species')?.inflight).toBe(0);

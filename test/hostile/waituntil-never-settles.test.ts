@@ -18,6 +18,8 @@ describe('waitUntil work that never settles', () => {
     for (const path of ['/idle', '/ticking']) {
       const res = await attack(daemon, 'waituntil-never-settles', path);
       expect(res).toMatchObject({ status: 200, text: `responded ${path}` });
+      // The accounting line comes once the child settles the request, after --wait-until-ms here.
+      await expect.poll(() => daemon.logs.filter((r) => r.msg === 'request' && r.worker === 'waituntil-never-settles').length).toBe(path === '/idle' ? 1 : 2);
       const id = daemon.logs.findLast((r) => r.msg === 'request' && r.worker === 'waituntil-never-settles')!.requestId;
       await expect.poll(() => daemon.logs.filter((r) => r.source === 'tenant' && r.requestId === id).map((r) => [r.level, r.msg])).toEqual([['warn', ABANDONED]]);
       await expect.poll(() => daemon.broker.stats().find((w) => w.name === 'waituntil-never-settles')?.inflight).toBe(0);

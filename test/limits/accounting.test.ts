@@ -8,13 +8,22 @@ afterEach(closeDaemons);
 describe('accounting', () => {
   it('logs one request line per request and totals CPU and breaches per worker in GET /workers', async () => {
     const daemon = await startTestDaemon(hostileTarget('burn'), { cpuMs: 200, warmPool: 2 });
-    expect((await daemon.fetchText('burn', '/?ms=40')).status).toBe(200);
+    const ok = await daemon.fetchText('burn', '/?ms=40');
+    expect(ok.status).toBe(200);
+    // Logged once the child settles the request, with the CPU it counted itself beside the watchdog's.
+    await expect.poll(() => daemon.logs.find((r) => r.msg === 'request' && r.worker === 'burn')).toBeDefined();
+    const counted = daemon.logs.find((r) => r.msg === 'request' && r.worker === 'burn')!;
+    expect(counted).toMatchObject({ worker: 'burn', status: 200, childCpuMs: expect.any(Number), cpuMs: expect.any(Number) });
+    // A 40 ms burn: both counts see most of it (generous bounds; the machine is shared).
+    expect(counted.childCpuMs as number).toBeGreaterThan(5);
+    expect(counted.childCpuMs as number).toBeLessThan(2000);
     // A minute of wall time: only the 200 ms CPU limit ends it, however loaded the machine.
     const stopped = await daemon.fetchText('burn', '/?ms=60000');
     expect(stopped.status).toBe(503);
     const id = requestIdOf(stopped);
     expect(daemon.logs.filter((r) => r.msg === 'request' && r.requestId === id)).toEqual([
-      expect.objectContaining({ worker: 'burn', status: 503, instance: expect.any(String), wallMs: expect.any(Number), cpuMs: expect.any(Number) }),
+      // The child was killed: only the watchdog's count exists.
+      expect.objectContaining({ worker: 'burn', status: 503, instance: expect.any(String), wallMs: expect.any(Number), cpuMs: expect.any(Number), childCpuMs: null }),
     ]);
     const line = daemon.logs.find((r) => r.msg === 'request' && r.requestId === id)!;
     expect(line.cpuMs as number).toBeGreaterThanOrEqual(200);
