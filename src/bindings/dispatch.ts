@@ -11,7 +11,7 @@ import {
   type BindingResultMessage,
   type HeaderList,
 } from '../../protocol/messages.js';
-import { collectBody, FrameSource, pumpBytes } from '../broker/body.js';
+import { collectBody, DROPPED_STREAM, FrameSource, pumpBytes, streamSink } from '../broker/body.js';
 import { EdgeprocError } from '../errors.js';
 import { KV_LIMITS, type Limits } from '../limits.js';
 import type { Logger } from '../log.js';
@@ -38,8 +38,6 @@ interface Reply {
   body: Uint8Array | null;
 }
 
-const NO_SINK: SubrequestSink = { onData() {}, onEnd() {}, onAbort() {}, onWindow() {} };
-
 export interface BindingStores {
   /** Null when no worker declares a KV namespace (nothing was opened). */
   kv: KvService | null;
@@ -64,22 +62,13 @@ export class BindingDispatcher {
     if (!parent) {
       // The runner makes no call outside a request; one naming no request comes from a subverted runner.
       this.#fail(instance, id, call, new CallError('Error', 'binding call denied: it names no request in flight'));
-      return NO_SINK;
+      return DROPPED_STREAM;
     }
     const upload = call.hasBody ? new FrameSource(instance, id) : null;
     const window = new SendWindow();
     let aborted = false;
     void this.#run(instance, id, call, parent, upload, window, () => aborted);
-    return {
-      onData: (chunk) => upload?.push(chunk.slice()),
-      onEnd: () => upload?.end(),
-      onAbort: (reason) => {
-        aborted = true;
-        upload?.fail(new Error(reason));
-        window.fail(new Error(reason));
-      },
-      onWindow: (bytes) => window.grant(bytes),
-    };
+    return streamSink(upload, window, () => (aborted = true));
   }
 
   async #run(

@@ -9,7 +9,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { ReceiveWindow, SendWindow } from '../../protocol/flow.js';
 import { MAX_DATA_FRAME_BYTES, STREAM_WINDOW_BYTES } from '../../protocol/messages.js';
-import type { Instance } from '../pool/instance.js';
+import type { Instance, SubrequestSink } from '../pool/instance.js';
 
 export interface BodyPump {
   window: SendWindow;
@@ -243,4 +243,24 @@ export async function collectBody(source: FrameSource, maxBytes: number): Promis
     else chunks.length = 0;
   }
   return { bytes: length <= maxBytes ? Buffer.concat(chunks, length) : null, length };
+}
+
+/** The sink of a stream the daemon refused: whatever the child still sends on it is dropped. */
+export const DROPPED_STREAM: SubrequestSink = Object.freeze({ onData() {}, onEnd() {}, onAbort() {}, onWindow() {} });
+
+/**
+ * The sink of a subrequest or binding call: its body from the child goes to `upload`, credit for
+ * the reply to `window`, and an Abort from the child fails both (then `onAbort`, for the caller's own).
+ */
+export function streamSink(upload: FrameSource | null, window: SendWindow, onAbort: (reason: string) => void = () => {}): SubrequestSink {
+  return {
+    onData: (chunk) => upload?.push(chunk.slice()),
+    onEnd: () => upload?.end(),
+    onAbort: (reason) => {
+      upload?.fail(new Error(reason));
+      window.fail(new Error(reason));
+      onAbort(reason);
+    },
+    onWindow: (bytes) => window.grant(bytes),
+  };
 }

@@ -9,7 +9,7 @@ import { FrameType, type SubrequestHeadMessage, type SubresponseHeadMessage } fr
 import type { Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Instance, SubrequestSink } from '../pool/instance.js';
-import { FrameSource, pumpWebStream } from './body.js';
+import { DROPPED_STREAM, FrameSource, pumpWebStream, streamSink } from './body.js';
 import { EgressDeniedError, type EgressPolicy } from './egress.js';
 import { egressConnector } from './egress-connector.js';
 
@@ -46,7 +46,7 @@ export class Outbound {
         message: `fetch to ${head.url} denied: it names no request in flight; a worker fetches only while handling a request or its waitUntil work`,
       });
       this.#log.warn('subrequest refused: no request in flight', { worker: instance.worker ?? undefined, parent: head.parent });
-      return { onData() {}, onEnd() {}, onAbort() {}, onWindow() {} };
+      return DROPPED_STREAM;
     }
     if (++parent.subrequests > subrequests) {
       // As on Workers, the fetch rejects inside the tenant, which may catch it.
@@ -60,22 +60,13 @@ export class Outbound {
         value: parent.subrequests,
         max: subrequests,
       });
-      return { onData() {}, onEnd() {}, onAbort() {}, onWindow() {} };
+      return DROPPED_STREAM;
     }
     const upload = head.hasBody ? new FrameSource(instance, id) : null;
     const window = new SendWindow();
     const controller = new AbortController();
     void this.#run(instance, id, head, upload, window, controller.signal);
-    return {
-      onData: (chunk) => upload?.push(chunk.slice()),
-      onEnd: () => upload?.end(),
-      onAbort: (reason) => {
-        upload?.fail(new Error(reason));
-        window.fail(new Error(reason));
-        controller.abort(new Error(reason));
-      },
-      onWindow: (bytes) => window.grant(bytes),
-    };
+    return streamSink(upload, window, (reason) => controller.abort(new Error(reason)));
   }
 
   async #run(

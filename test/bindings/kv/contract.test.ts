@@ -5,11 +5,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { KvError } from '../../../src/bindings/kv/errors.js';
 import { openKvService } from '../../../src/bindings/kv/kv-service.js';
 import type { KvService } from '../../../src/bindings/kv/types.js';
 import { KV_LIMITS } from '../../../src/limits.js';
 import { redisSkipReason, useRedisServer } from '../../helpers/redis.js';
+import { rejection } from '../../helpers/kv-rejection.js';
 
 interface Backend {
   name: 'sqlite' | 'redis';
@@ -30,15 +30,6 @@ if (redisSkipReason) {
 }
 
 const text = (value: Buffer | undefined) => value?.toString('utf8');
-
-async function rejection(promise: Promise<unknown>): Promise<KvError> {
-  const error = await promise.then(
-    () => null,
-    (reason: unknown) => reason,
-  );
-  expect(error).toBeInstanceOf(KvError);
-  return error as KvError;
-}
 
 let namespaces = 0;
 

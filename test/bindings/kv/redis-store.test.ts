@@ -8,24 +8,15 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { EdgeprocError } from '../../../src/errors.js';
-import { KvError } from '../../../src/bindings/kv/errors.js';
 import { openKvService, type KvServiceOptions } from '../../../src/bindings/kv/kv-service.js';
 import { redactRedisUrl } from '../../../src/bindings/kv/redis-store.js';
 import type { KvService } from '../../../src/bindings/kv/types.js';
 import { freePort } from '../../../src/lab/ports.js';
 import { redisSkipReason, startRedisServer, useRedisServer, type RedisServer } from '../../helpers/redis.js';
+import { rejection } from '../../helpers/kv-rejection.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeproc-kv-redis-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function rejection(promise: Promise<unknown>): Promise<KvError> {
-  const error = await promise.then(
-    () => null,
-    (reason: unknown) => reason,
-  );
-  expect(error).toBeInstanceOf(KvError);
-  return error as KvError;
-}
 
 describe('redactRedisUrl', () => {
   it('drops the password and keeps the rest', () => {

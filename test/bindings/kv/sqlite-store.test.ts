@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { KvError } from '../../../src/bindings/kv/errors.js';
 import { openKvService } from '../../../src/bindings/kv/kv-service.js';
 import type { KvService } from '../../../src/bindings/kv/types.js';
+import { rejection } from '../../helpers/kv-rejection.js';
 
 const root = mkdtempSync(join(tmpdir(), 'edgeproc-kv-sqlite-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -23,15 +23,6 @@ async function openSqlite(persistTo: string, nowMs?: () => number): Promise<KvSe
 afterEach(async () => {
   for (const kv of open.splice(0)) await kv.close();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<KvError> {
-  const error = await promise.then(
-    () => null,
-    (reason: unknown) => reason,
-  );
-  expect(error).toBeInstanceOf(KvError);
-  return error as KvError;
-}
 
 describe('the SQLite KV store', () => {
   it('creates the directory (and its parents) and keeps DIR/kv.sqlite, named as its location', async () => {
