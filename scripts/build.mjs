@@ -24,6 +24,11 @@ await build({
   inject: ['runner/inject.ts'],
   plugins: [lazyBodyPlugin, childStubsPlugin],
   legalComments: 'none',
+  // Every child holds the bundle's source text and what V8 derives from it: without comments and
+  // white space (identifiers kept, so class names and stacks read as written) bench/memory read
+  // 9.94 MiB PSS per tenant against 10.4, in one session.
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: 'warning',
 });
 renameSync(temporary, 'dist/runner.cjs');
