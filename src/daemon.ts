@@ -8,7 +8,6 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { BindingDispatcher } from './bindings/dispatch.js';
 import { createCacheService } from './bindings/cache/cache-service.js';
-import { openKvService } from './bindings/kv/kv-service.js';
 import { Broker } from './broker/broker.js';
 import { EgressPolicy } from './broker/egress.js';
 import { Outbound } from './broker/outbound.js';
@@ -72,9 +71,10 @@ export async function startDaemon(config: ServeConfig, log = new Logger(), optio
       registry.prepare(worker.name, worker.source, worker.path, projects.env(worker.name), limits.get(worker.name)!, projects.kv(worker.name)),
     );
   }
-  // Opened only when a worker has a KV namespace: serving plain scripts writes nothing to disk.
+  // Opened only when a worker has a KV namespace: serving plain scripts writes nothing to disk, and
+  // loads neither SQLite's native addon nor the Redis client.
   const kv = registry.list().some((script) => Object.keys(script.kv).length > 0)
-    ? await openKvService({ persistTo: resolve(config.persistTo), url: config.kvUrl })
+    ? await (await import('./bindings/kv/kv-service.js')).openKvService({ persistTo: resolve(config.persistTo), url: config.kvUrl })
     : null;
   const cache = createCacheService({ cacheBytes: (worker) => (registry.get(worker)?.limits ?? config.limits).cacheBytes });
   const bindings = new BindingDispatcher(registry, { kv, cache }, config.limits, log);
