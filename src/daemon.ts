@@ -93,7 +93,11 @@ export async function startDaemon(config: ServeConfig, log = new Logger(), optio
         metrics.subrequest(instance, head.parent);
         return sink;
       },
-      bindingCall: (instance, id, call) => bindings.call(instance, id, call),
+      bindingCall: (instance, id, call) => {
+        const sink = bindings.call(instance, id, call);
+        metrics.bindingCall(instance, call);
+        return sink;
+      },
       stderr: (instance, line) =>
         log.warn(line, { source: 'child-stderr', worker: instance.worker ?? undefined, instance: instance.id }),
       exit: () => {},

@@ -16,11 +16,12 @@ import type { Limits } from '../limits.js';
 import type { Instance } from '../pool/instance.js';
 import type { WarmPool } from '../pool/pool.js';
 import { readMemoryMb } from '../pool/watchdog.js';
+import type { BindingCallMessage } from '../../protocol/messages.js';
 
 export const METRIC_PREFIX = 'edgeproc_';
 
 /** Which limit a breach was of, as the `kind` label says it. */
-export type BreachKind = 'cpu' | 'idle_cpu' | 'memory' | 'wall' | 'subrequests' | 'overload' | 'startup';
+export type BreachKind = 'cpu' | 'idle_cpu' | 'memory' | 'wall' | 'subrequests' | 'kv_operations' | 'overload' | 'startup';
 
 /** Whether a cold start found a warm child in the pool or had to spawn one. */
 export type ColdStartKind = 'pool_hit' | 'pool_miss';
@@ -52,6 +53,7 @@ export class DaemonMetrics implements BrokerMetrics {
   readonly #coldStarts: Counter<'worker' | 'kind'>;
   readonly #breaches: Counter<'worker' | 'kind'>;
   readonly #subrequests: Counter<'worker'>;
+  readonly #bindingCalls: Counter<'worker' | 'binding' | 'op'>;
   readonly #series = new Map<string, WorkerSeries>();
   readonly #limits: Limits;
   #broker: Broker | null = null;
@@ -89,7 +91,7 @@ export class DaemonMetrics implements BrokerMetrics {
     });
     this.#breaches = new Counter({
       name: `${p}limit_breaches_total`,
-      help: 'Limit breaches by worker and kind: cpu, idle_cpu (CPU with no request in flight), memory, wall, subrequests, overload (max in flight), startup (CPU while loading).',
+      help: 'Limit breaches by worker and kind: cpu, idle_cpu (CPU with no request in flight), memory, wall, subrequests, kv_operations, overload (max in flight), startup (CPU while loading).',
       labelNames: ['worker', 'kind'],
       registers,
     });
@@ -97,6 +99,12 @@ export class DaemonMetrics implements BrokerMetrics {
       name: `${p}subrequests_total`,
       help: 'fetch() calls made by tenants, by worker (refused ones included).',
       labelNames: ['worker'],
+      registers,
+    });
+    this.#bindingCalls = new Counter({
+      name: `${p}binding_calls_total`,
+      help: 'KV and Cache API calls made by tenants, by worker, binding kind (kv, cache) and operation (refused ones included).',
+      labelNames: ['worker', 'binding', 'op'],
       registers,
     });
     this.#stateMetrics(registers);
@@ -137,6 +145,16 @@ export class DaemonMetrics implements BrokerMetrics {
     this.#subrequests.labels(worker).inc();
     const made = instance.exchange(parent)?.subrequests ?? 0;
     if (made > (instance.limits ?? this.#limits).subrequests) this.breach(worker, 'subrequests');
+  }
+
+  /** A KV or Cache API call reached the daemon; called after the dispatcher counted it against its request. */
+  bindingCall(instance: Instance, call: BindingCallMessage): void {
+    const worker = instance.worker;
+    if (!worker) return;
+    this.#bindingCalls.labels(worker, call.target.kind, call.op).inc();
+    if (call.target.kind !== 'kv') return;
+    const made = instance.exchange(call.parent)?.kvOperations ?? 0;
+    if (made > (instance.limits ?? this.#limits).kvOperations) this.breach(worker, 'kv_operations');
   }
 
   /** The text exposition format, and its content type. */

@@ -183,6 +183,9 @@ describe('KV namespaces in env, on the embedded SQLite store', () => {
     expect(res.text).toBe('20 then Too many KV operations: this request already made 20; the limit is 20 per request (--kv-operations).');
     expect((await daemon.fetchText('store', '/many?n=5')).text).toBe('all 5');
     expect(daemon.logs.some((l) => l.msg === 'limit exceeded' && l.limit === 'kvOperations' && l.worker === 'store')).toBe(true);
+    const { text } = await daemon.metrics.scrape();
+    expect(text).toContain('edgeproc_limit_breaches_total{worker="store",kind="kv_operations"} 1');
+    expect(text).toMatch(/edgeproc_binding_calls_total\{worker="store",binding="kv",op="get"\} \d+/);
   });
 
   it('shares a namespace between workers that name the same id, and only them', async () => {
