@@ -106,7 +106,9 @@ export class BindingDispatcher {
   async #kv(instance: Instance, call: BindingCallMessage, parent: Exchange, upload: FrameSource | null): Promise<Reply> {
     const kv = this.#stores.kv;
     const binding = call.target.kind === 'kv' ? call.target.binding : '';
-    const namespace = instance.worker ? this.#registry.get(instance.worker)?.kv[binding] : undefined;
+    const bindings = instance.worker ? this.#registry.get(instance.worker)?.kv : undefined;
+    // Own properties only: a forged name such as "constructor" must not find Object.prototype's.
+    const namespace = bindings && Object.hasOwn(bindings, binding) ? bindings[binding] : undefined;
     if (!kv || namespace === undefined) {
       throw new CallError('Error', `env.${binding} is not a KV namespace of worker "${instance.worker}": declare it in kv_namespaces of its wrangler config`);
     }

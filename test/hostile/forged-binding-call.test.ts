@@ -37,6 +37,7 @@ export default {
     const how = new URL(request.url).searchParams.get('how');
     if (how === 'binding') forge = (call) => ({ ...call, target: { kind: 'kv', binding: 'SECRETS' } });
     if (how === 'parent') forge = (call) => ({ ...call, parent: 999999 });
+    if (how === 'proto') forge = (call) => ({ ...call, target: { kind: 'kv', binding: 'constructor' } });
     try {
       if (how === 'cache') {
         const hit = await caches.default.match('https://victim.example/private');
@@ -73,6 +74,12 @@ describe('a forged binding call', () => {
     );
     // Its own namespace, asked honestly, holds nothing of the victim's.
     expect((await daemon.fetchText('attacker', '/?how=none')).text).toBe('read null');
+  });
+
+  it("naming a property every object has (constructor) finds no namespace", async () => {
+    expect((await daemon.fetchText('attacker', '/?how=proto')).text).toBe(
+      'rejected Error: env.constructor is not a KV namespace of worker "attacker": declare it in kv_namespaces of its wrangler config',
+    );
   });
 
   it('naming a request not in flight is refused', async () => {
