@@ -3,6 +3,7 @@
  * user errors 2, system errors 1; the message says what to do.
  */
 import { Command, CommanderError } from 'commander';
+import { Logger } from './log.js';
 import { buildServeConfig, DEFAULT_ADMIN_PORT, DEFAULT_HOST, DEFAULT_PERSIST_TO, DEFAULT_PORT, type ServeFlags } from './config.js';
 import { startDaemon } from './daemon.js';
 import { EdgeprocError } from './errors.js';
@@ -58,10 +59,11 @@ function program(): Command {
     .option('--watch', 'Workers projects: rebuild and redeploy a project when one of its files changes')
     .option('--persist-to <dir>', 'where the embedded KV store keeps its data (SQLite)', DEFAULT_PERSIST_TO)
     .option('--kv-url <url>', 'keep KV in Redis (redis://host:port/db) instead, shared by every daemon given the same URL')
+    .option('--log-level <level>', 'write log lines at this level and above: debug, info, warn, error', 'debug')
     .option('--test-scheduled', "GET /__scheduled?cron=PATTERN runs the worker's scheduled handler once (as wrangler dev --test-scheduled)")
     .action(async (target: string, flags: ServeFlags) => {
       const config = buildServeConfig(target, flags);
-      const daemon = await startDaemon(config);
+      const daemon = await startDaemon(config, new Logger(undefined, config.logLevel));
       const names = daemon.registry.list().map((w) => w.name);
       const where =
         daemon.target.kind !== 'directory'

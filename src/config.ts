@@ -4,6 +4,7 @@
  */
 import { EdgeprocError } from './errors.js';
 import { buildLimits, type Limits } from './limits.js';
+import { LEVELS, type Level } from './log.js';
 import { parseCidr, type Cidr } from './net/cidr.js';
 
 export interface ServeConfig {
@@ -26,6 +27,8 @@ export interface ServeConfig {
   persistTo: string;
   /** `--kv-url redis://…`: keep KV in Redis instead, shared by every daemon given the same URL. */
   kvUrl: string | null;
+  /** `--log-level`: lines below it (the daemon's and tenants' alike) are not written. */
+  logLevel: Level;
 }
 
 export interface ServeFlags {
@@ -55,6 +58,7 @@ export interface ServeFlags {
   testScheduled?: boolean;
   persistTo?: string;
   kvUrl?: string;
+  logLevel?: string;
   kvOperations?: string | number;
   cacheMb?: string | number;
 }
@@ -87,6 +91,7 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
     testScheduled: flags.testScheduled ?? false,
     persistTo: flags.persistTo ?? DEFAULT_PERSIST_TO,
     kvUrl: redisUrl(flags.kvUrl),
+    logLevel: logLevel(flags.logLevel),
     limits: buildLimits({
       warmPoolSize: integer('--warm-pool', flags.warmPool),
       maxInstancesPerWorker: integer('--max-instances', flags.maxInstances),
@@ -107,6 +112,14 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
       drainTimeoutMs: integer('--drain-timeout', flags.drainTimeout),
     }),
   });
+}
+
+function logLevel(value: string | undefined): Level {
+  if (value === undefined) return 'debug';
+  if (!(LEVELS as readonly string[]).includes(value)) {
+    throw new EdgeprocError('ERR_CONFIG', `--log-level must be one of ${LEVELS.join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value as Level;
 }
 
 function redisUrl(value: string | undefined): string | null {

@@ -9,6 +9,7 @@
 import { pino, type Logger as PinoLogger } from 'pino';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
+export const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
 
 export interface LogRecord {
   level: Level;
@@ -32,8 +33,11 @@ export class Logger {
   readonly #pino: PinoLogger<never, false>;
   readonly #taps = new Set<LogTap>();
 
-  /** Without a sink, lines go to stdout, written asynchronously by pino (flushed at exit). */
-  constructor(sink?: LogSink) {
+  /**
+   * Without a sink, lines go to stdout, written asynchronously by pino (flushed at exit). Lines
+   * below `level` are dropped before they are formatted (`--log-level`).
+   */
+  constructor(sink?: LogSink, level: Level = 'debug') {
     const out: Destination = sink ? { write: (line: string) => sink(JSON.parse(line)) } : pino.destination({ dest: 1, sync: false });
     const taps = this.#taps;
     // pino hands a stream that asks for it the object it just serialised (lastObj): the
@@ -50,7 +54,7 @@ export class Logger {
     };
     this.#pino = pino(
       {
-        level: 'debug',
+        level,
         base: null,
         timestamp: isoTime,
         formatters: { level: (label) => ({ level: label }) },

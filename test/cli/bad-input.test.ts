@@ -118,6 +118,8 @@ describe('edgeproc serve refuses what it cannot serve', () => {
     [['--port', '70000'], '--port must be a port number from 0 to 65535, got "70000"'],
     [['--bogus'], "unknown option '--bogus' (run `edgeproc --help` for usage)"],
     [['--memory-mb'], "option '--memory-mb <mb>' argument missing (run `edgeproc --help` for usage)"],
+    [['--log-level', 'loud'], '--log-level must be one of debug, info, warn, error, got "loud"'],
+    [['--kv-url', 'http://127.0.0.1:6379'], '--kv-url must be a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379/0), got "http://127.0.0.1:6379"'],
   ])('a bad flag: %j', async (flags, line) => {
     const dir = writeScripts({ 'good.mjs': GOOD });
     expectRefused(await serve([dir, '--admin-port', '0', ...flags]), line);

@@ -79,6 +79,21 @@ describe('logs and edgeproc tail', () => {
     expect(tail.stderr()).toContain('edgeproc tail: the daemon closed the log stream');
   });
 
+  it('--log-level warn writes warnings and errors only, the tenant\'s included', async () => {
+    const dir = writeScripts({
+      'hello.mjs': `export default { fetch() { console.log('an info line'); console.warn('a warning'); return new Response('hello'); } };`,
+    });
+    const port = await freePort();
+    const served = run(['serve', dir, '--port', String(port), '--admin-port', '0', '--warm-pool', '1', '--log-level', 'warn']);
+    await served.waitFor('stderr', 'edgeproc serving 1 worker');
+    const res = await request(`http://127.0.0.1:${port}/`, { headers: { host: 'hello.localhost' } });
+    expect(await res.body.text()).toBe('hello');
+    await served.waitFor('stdout', '"msg":"a warning"');
+    const lines = served.stdout().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.map((l) => l.level)).not.toContain('info');
+    expect(lines.map((l) => l.msg)).not.toContain('an info line');
+  });
+
   it('a follower that stops reading costs the daemon a bounded queue: lines past it are dropped, then one notice', async () => {
     const daemon = await startTestDaemon(writeScripts({ 'hello.mjs': `export default { fetch() { return new Response('hi'); } };` }), { warmPool: 0 });
     const { port } = new URL(daemon.adminUrl);
