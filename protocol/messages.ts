@@ -24,6 +24,8 @@ export const FrameType = {
   Settled: 8,
   Drained: 9,
   BindingCall: 10,
+  // either direction, while a child boots (see EchoMessage)
+  Echo: 12,
   // daemon → child
   Load: 20,
   RequestHead: 21,
@@ -216,4 +218,14 @@ export interface BindingResultMessage {
   error: { name: 'TypeError' | 'Error' | 'RangeError'; message: string } | null;
   value: unknown;
   hasBody: boolean;
+}
+
+/**
+ * A booting child's warm-up of the real channel (runner/warmup.ts): it sends Echo with a little
+ * body on stream 0, and the daemon, only while the child is booting, sends back Echo, DATA and
+ * END on stream 0. Synthetic requests cannot reach this code (their channel discards everything),
+ * and without it a child compiled the socket's read and write paths during its first request.
+ */
+export interface EchoMessage {
+  round: number;
 }

@@ -17,10 +17,19 @@ import { installGlobals } from './globals.js';
 import { openChannel, type Channel } from './ipc.js';
 import { describeError } from './describe.js';
 import { Runtime } from './runtime.js';
-import { warmUp } from './warmup.js';
+import { warmChannel, warmUp } from './warmup.js';
 
 let runtime: Runtime;
-const channel: Channel = openChannel((frame) => runtime.onFrame(frame));
+/** Resolves when the daemon's echo of the channel warm-up arrives (its End follows in the same read). */
+let onEcho: (() => void) | null = null;
+const channel: Channel = openChannel((frame) => {
+  if (frame.type === FrameType.Echo) {
+    onEcho?.();
+    onEcho = null;
+    return;
+  }
+  runtime.onFrame(frame);
+});
 runtime = new Runtime(channel);
 
 installGlobals({
@@ -38,7 +47,10 @@ installGlobals({
 
 async function finishBoot(): Promise<void> {
   // A child spawned for a waiting request (pool miss) skips the warm-up: its first request is already here.
-  if (!process.argv.includes('--no-warmup')) await warmUp();
+  if (!process.argv.includes('--no-warmup')) {
+    await warmUp();
+    await warmChannel(channel, () => new Promise<void>((resolve) => (onEcho = resolve)));
+  }
   // No forced GC here: with the short warm-up it saved less than the v8 module and the extra
   // context it needs cost (bench/memory: 10.6 vs 11.0 MiB private without it).
   // From here on, a tenant's error in a timer or an unawaited promise is logged, as on Workers, and

@@ -11,6 +11,7 @@ import {
   FrameType,
   type AbortMessage,
   type BindingCallMessage,
+  type EchoMessage,
   type HandlerErrorMessage,
   type LoadFailedMessage,
   type LoadMessage,
@@ -91,6 +92,8 @@ export interface InstanceEvents {
 }
 
 let instanceCounter = 0;
+/** What the daemon sends back to a booting child's Echo: a body chunk of a typical response's size. */
+const ECHO_BODY = new Uint8Array(256).fill(0x2e);
 
 export class Instance {
   readonly id = `i${(++instanceCounter).toString(36)}`;
@@ -335,6 +338,14 @@ export class Instance {
         this.#subrequests.set(id, this.#events.bindingCall(this, id, call));
         return;
       }
+      case FrameType.Echo:
+        // Only a booting child warms its channel; later, an Echo is not worth answering.
+        if (this.state === 'booting') {
+          this.#channel!.sendJson(FrameType.Echo, 0, decodeJson<EchoMessage>(frame));
+          this.#channel!.sendData(0, ECHO_BODY);
+          this.#channel!.sendEmpty(FrameType.End, 0);
+        }
+        return;
       case FrameType.Ready:
         this.bootMs = decodeJson<ReadyMessage>(frame).bootMs;
         if (this.state === 'booting') this.state = 'warm';
