@@ -17,9 +17,15 @@ export interface Started {
   stop(): Promise<void>;
 }
 
+/** Log files this benchmark process has written to already. */
+const opened = new Set<string>();
+
 /** Starts `command` with its output appended to `logPath` and also scanned for readiness lines. */
 export function start(command: string, args: string[], logPath: string, env: NodeJS.ProcessEnv = process.env): Started {
-  const log = openSync(logPath, 'a');
+  // A fresh log per benchmark run (a run may start the same program more than once, and those append):
+  // logs that grew across runs were read as one run's, and misread.
+  const log = openSync(logPath, opened.has(logPath) ? 'a' : 'w');
+  opened.add(logPath);
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(child);
   let text = '';
