@@ -5,8 +5,7 @@
  * same rule that it belongs to a request in flight.
  */
 import { FrameType, type BindingCallMessage, type BindingResultMessage, type BindingTarget } from '../protocol/messages.js';
-import { IncomingBody, OutgoingBody } from './body.js';
-import type { SubrequestHost, SubrequestStream } from './fetch.js';
+import { openSubstream, type SubrequestHost } from './fetch.js';
 
 export interface BindingReply {
   value: unknown;
@@ -33,22 +32,8 @@ export function createBindingCaller(host: SubrequestHost): BindingCaller {
         `${describeTarget(target)}.${op}(): no request is in flight here (the request this code ran for has finished, or this is the global scope); a worker uses its bindings only while handling a request or its waitUntil work`,
       );
     }
-    const { channel } = host;
-    const id = host.nextStreamId();
-    let stream!: SubrequestStream;
-    const head = new Promise<BindingResultMessage>((resolve, reject) => {
-      stream = {
-        parent,
-        incoming: new IncomingBody(channel, id),
-        outgoing: body ? new OutgoingBody(channel, id) : null,
-        resolve,
-        reject,
-      };
-    });
-    host.register(id, stream);
     const message: BindingCallMessage = { parent, target, op, args, hasBody: body !== null };
-    channel.sendJson(FrameType.BindingCall, id, message);
-    if (stream.outgoing && body) stream.outgoing.pump(body).catch(() => {});
+    const { id, stream, answer: head } = openSubstream<BindingResultMessage>(host, parent, FrameType.BindingCall, message, body);
     let result: BindingResultMessage;
     try {
       result = await head;

@@ -73,7 +73,7 @@ export class Cache {
       self.#target,
       'put',
       { url: req.url, method: req.method, requestHeaders: [...req.headers], status, headers },
-      res.body ?? emptyBody(),
+      res.body,
     );
   }
 
@@ -87,14 +87,6 @@ export class Cache {
     });
     return value === true;
   }
-}
-
-function emptyBody(): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(controller) {
-      controller.close();
-    },
-  });
 }
 
 // Every Cache handed to a tenant is frozen, like the rest of the global API.

@@ -34,6 +34,31 @@ export interface SubrequestHost {
 
 const NULL_BODY_STATUS = new Set([101, 204, 205, 304]);
 
+/**
+ * Opens a fresh even stream for a fetch or a binding call on behalf of request `parent`: registers
+ * it, sends `headType` with `head`, and streams `body` after it. `answer` settles with the
+ * daemon's head (SubresponseHead or BindingResult), or rejects (SubrequestFailed, the request ended).
+ */
+export function openSubstream<Answer>(
+  host: SubrequestHost,
+  parent: number,
+  headType: FrameType,
+  head: object,
+  body: ReadableStream<Uint8Array> | null,
+): { id: number; stream: SubrequestStream; answer: Promise<Answer> } {
+  const { channel } = host;
+  const id = host.nextStreamId();
+  let stream!: SubrequestStream;
+  const answer = new Promise<Answer>((resolve, reject) => {
+    stream = { parent, incoming: new IncomingBody(channel, id), outgoing: body ? new OutgoingBody(channel, id) : null, resolve, reject };
+  });
+  host.register(id, stream);
+  channel.sendJson(headType, id, head);
+  // A failed upload is reported by the daemon (SubrequestFailed, or the call's error); nothing to add here.
+  if (stream.outgoing && body) stream.outgoing.pump(body).catch(() => {});
+  return { id, stream, answer };
+}
+
 export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
   return async function fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
     const request = new Request(input, init);
@@ -53,19 +78,6 @@ export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
         'fetch: no request is in flight here (the request this code ran for has finished, or this is the global scope); a worker fetches only while handling a request or its waitUntil work',
       );
     }
-    const id = host.nextStreamId();
-    const { channel } = host;
-    let stream!: SubrequestStream;
-    const head = new Promise<SubresponseHeadMessage>((resolve, reject) => {
-      stream = {
-        parent,
-        incoming: new IncomingBody(channel, id),
-        outgoing: request.body ? new OutgoingBody(channel, id) : null,
-        resolve,
-        reject,
-      };
-    });
-    host.register(id, stream);
     const message: SubrequestHeadMessage = {
       parent,
       method: request.method,
@@ -74,11 +86,8 @@ export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
       hasBody: request.body !== null,
       redirect: request.redirect as SubrequestHeadMessage['redirect'],
     };
-    channel.sendJson(FrameType.SubrequestHead, id, message);
-    if (stream.outgoing && request.body) {
-      // The daemon reports a failed upload through SubrequestFailed; nothing to add here.
-      stream.outgoing.pump(request.body).catch(() => {});
-    }
+    const { id, stream, answer: head } = openSubstream<SubresponseHeadMessage>(host, parent, FrameType.SubrequestHead, message, request.body);
+    const { channel } = host;
     request.signal.addEventListener(
       'abort',
       () => {

@@ -51,11 +51,10 @@ export class HttpExchange implements Exchange {
   #compressor: Writable | null = null;
   #headSent = false;
   #finished = false;
-  /** Finished, and the child's Settled is still to come. */
-  #awaitingSettle = false;
-  #accounted = false;
-  /** A Settled that came before the response was over. */
-  #earlySettle: SettledMessage | null = null;
+  /** The accounting line: not yet (the response runs), waiting for the child's Settled, or written. */
+  #accounting: 'pending' | 'awaitingSettle' | 'written' = 'pending';
+  /** The child's CPU count, when its Settled came before the response was over. */
+  #earlyChildCpuMs: number | null = null;
   /** See #contentLengthToHold. */
   #bodyBytesDue: number | null = null;
   #bodyBytesSent = 0;
@@ -240,7 +239,7 @@ export class HttpExchange implements Exchange {
   onSettled(message: SettledMessage): void {
     // The client's response may have finished long before: waitUntil work ran after it.
     if (this.#finished) this.#account(message.cpuMs);
-    else this.#earlySettle = message;
+    else this.#earlyChildCpuMs = message.cpuMs;
   }
 
   onInstanceDied(outcome: ExitOutcome): void {
@@ -264,7 +263,7 @@ export class HttpExchange implements Exchange {
   fail(status: number, reason: string, log = true): void {
     if (this.#finished) {
       // The instance ended it after the response (killed, or failing every request on it): no Settled will come.
-      if (this.#awaitingSettle) this.#account(null);
+      if (this.#accounting === 'awaitingSettle') this.#account(null);
       return;
     }
     this.#finished = true;
@@ -298,15 +297,14 @@ export class HttpExchange implements Exchange {
   #done(awaitSettle: boolean): void {
     this.wallMs = performance.now() - this.startedAt;
     this.#ctx.onDone(this);
-    if (this.#earlySettle) this.#account(this.#earlySettle.cpuMs);
-    else if (awaitSettle && this.#instance) this.#awaitingSettle = true;
+    if (this.#earlyChildCpuMs !== null) this.#account(this.#earlyChildCpuMs);
+    else if (awaitSettle && this.#instance) this.#accounting = 'awaitingSettle';
     else this.#account(null);
   }
 
   #account(childCpuMs: number | null): void {
-    if (this.#accounted) return;
-    this.#accounted = true;
-    this.#awaitingSettle = false;
+    if (this.#accounting === 'written') return;
+    this.#accounting = 'written';
     this.#ctx.onAccount(this, childCpuMs);
   }
 }
