@@ -107,4 +107,22 @@ describe('warm pool', () => {
     expect(await daemon.fetchText('a')).toMatchObject({ status: 200, text: 'a' });
     expect(daemon.logs).toContainEqual(expect.objectContaining({ msg: 'instance exited', worker: 'a', signal: 'SIGKILL' }));
   });
+  // The refill waits for a handed-out child's first request (so a boot does not take CPU from
+  // it), but never leaves the pool short behind a long request.
+  it('refills behind a cold request that is still running: at once when the pool is empty, within a bound when a warm child is left', async () => {
+    const slow = (name: string) => `export default { async fetch() { await new Promise((r) => setTimeout(r, 3000)); return new Response('${name}'); } };`;
+    for (const warmPool of [1, 2]) {
+      const daemon = await startTestDaemon(writeScripts({ 'slow.mjs': slow('slow') }), { warmPool });
+      await daemon.pool.filled();
+      let answered = false;
+      const pending = daemon.fetchText('slow').then((result) => ((answered = true), result));
+      const deadline = Date.now() + 2500;
+      while (!(daemon.pool.stats().spawned === warmPool + 1 && daemon.pool.stats().warm === warmPool) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(daemon.pool.stats()).toMatchObject({ warm: warmPool, hits: 1, misses: 0, spawned: warmPool + 1 });
+      expect(answered).toBe(false);
+      expect(await pending).toMatchObject({ status: 200, text: 'slow' });
+    }
+  });
 });
