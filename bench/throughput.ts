@@ -1,17 +1,21 @@
 /**
  * Warm hello-world throughput: the edgeproc daemon against workerd serving the
- * same script, both under `wrk -t1 -c32 -d10s --latency`. Each server gets
- * one discarded warm-up run, then rounds alternate A/B so that noise from
- * other work on the machine falls on both alike. Target (issue 2): edgeproc
+ * same script, both under `wrk -t1 -c32 -d10s --latency`, and a bare
+ * `node:http` process answering the same body as a reference (the ceiling of
+ * any Node.js front door here). Each server gets one discarded warm-up run,
+ * then rounds interleave the three, rotating the order, so that noise from
+ * other work on the machine falls on all alike. Target (issue 2): edgeproc
  * ≥ 2× workerd's req/s, p99 ≤ 10 ms.
  */
 import { readFileSync } from 'node:fs';
 import { PACKAGE_ROOT } from './lib/build.js';
 import { adminState, startDaemon, type RunningDaemon } from './lib/daemon.js';
 import { describeMachine, machine } from './lib/machine.js';
+import type { RunningServer } from './lib/processes.js';
 import { resultsPath, table, verdict, writeResult } from './lib/report.js';
 import { median } from './lib/stats.js';
 import { runWrk, wrkArgs, type WrkOptions, type WrkResult } from './lib/wrk.js';
+import { startBareNode } from './lib/bare-node.js';
 import { startWorkerd, type RunningWorkerd } from './lib/workerd.js';
 
 const SCRIPT = `${PACKAGE_ROOT}examples/hello.js`;
@@ -19,35 +23,40 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WRK: WrkOptions = { threads: 1, connections: 32, durationSec: Number(process.env.BENCH_DURATION_SEC ?? 10) };
 const WARMUP: WrkOptions = { ...WRK, durationSec: 5 };
 
+const SERVERS = ['edgeproc', 'workerd', 'node'] as const;
+
 interface Run {
-  server: 'edgeproc' | 'workerd';
+  server: (typeof SERVERS)[number];
   round: number;
   result: WrkResult;
 }
 
 export async function throughput(): Promise<void> {
   const facts = machine();
-  console.log('\n## throughput — warm hello-world, edgeproc daemon vs workerd\n');
+  console.log('\n## throughput — warm hello-world, edgeproc daemon vs workerd, bare node:http for reference\n');
   console.log(`method: script ${SCRIPT} served by both; wrk ${wrkArgs('URL', WRK).join(' ')};`);
-  console.log(`        one ${WARMUP.durationSec} s warm-up run per server discarded; ${ROUNDS} rounds interleaved edgeproc/workerd; both servers up throughout.`);
+  console.log(`        one ${WARMUP.durationSec} s warm-up run per server discarded; ${ROUNDS} rounds interleaving edgeproc, workerd and node (order rotated); all up throughout.`);
+  console.log('        node: one bare node:http process answering the same body, nothing of edgeproc in it (the ceiling of a Node.js front door).');
   console.log(`        edgeproc: bin/edgeproc.js serve (defaults: --warm-pool 2, --max-instances 4), its own process.`);
   console.log(describeMachine(facts));
 
   let daemon: RunningDaemon | undefined;
   let workerd: RunningWorkerd | undefined;
+  let bare: RunningServer | undefined;
   try {
     daemon = await startDaemon(SCRIPT, {}, resultsPath('throughput.daemon.log'));
     workerd = await startWorkerd(SCRIPT, resultsPath('throughput.workerd.log'));
-    const targets = { edgeproc: `${daemon.url}/`, workerd: `${workerd.url}/` };
+    bare = await startBareNode(resultsPath('throughput.node.log'));
+    const targets = { edgeproc: `${daemon.url}/`, workerd: `${workerd.url}/`, node: `${bare.url}/` };
 
-    for (const server of ['edgeproc', 'workerd'] as const) {
+    for (const server of SERVERS) {
       const r = await runWrk(targets[server], WARMUP);
       console.log(`warm-up ${server}: ${r.requestsPerSec.toFixed(0)} req/s (discarded)`);
     }
     const runs: Run[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
-      // Alternate which server goes first, so neither always follows the other's load.
-      const order = round % 2 ? (['edgeproc', 'workerd'] as const) : (['workerd', 'edgeproc'] as const);
+      // Rotate which server goes first, so none always follows another's load.
+      const order = SERVERS.map((_, i) => SERVERS[(i + round - 1) % SERVERS.length]!);
       for (const server of order) {
         const result = await runWrk(targets[server], WRK);
         runs.push({ server, round, result });
@@ -58,9 +67,11 @@ export async function throughput(): Promise<void> {
     const workerdRss = rssMiB(workerd.process.pid);
 
     const of = (s: Run['server']) => runs.filter((r) => r.server === s);
-    const ratios = runs
-      .filter((r) => r.server === 'edgeproc')
-      .map((e) => e.result.requestsPerSec / runs.find((w) => w.server === 'workerd' && w.round === e.round)!.result.requestsPerSec);
+    const ratiosOf = (a: Run['server'], b: Run['server']) =>
+      runs.filter((r) => r.server === a).map((x) => x.result.requestsPerSec / runs.find((y) => y.server === b && y.round === x.round)!.result.requestsPerSec);
+    const ratios = ratiosOf('edgeproc', 'workerd');
+    const nodeRatio = median(ratiosOf('node', 'workerd'));
+    const shareOfNode = median(ratiosOf('edgeproc', 'node'));
     const summary = (s: Run['server']) => ({
       reqPerSecMedian: median(of(s).map((r) => r.result.requestsPerSec)),
       p50MsMedian: median(of(s).map((r) => r.result.latencyMs.p50)),
@@ -70,6 +81,7 @@ export async function throughput(): Promise<void> {
     });
     const edge = summary('edgeproc');
     const peer = summary('workerd');
+    const reference = summary('node');
     const ratio = median(ratios);
 
     console.log('');
@@ -95,6 +107,9 @@ export async function throughput(): Promise<void> {
         [
           ['edgeproc req/s (median)', Math.round(edge.reqPerSecMedian), '', ''],
           ['workerd req/s (median)', Math.round(peer.reqPerSecMedian), '', ''],
+          ['bare node:http req/s (median)', Math.round(reference.reqPerSecMedian), '', ''],
+          ['ratio bare node:http/workerd: the most a Node.js front door reaches', nodeRatio, '', ''],
+          ['ratio edgeproc/bare node:http', shareOfNode, '', ''],
           ['ratio edgeproc/workerd (median of rounds)', ratio, '≥ 2', verdict(ratio >= 2)],
           ['edgeproc p99 ms (median of runs)', edge.p99MsMedian, '≤ 10', verdict(edge.p99MsMedian <= 10)],
           ['edgeproc p99 ms (worst run)', edge.p99MsWorst, '≤ 10', verdict(edge.p99MsWorst <= 10)],
@@ -110,14 +125,17 @@ export async function throughput(): Promise<void> {
       ratios,
       edgeproc: edge,
       workerd: peer,
+      node: reference,
       ratioMedian: ratio,
+      nodeToWorkerdMedian: nodeRatio,
+      edgeprocToNodeMedian: shareOfNode,
       daemonState: state,
       workerdRssMiB: workerdRss,
       pass: { ratio: ratio >= 2, p99: edge.p99MsWorst <= 10 },
     });
     console.log(`results: ${file}`);
   } finally {
-    await Promise.all([daemon?.stop(), workerd?.stop()]);
+    await Promise.all([daemon?.stop(), workerd?.stop(), bare?.stop()]);
   }
 }
 

@@ -131,3 +131,33 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 export { freePort } from '../../src/lab/ports.js';
+
+/** An HTTP server a benchmark started, once it answers. */
+export interface RunningServer {
+  process: Started;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Waits until the server `proc` answers 200 on `url` (stopping it if it never does). */
+export async function answering(proc: Started, url: string, timeoutMs = 15_000): Promise<RunningServer> {
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      if (proc.child.exitCode !== null) throw new Error(`the server exited with ${proc.child.exitCode} while starting`);
+      try {
+        const res = await fetch(url);
+        await res.arrayBuffer();
+        if (res.status === 200) break;
+      } catch {
+        // Not listening yet.
+      }
+      if (Date.now() > deadline) throw new Error(`the server did not answer on ${url} within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } catch (error) {
+    await proc.stop();
+    throw error;
+  }
+  return { process: proc, url, stop: () => proc.stop() };
+}

@@ -5,16 +5,12 @@
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, start, type Started } from './processes.js';
+import { answering, freePort, start, type RunningServer } from './processes.js';
 import { tempDir } from './tmp.js';
 
 export const WORKERD_BIN = fileURLToPath(new URL('../../../node_modules/.bin/workerd', import.meta.url));
 
-export interface RunningWorkerd {
-  process: Started;
-  url: string;
-  stop(): Promise<void>;
-}
+export type RunningWorkerd = RunningServer;
 
 export async function startWorkerd(scriptPath: string, logPath: string): Promise<RunningWorkerd> {
   const dir = tempDir('workerd');
@@ -35,30 +31,6 @@ const worker :Workerd.Worker = (
 );
 `,
   );
-  const proc = start(WORKERD_BIN, ['serve', join(dir, 'config.capnp'), '--experimental'], logPath);
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await untilAnswers(url, proc);
-  } catch (error) {
-    await proc.stop();
-    throw error;
-  }
-  return { process: proc, url, stop: () => proc.stop() };
-}
-
-/** workerd prints nothing when it is listening, so poll until it answers 200. */
-async function untilAnswers(url: string, proc: Started, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (proc.child.exitCode !== null) throw new Error(`workerd exited with ${proc.child.exitCode} while starting`);
-    try {
-      const res = await fetch(url);
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) throw new Error(`workerd did not answer on ${url} within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  // workerd prints nothing when it is listening.
+  return answering(start(WORKERD_BIN, ['serve', join(dir, 'config.capnp'), '--experimental'], logPath), `http://127.0.0.1:${port}`);
 }
