@@ -19,10 +19,10 @@
  * request, and past the CPU limit the instance is stopped, as Workers ends a
  * finished request's timers.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import type { Limits } from '../limits.js';
 import type { Exchange, Instance } from './instance.js';
 import * as priority from './priority.js';
+import { ProcFiles } from './proc-files.js';
 
 /** What a breach was about, for the error response and the log line. */
 export type Breach =
@@ -43,9 +43,6 @@ const RSS_EVERY_SAMPLES = 4;
  * per-thread reads of a busy child: a thousand idle tenants cost ~2000 reads a second.
  */
 const IDLE_SAMPLE_MS = 500;
-/** Linux reports utime and stime in USER_HZ, 100 per second on every architecture node runs on. */
-const TICK_MS = 10;
-const PAGE_BYTES = 4096;
 
 /**
  * The kernel adds a running thread's CPU time to schedstat at each scheduler tick
@@ -88,6 +85,8 @@ export class Watchdog {
   readonly #onBreach: (instance: Instance, breach: Breach) => void;
   readonly #tracked = new Map<Instance, Tracked>();
   readonly #idle = new Map<Instance, Idle>();
+  /** Open /proc descriptors of every instance watched, busy or idle, until it is gone. */
+  readonly #files = new Map<Instance, ProcFiles>();
   #timer: NodeJS.Timeout | null = null;
   #idleTimer: NodeJS.Timeout | null = null;
 
@@ -101,7 +100,8 @@ export class Watchdog {
     this.#idle.delete(instance);
     if (!this.#tracked.has(instance)) {
       const now = performance.now();
-      const cpuNs = readCpuNs(instance.pid);
+      const files = this.#filesOf(instance);
+      const cpuNs = files?.mainCpuNs() ?? null;
       this.#tracked.set(instance, {
         demoted: false,
         lastCpuNs: cpuNs,
@@ -111,7 +111,7 @@ export class Watchdog {
         windowAt: now,
         windowCpuNs: cpuNs,
         nearLimit: null,
-        threadsCpuNs: readThreadsCpuNs(instance.pid),
+        threadsCpuNs: files?.threadsCpuNs() ?? null,
       });
     }
     if (!this.#timer) {
@@ -127,12 +127,15 @@ export class Watchdog {
     if (this.#idleTimer) clearInterval(this.#idleTimer);
     this.#idleTimer = null;
     this.#idle.clear();
+    for (const files of this.#files.values()) files.close();
+    this.#files.clear();
   }
 
   #tick(): void {
     for (const [instance, tracked] of this.#tracked) {
       if (instance.state === 'dead' || instance.disposed) {
         this.#untrack(instance, tracked);
+        this.#forget(instance);
         continue;
       }
       this.#sampleCpu(instance, tracked);
@@ -141,7 +144,7 @@ export class Watchdog {
       if (++tracked.samples % RSS_EVERY_SAMPLES === 0) {
         this.#sampleThreads(instance, tracked);
         if (instance.disposed) continue;
-        const usedMb = readMemoryMb(instance.pid);
+        const usedMb = this.#filesOf(instance)?.memoryMb() ?? null;
         const limits = instance.limits ?? this.#limits;
         if (usedMb !== null && usedMb > limits.memoryMb) {
           this.#onBreach(instance, { limit: 'memoryMb', valueMb: usedMb });
@@ -163,6 +166,22 @@ export class Watchdog {
     }
   }
 
+  #filesOf(instance: Instance): ProcFiles | null {
+    let files = this.#files.get(instance);
+    if (!files) {
+      if (!instance.pid) return null;
+      files = new ProcFiles(instance.pid);
+      this.#files.set(instance, files);
+    }
+    return files;
+  }
+
+  /** The instance is gone: its descriptors are closed (see #filesOf). */
+  #forget(instance: Instance): void {
+    this.#files.get(instance)?.close();
+    this.#files.delete(instance);
+  }
+
   /** Stops watching an instance: no pending re-sample, and its priority back where allowed. */
   #untrack(instance: Instance, tracked: Tracked): void {
     if (tracked.nearLimit) clearTimeout(tracked.nearLimit);
@@ -172,7 +191,7 @@ export class Watchdog {
 
   /** CPU of the threads other than the main one since the last reading, charged like the main thread's. */
   #sampleThreads(instance: Instance, tracked: Tracked): void {
-    const cpuNs = readThreadsCpuNs(instance.pid);
+    const cpuNs = this.#filesOf(instance)?.threadsCpuNs() ?? null;
     if (cpuNs === null) return;
     if (tracked.threadsCpuNs !== null && cpuNs > tracked.threadsCpuNs) {
       instance.chargeCpu((cpuNs - tracked.threadsCpuNs) / 1e6);
@@ -182,8 +201,11 @@ export class Watchdog {
   }
 
   #watchIdle(instance: Instance): void {
-    const cpuMs = readProcessCpuMs(instance.pid);
-    if (cpuMs === null) return;
+    const cpuMs = this.#filesOf(instance)?.processCpuMs() ?? null;
+    if (cpuMs === null) {
+      this.#forget(instance);
+      return;
+    }
     this.#idle.set(instance, { cpuMs, usedMs: 0 });
     if (!this.#idleTimer) {
       this.#idleTimer = setInterval(() => this.#idleTick(), IDLE_SAMPLE_MS);
@@ -193,15 +215,17 @@ export class Watchdog {
 
   #idleTick(): void {
     for (const [instance, idle] of this.#idle) {
-      const cpuMs = instance.state === 'dead' || instance.disposed ? null : readProcessCpuMs(instance.pid);
+      const cpuMs = instance.state === 'dead' || instance.disposed ? null : (this.#filesOf(instance)?.processCpuMs() ?? null);
       if (cpuMs === null) {
         this.#idle.delete(instance);
+        this.#forget(instance);
         continue;
       }
       idle.usedMs += cpuMs - idle.cpuMs;
       idle.cpuMs = cpuMs;
       if (idle.usedMs > (instance.limits ?? this.#limits).cpuMs) {
         this.#idle.delete(instance);
+        this.#forget(instance);
         this.#onBreach(instance, { limit: 'idleCpuMs', valueMs: idle.usedMs });
       }
     }
@@ -213,7 +237,7 @@ export class Watchdog {
 
   #sampleCpu(instance: Instance, tracked: Tracked): void {
     const now = performance.now();
-    const cpuNs = readCpuNs(instance.pid);
+    const cpuNs = this.#filesOf(instance)?.mainCpuNs() ?? null;
     if (cpuNs === null) return;
     if (tracked.lastCpuNs !== null && cpuNs > tracked.lastCpuNs) {
       instance.chargeCpu((cpuNs - tracked.lastCpuNs) / 1e6);
@@ -240,7 +264,7 @@ export class Watchdog {
     if (remainingMs > this.#limits.watchdogIntervalMs + TICK_LAG_CAP_MS) return;
     // Near the limit: count the CPU the kernel has not booked yet, if the child is on a CPU
     // flat out now, so a runaway is stopped at its limit rather than up to a tick later.
-    const unbooked = tracked.burning && isRunning(instance.pid) ? Math.min(TICK_LAG_CAP_MS, now - tracked.changedAt) : 0;
+    const unbooked = tracked.burning && this.#filesOf(instance)?.running() ? Math.min(TICK_LAG_CAP_MS, now - tracked.changedAt) : 0;
     if (used + unbooked > max) {
       // Booked now, so that the accounting line and the totals say what the 503 says.
       if (instance.loading) {
@@ -264,70 +288,13 @@ export class Watchdog {
   }
 }
 
-/** Whether the process's main thread is running or runnable (state R in /proc/PID/stat). */
-function isRunning(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return text[text.lastIndexOf(')') + 2] === 'R';
-  } catch {
-    return false;
-  }
-}
-
-/** Nanoseconds the process's main thread has spent on a CPU; null once it is gone. */
-export function readCpuNs(pid: number | undefined): number | null {
-  if (!pid) return null;
-  try {
-    const text = readFileSync(`/proc/${pid}/schedstat`, 'latin1');
-    return Number(text.slice(0, text.indexOf(' ')));
-  } catch {
-    return null;
-  }
-}
-
-/** Nanoseconds every thread of the process but the main one has spent on a CPU; null once it is gone. */
-function readThreadsCpuNs(pid: number | undefined): number | null {
-  if (!pid) return null;
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return null;
-  }
-  let total = 0;
-  for (const tid of tids) {
-    if (Number(tid) === pid) continue;
-    try {
-      const text = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1');
-      total += Number(text.slice(0, text.indexOf(' ')));
-    } catch {
-      // The thread ended while listed: its time is lost to the count, a few ms at most.
-    }
-  }
-  return total;
-}
-
-/** CPU time of the whole process, every thread, from /proc/PID/stat (utime + stime); null once it is gone. */
-function readProcessCpuMs(pid: number | undefined): number | null {
-  if (!pid) return null;
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // Fields after the command name, which is in parentheses and may hold spaces: state is [0], utime [11], stime [12].
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
-  } catch {
-    return null;
-  }
-}
-
-/** Resident anonymous memory in MiB (statm: resident − shared); null once the process is gone. */
+/** Resident anonymous memory in MiB of `pid`, read once (metrics); null once the process is gone. */
 export function readMemoryMb(pid: number | undefined): number | null {
   if (!pid) return null;
+  const files = new ProcFiles(pid);
   try {
-    const fields = readFileSync(`/proc/${pid}/statm`, 'latin1').split(' ');
-    return ((Number(fields[1]) - Number(fields[2])) * PAGE_BYTES) / (1024 * 1024);
-  } catch {
-    return null;
+    return files.memoryMb();
+  } finally {
+    files.close();
   }
 }
