@@ -7,6 +7,7 @@
  * the admin API's tail taps every line as it is written.
  */
 import { pino, type Logger as PinoLogger } from 'pino';
+import { LineOutput } from './log-output.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 export const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
@@ -34,11 +35,11 @@ export class Logger {
   readonly #taps = new Set<LogTap>();
 
   /**
-   * Without a sink, lines go to stdout, written asynchronously by pino (flushed at exit). Lines
+   * Without a sink, lines go to stdout, one write per turn of the event loop (log-output.ts). Lines
    * below `level` are dropped before they are formatted (`--log-level`).
    */
   constructor(sink?: LogSink, level: Level = 'debug') {
-    const out: Destination = sink ? { write: (line: string) => sink(JSON.parse(line)) } : pino.destination({ dest: 1, sync: false });
+    const out: Destination = sink ? { write: (line: string) => sink(JSON.parse(line)) } : new LineOutput(1);
     const taps = this.#taps;
     // pino hands a stream that asks for it the object it just serialised (lastObj): the
     // worker to filter on, without parsing the line back.
