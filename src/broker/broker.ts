@@ -146,6 +146,7 @@ export class Broker {
       // The accounting line, one per request, once its waitUntil work is over too (as Workers
       // reports an invocation's CPU): the watchdog's CPU from outside beside the child's own count.
       onAccount: (done, childCpuMs) => {
+        if (done.instance) this.#watchdog.release(done.instance);
         this.#log.info('request', {
           worker: workerName,
           requestId,

@@ -90,6 +90,10 @@ export class HttpExchange implements Exchange {
     return this.#instance?.id;
   }
 
+  get instance(): Instance | null {
+    return this.#instance;
+  }
+
   /** Starts the request on `instance`: head first, then the body as it arrives. */
   start(instance: Instance, url: string, hasBody: boolean): void {
     this.#instance = instance;

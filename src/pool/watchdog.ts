@@ -144,15 +144,8 @@ export class Watchdog {
       if (++tracked.samples % RSS_EVERY_SAMPLES === 0) {
         this.#sampleThreads(instance, tracked);
         if (instance.disposed) continue;
-        const usedMb = this.#filesOf(instance)?.memoryMb() ?? null;
-        const limits = instance.limits ?? this.#limits;
-        if (usedMb !== null && usedMb > limits.memoryMb) {
-          this.#onBreach(instance, { limit: 'memoryMb', valueMb: usedMb });
-          continue;
-        }
-        if (usedMb !== null && limits.recycleRssMb > 0 && usedMb > limits.recycleRssMb) {
-          this.#onBreach(instance, { limit: 'recycleRssMb', valueMb: usedMb });
-        }
+        this.#sampleMemory(instance);
+        if (instance.disposed) continue;
       }
       // Nothing in flight any more: sampled slowly until the next request.
       if (!instance.loading && instance.inflight === 0) {
@@ -180,6 +173,35 @@ export class Watchdog {
   #forget(instance: Instance): void {
     this.#files.get(instance)?.close();
     this.#files.delete(instance);
+  }
+
+  /**
+   * The instance's last request has settled: its memory is checked now and it is watched as
+   * idle, rather than at the next tick. At a few requests a second that tick was one more
+   * wake-up of the daemon per request, on these machines ~100 µs of CPU each.
+   */
+  release(instance: Instance): void {
+    const tracked = this.#tracked.get(instance);
+    if (!tracked || instance.loading || instance.inflight > 0 || instance.disposed || instance.state === 'dead') return;
+    this.#sampleMemory(instance);
+    if (instance.disposed) return;
+    this.#untrack(instance, tracked);
+    this.#watchIdle(instance);
+    if (this.#tracked.size === 0 && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = null;
+    }
+  }
+
+  #sampleMemory(instance: Instance): void {
+    const usedMb = this.#filesOf(instance)?.memoryMb() ?? null;
+    if (usedMb === null) return;
+    const limits = instance.limits ?? this.#limits;
+    if (usedMb > limits.memoryMb) {
+      this.#onBreach(instance, { limit: 'memoryMb', valueMb: usedMb });
+    } else if (limits.recycleRssMb > 0 && usedMb > limits.recycleRssMb) {
+      this.#onBreach(instance, { limit: 'recycleRssMb', valueMb: usedMb });
+    }
   }
 
   /** Stops watching an instance: no pending re-sample, and its priority back where allowed. */

@@ -31,7 +31,6 @@ describe('ProcFiles', () => {
     expect(files.processCpuMs()).toBeGreaterThanOrEqual(50);
     expect(files.threadsCpuNs()).toBeGreaterThanOrEqual(0);
     expect(files.memoryMb()).toBeGreaterThan(1);
-    expect(files.running()).toBe(false);
     // Opened once, then read again through the same descriptors.
     const held = heldOn(pid);
     expect(held).toBeGreaterThanOrEqual(4);
@@ -51,11 +50,21 @@ describe('ProcFiles', () => {
     expect(heldOn(pid)).toBe(0);
   });
 
+  it('tells a child that spins (running or runnable) from one that is gone', async () => {
+    child = spawn(process.execPath, ['-e', "process.stdout.write('spinning\\n'); for (;;);"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await once(child.stdout!, 'data');
+    const files = new ProcFiles(child.pid!);
+    expect(files.running()).toBe(true);
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    expect(files.running()).toBe(false);
+    files.close();
+  });
+
   it('answers null for a process that does not exist, holding nothing open', () => {
     const files = new ProcFiles(2 ** 22 + 1);
     expect(files.mainCpuNs()).toBeNull();
     expect(files.memoryMb()).toBeNull();
-    expect(files.running()).toBe(false);
     files.close();
     expect(heldOn(2 ** 22 + 1)).toBe(0);
   });
