@@ -91,6 +91,18 @@ export class ProcFiles {
     return ((Number(fields[1]) - Number(fields[2])) * PAGE_BYTES) / (1024 * 1024);
   }
 
+  /**
+   * Closes what only a busy child is read through (its threads, schedstat, statm), keeping
+   * /proc/PID/stat, which idle sampling reads: an idle child holds one descriptor, not one
+   * per thread. They are opened again on the next read.
+   */
+  closeBusy(): void {
+    for (const fd of [this.#schedstat, this.#statm, ...this.#threads.values()]) closeQuietly(fd);
+    this.#schedstat = -1;
+    this.#statm = -1;
+    this.#threads.clear();
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

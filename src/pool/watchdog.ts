@@ -243,6 +243,8 @@ export class Watchdog {
         this.#forget(instance);
         continue;
       }
+      // Idle for a while now (up to IDLE_SAMPLE_MS): down to one descriptor until its next request.
+      this.#files.get(instance)?.closeBusy();
       idle.usedMs += cpuMs - idle.cpuMs;
       idle.cpuMs = cpuMs;
       if (idle.usedMs > (instance.limits ?? this.#limits).cpuMs) {

@@ -38,6 +38,13 @@ describe('ProcFiles', () => {
     files.threadsCpuNs();
     files.memoryMb();
     expect(heldOn(pid)).toBe(held);
+    // Idle, it keeps only /proc/PID/stat, and reopens the rest when read again.
+    files.closeBusy();
+    expect(heldOn(pid)).toBe(1);
+    expect(files.processCpuMs()).toBeGreaterThanOrEqual(50);
+    expect(files.mainCpuNs()).toBeGreaterThan(50e6);
+    expect(files.threadsCpuNs()).toBeGreaterThanOrEqual(0);
+    expect(heldOn(pid)).toBe(held - 1);
 
     child.kill('SIGKILL');
     await once(child, 'exit');
