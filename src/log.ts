@@ -30,9 +30,21 @@ interface Destination {
   write(line: string): unknown;
 }
 
+/** The fields of a request's accounting line (src/broker/broker.ts). */
+export interface RequestLine {
+  worker: string;
+  requestId: string;
+  instance: string | undefined;
+  status: number;
+  wallMs: number;
+  cpuMs: number;
+  childCpuMs: number | null;
+}
+
 export class Logger {
   readonly #pino: PinoLogger<never, false>;
   readonly #taps = new Set<LogTap>();
+  readonly #out: Destination;
 
   /**
    * Without a sink, lines go to stdout, one write per turn of the event loop (log-output.ts). Lines
@@ -40,6 +52,7 @@ export class Logger {
    */
   constructor(sink?: LogSink, level: Level = 'debug') {
     const out: Destination = sink ? { write: (line: string) => sink(JSON.parse(line)) } : new LineOutput(1);
+    this.#out = out;
     const taps = this.#taps;
     // pino hands a stream that asks for it the object it just serialised (lastObj): the
     // worker to filter on, without parsing the line back.
@@ -80,7 +93,21 @@ export class Logger {
     this.#pino.debug(fields, msg);
   }
 
-  // Hot path: the accounting line of every request comes through here, straight to pino.
+  /**
+   * Hot path: the accounting line every request writes, formatted here in the shape pino gives
+   * the others (`{"level":"info","time":…,fields…,"msg":"request"}`, an undefined field left
+   * out). pino's generic formatting of it was ~5% of the daemon's CPU under wrk (perf).
+   */
+  request(fields: RequestLine): void {
+    if (!this.#pino.isLevelEnabled('info')) return;
+    const instance = fields.instance === undefined ? '' : `,"instance":${JSON.stringify(fields.instance)}`;
+    const line =
+      `{"level":"info"${isoTime()},"worker":${JSON.stringify(fields.worker)},"requestId":${JSON.stringify(fields.requestId)}${instance}` +
+      `,"status":${number(fields.status)},"wallMs":${number(fields.wallMs)},"cpuMs":${number(fields.cpuMs)},"childCpuMs":${number(fields.childCpuMs)},"msg":"request"}\n`;
+    this.#out.write(line);
+    for (const tap of this.#taps) tap(line, fields.worker);
+  }
+
   info(msg: string, fields: Omit<LogRecord, 'level' | 'msg'> = {}): void {
     this.#pino.info(fields, msg);
   }
@@ -107,6 +134,11 @@ function isoTime(): string {
     stamp = `,"time":"${new Date(now).toISOString()}"`;
   }
   return stamp;
+}
+
+/** A number as JSON writes it: null for null, NaN and the infinities. */
+function number(value: number | null): string {
+  return value !== null && Number.isFinite(value) ? String(value) : 'null';
 }
 
 /** A sink that keeps records in memory, for tests. */

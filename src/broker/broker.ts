@@ -147,7 +147,7 @@ export class Broker {
       // reports an invocation's CPU): the watchdog's CPU from outside beside the child's own count.
       onAccount: (done, childCpuMs) => {
         if (done.instance) this.#watchdog.release(done.instance);
-        this.#log.info('request', {
+        this.#log.request({
           worker: workerName,
           requestId,
           instance: done.instanceId,
