@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { decodeJson, encodeJsonFrame, FrameDecoder, type Frame } from '../../protocol/frames.js';
+import { FRAME_HEADER_BYTES, FrameType } from '../../protocol/messages.js';
+
+function decodeAll(bytes: Uint8Array, chunk = bytes.byteLength): Frame[] {
+  const frames: Frame[] = [];
+  const decoder = new FrameDecoder((frame) => frames.push(frame));
+  for (let at = 0; at < bytes.byteLength; at += chunk) decoder.push(bytes.subarray(at, at + chunk));
+  return frames;
+}
+
+describe('JSON frames', () => {
+  const messages = {
+    ascii: { status: 200, statusText: 'OK', headers: [['content-type', 'text/plain']], hasBody: true, bodyLength: 21 },
+    latin: { status: 200, statusText: 'Très bien', headers: [['x-name', 'Zoë']], hasBody: false, bodyLength: null },
+    wide: { text: '日本語のテキスト', emoji: '🙂🙃', mixed: `a${'é'.repeat(500)}z` },
+    empty: {},
+    loneSurrogate: { s: 'a\ud800b' },
+  };
+
+  for (const [name, message] of Object.entries(messages)) {
+    it(`carries a ${name} message intact, with a length that matches its payload, whole or in pieces`, () => {
+      const frame = encodeJsonFrame(FrameType.ResponseHead, 7, message);
+      const payloadBytes = new DataView(frame.buffer, frame.byteOffset, FRAME_HEADER_BYTES).getUint32(0);
+      expect(frame.byteLength).toBe(FRAME_HEADER_BYTES + payloadBytes);
+      // What the payload must be: the UTF-8 of the JSON (a lone surrogate becomes U+FFFD, as everywhere).
+      expect(Buffer.from(frame.subarray(FRAME_HEADER_BYTES)).toString()).toBe(Buffer.from(JSON.stringify(message)).toString());
+      for (const chunk of [frame.byteLength, 5, 1]) {
+        const frames = decodeAll(frame, chunk);
+        expect(frames.map((f) => [f.type, f.stream])).toEqual([[FrameType.ResponseHead, 7]]);
+        expect(decodeJson(frames[0]!)).toEqual(JSON.parse(JSON.stringify(message)));
+      }
+    });
+  }
+
+  it('keeps frames apart when several arrive in one chunk', () => {
+    const a = encodeJsonFrame(FrameType.RequestHead, 1, { n: 'é' });
+    const b = encodeJsonFrame(FrameType.Settled, 3, { cpuMs: 0.5 });
+    const both = new Uint8Array(a.byteLength + b.byteLength);
+    both.set(a, 0);
+    both.set(b, a.byteLength);
+    expect(decodeAll(both).map((f) => [f.stream, decodeJson(f)])).toEqual([[1, { n: 'é' }], [3, { cpuMs: 0.5 }]]);
+  });
+});
