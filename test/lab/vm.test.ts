@@ -8,7 +8,10 @@ const start = inProcessModelContract(vmModel);
 
 describe('model vm: blast radius', () => {
   it("dies whole when one tenant exhausts the heap: the neighbour goes down with it (the model's blast radius)", async () => {
-    const running = await start();
+    // A second per request, not 50 ms: near the heap limit each allocation waits for a
+    // full GC, and on a slow machine a 50 ms timeout stopped every request before the
+    // heap ran out (60 requests, still alive). A second fills it in the first few.
+    const running = await start({ cpuMs: 1000, memoryMb: 64 });
     await running.deploy('hello', WORKLOADS.hello);
     await running.deploy('bomb', WORKLOADS.bomb);
     const [host] = running.pids();
