@@ -111,7 +111,8 @@ export class Watchdog {
         windowAt: now,
         windowCpuNs: cpuNs,
         nearLimit: null,
-        threadsCpuNs: files?.threadsCpuNs() ?? null,
+        // The threads the last listing found (see threadsCpuNs): per request, no listing.
+        threadsCpuNs: files?.threadsCpuNs(false) ?? null,
       });
     }
     if (!this.#timer) {
