@@ -26,6 +26,11 @@ export class TurnMeter {
   #lastUs = cpuUs();
   #inTurn = false;
 
+  /** The process's CPU clock when last read: at the start of the current turn, or a settle in it. */
+  get lastReadingUs(): number {
+    return this.#lastUs;
+  }
+
   /**
    * Called first thing in a turn the runner starts, then `owner` is one the turn runs for (0:
    * none, e.g. the script loading). Several frames that arrive in one read are one turn.
