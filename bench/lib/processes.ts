@@ -4,8 +4,8 @@
  * A daemon's children are recorded before it is stopped and killed after it,
  * should any outlive it.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 
 const started = new Set<ChildProcess>();
 
@@ -82,14 +82,29 @@ export function start(command: string, args: string[], logPath: string, env: Nod
   };
 }
 
-/** Direct children of `pid`. */
+/**
+ * Direct children of `pid`, from /proc/PID/task/TID/children (every thread's: a child
+ * belongs to the thread that forked it). No process is started for it: `pgrep -P` was,
+ * one per process of the tree each time the limits benchmark picked a child to kill, and
+ * those pgreps (a scan of /proc each, at the load generator's priority) were a large part
+ * of the CPU that the neighbour competed with in part (c).
+ */
 export function childPids(pid: number): number[] {
+  let tids: string[];
   try {
-    const out = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' });
-    return out.split('\n').filter(Boolean).map(Number);
+    tids = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return []; // pgrep exits 1 when there are none.
+    return []; // gone
   }
+  const children = new Set<number>();
+  for (const tid of tids) {
+    try {
+      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').split(' ')) if (child) children.add(Number(child));
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return [...children];
 }
 
 /** Every process under `pid`: a daemon's fork server and the children it started. */
