@@ -231,7 +231,7 @@ export class Runtime {
     this.#env = Object.freeze(env);
     this.#waitUntilMs = message.waitUntilMs;
     try {
-      const script = await loadScript(message.source, message.filename, this.#env);
+      const script = await this.#unlessLoadStalls(loadScript(message.source, message.filename, this.#env));
       if (!script.exports?.fetch && !this.#listeners.has('fetch') && !script.exports?.scheduled && !this.#listeners.has('scheduled')) {
         throw new ScriptLoadError({
           kind: 'NoHandler',
@@ -494,12 +494,66 @@ export class Runtime {
     this.#stallCpuUs = cpuUs;
     if (busy) return true;
     if (this.#loading && !this.#script) return true;
+    return this.#workPending();
+  }
+
+  /** Whether anything is pending that could settle a promise the tenant waits on. */
+  #workPending(): boolean {
     if (this.timers.pending > 0 || this.#subrequests.size > 0) return true;
     for (const stream of this.#requests.values()) if (stream.incoming && !stream.incoming.finished) return true;
     // Other work Node runs for the tenant (DNS, file handles, ...) shows up as active resources;
     // the channel and stdio pipes are always there, and timers are counted above.
     for (const type of process.getActiveResourcesInfo()) if (!IDLE_RESOURCES.has(type)) return true;
     return false;
+  }
+
+  /**
+   * `loading`, failed with a clear error if it can never settle: a module whose top-level
+   * await waits on nothing that is left to happen (as a request's handler can, above) would
+   * otherwise keep the child loading, and every request to it waiting for --wall-ms. On
+   * Workers such a script fails to start. The check starts only if the load is still pending
+   * once this turn is over, so a script that loads at once arms no timer (see
+   * #watchForStallsSoon), and it counts the same two quiet checks 100 ms apart.
+   */
+  #unlessLoadStalls<T>(loading: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      let timer: ReturnType<typeof setInterval> | null = null;
+      const done = () => {
+        settled = true;
+        if (timer) clearInterval(timer);
+      };
+      loading.then(
+        (value) => (done(), resolve(value)),
+        (error: unknown) => (done(), reject(error)),
+      );
+      setImmediate(() => {
+        if (settled) return;
+        let cpuUs = processCpuUs();
+        let strikes = 0;
+        timer = setInterval(() => {
+          const now = processCpuUs();
+          const busy = now - cpuUs > STALL_BUSY_CPU_US;
+          cpuUs = now;
+          if (busy || this.#workPending()) {
+            strikes = 0;
+            return;
+          }
+          if (++strikes < 2) return;
+          done();
+          reject(
+            new ScriptLoadError({
+              kind: 'ScriptError',
+              message:
+                'its top-level await never settles: it waits, and no timer, fetch or other work is left that could settle it. A script must finish loading on its own; do asynchronous set-up in the handler',
+              line: null,
+              column: null,
+            }),
+          );
+        }, STALL_CHECK_MS);
+        timer.unref();
+      });
+    });
   }
 
   #sendHandlerError(id: number, error: unknown, passThrough: boolean): void {
