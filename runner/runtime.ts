@@ -40,6 +40,14 @@ import { Request, asResponse, responseParts, responseSource, type Response } fro
 const STALL_CHECK_MS = 100;
 /** Process CPU between two stall checks above which the child counts as working. */
 const STALL_BUSY_CPU_US = 2000;
+/** Quiet checks in a row (STALL_CHECK_MS apart) after which a wait can never end. */
+const STALL_STRIKES = 2;
+
+/** A run of stall checks: the CPU clock at the last one, and how many in a row found nothing pending. */
+interface Quiet {
+  cpuUs: number;
+  strikes: number;
+}
 
 /** Resolves (false) in the check phase of this event-loop turn, after its microtasks. */
 function endOfTurn(): Promise<false> {
@@ -87,9 +95,8 @@ export class Runtime {
   readonly #stalled = new Set<number>();
   #stallTimer: ReturnType<typeof setInterval> | null = null;
   #stallSoon: ReturnType<typeof setImmediate> | null = null;
-  #stallStrikes = 0;
-  /** Process CPU time (µs) at the last stall check. */
-  #stallCpuUs = 0;
+  /** The handlers' stall checks (see #checkForStalls). */
+  readonly #stall: Quiet = { cpuUs: 0, strikes: 0 };
   readonly #logBudget = new LogBudget((text, stream) => this.channel.sendJson(FrameType.Log, stream, { level: 'warn', text }));
 
   constructor(channel: Channel) {
@@ -433,10 +440,10 @@ export class Runtime {
    */
   #watchForStalls(): void {
     if (this.#stallTimer) return;
-    this.#stallStrikes = 0;
     // The reading this turn started with: a new one is a system call, and the check now
     // starts again for most requests that find the child idle (below).
-    this.#stallCpuUs = this.#meter.lastReadingUs;
+    this.#stall.cpuUs = this.#meter.lastReadingUs;
+    this.#stall.strikes = 0;
     this.#stallTimer = setInterval(() => this.#checkForStalls(), STALL_CHECK_MS);
     this.#stallTimer.unref();
   }
@@ -462,11 +469,8 @@ export class Runtime {
       this.#stallTimer = null;
       return;
     }
-    if (this.#couldStillSettle()) {
-      this.#stallStrikes = 0;
-      return;
-    }
-    if (++this.#stallStrikes < 2) return;
+    // A script still loading will run the handlers waiting on it.
+    if (this.#quietChecks(this.#stall, Boolean(this.#loading && !this.#script)) < STALL_STRIKES) return;
     for (const id of [...this.#awaiting]) {
       this.#awaiting.delete(id);
       this.#stalled.add(id);
@@ -483,18 +487,21 @@ export class Runtime {
     this.#maybeDrained();
   }
 
-  #couldStillSettle(): boolean {
+  /**
+   * One stall check of the run `quiet`: how many checks in a row, this one included, found
+   * nothing that could settle a wait (0 when this one did, or when `pending` says so).
+   */
+  #quietChecks(quiet: Quiet, pending = false): number {
     // Work Node runs in its thread pool for the tenant (zlib for DecompressionStream, PBKDF2 and
     // other crypto jobs) is not among the active resources below, but it burns CPU: a child that
     // used more than 2 ms since the last check is working, not stalled. A stalled child uses a
     // few hundredths of that (this check); one at work but starved of CPU by a loaded machine
     // still gets more (test/hostile/decompression-bomb.test.ts).
     const cpuUs = processCpuUs();
-    const busy = cpuUs - this.#stallCpuUs > STALL_BUSY_CPU_US;
-    this.#stallCpuUs = cpuUs;
-    if (busy) return true;
-    if (this.#loading && !this.#script) return true;
-    return this.#workPending();
+    const busy = cpuUs - quiet.cpuUs > STALL_BUSY_CPU_US;
+    quiet.cpuUs = cpuUs;
+    quiet.strikes = busy || pending || this.#workPending() ? 0 : quiet.strikes + 1;
+    return quiet.strikes;
   }
 
   /** Whether anything is pending that could settle a promise the tenant waits on. */
@@ -513,7 +520,7 @@ export class Runtime {
    * otherwise keep the child loading, and every request to it waiting for --wall-ms. On
    * Workers such a script fails to start. The check starts only if the load is still pending
    * once this turn is over, so a script that loads at once arms no timer (see
-   * #watchForStallsSoon), and it counts the same two quiet checks 100 ms apart.
+   * #watchForStallsSoon), and it counts quiet checks as the handlers' stall check does.
    */
   #unlessLoadStalls<T>(loading: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -527,19 +534,11 @@ export class Runtime {
         (value) => (done(), resolve(value)),
         (error: unknown) => (done(), reject(error)),
       );
-      setImmediate(() => {
+      void endOfTurn().then(() => {
         if (settled) return;
-        let cpuUs = processCpuUs();
-        let strikes = 0;
+        const quiet: Quiet = { cpuUs: processCpuUs(), strikes: 0 };
         timer = setInterval(() => {
-          const now = processCpuUs();
-          const busy = now - cpuUs > STALL_BUSY_CPU_US;
-          cpuUs = now;
-          if (busy || this.#workPending()) {
-            strikes = 0;
-            return;
-          }
-          if (++strikes < 2) return;
+          if (this.#quietChecks(quiet) < STALL_STRIKES) return;
           done();
           reject(
             new ScriptLoadError({
