@@ -18,6 +18,8 @@ const REFILL_MAX_DELAY_MS = 200;
 
 export interface PoolStats {
   warm: number;
+  /** The warm children's process ids, as GET /workers lists each worker's. */
+  warmPids: number[];
   booting: number;
   hits: number;
   misses: number;
@@ -126,7 +128,8 @@ export class WarmPool {
   }
 
   stats(): PoolStats {
-    return { warm: this.#warm.length, booting: this.#booting.size, ...this.#stats };
+    const warmPids = this.#warm.flatMap((i) => (i.pid ? [i.pid] : []));
+    return { warm: this.#warm.length, warmPids, booting: this.#booting.size, ...this.#stats };
   }
 
   async close(): Promise<void> {

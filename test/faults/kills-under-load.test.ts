@@ -70,7 +70,7 @@ async function serve(dir: string, port: number, adminPort: number): Promise<{ pr
 
 interface AdminState {
   workers: Array<{ name: string; instances: number; pids: number[] }>;
-  pool: { warm: number; booting: number };
+  pool: { warm: number; warmPids: number[]; booting: number };
 }
 
 async function poll<T>(what: string, read: () => Promise<T> | T, done: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
@@ -117,7 +117,13 @@ describe('faults under load', () => {
         await killer.stop();
       }
     };
-    const settle = async () => {
+    const settle = async (killed: readonly number[] = []) => {
+      // The daemon first learns of every kill: until it does, a request may still be handed to a
+      // child killed a moment ago, and get the 502 that a kill mid-request is owed (CI saw one).
+      await poll('the daemon did not see every child killed go', adminState, (s) => {
+        const listed = new Set([...s.pool.warmPids, ...s.workers.flatMap((w) => w.pids)]);
+        return killed.every((p) => !listed.has(p));
+      });
       const agent = new Agent();
       for (const name of WORKERS) {
         const res = await request(url, { headers: { host: `${name}.localhost` }, dispatcher: agent });
@@ -132,9 +138,9 @@ describe('faults under load', () => {
     // next without growing: bench/soak), and a leak shows as growth past what the same load took.
     let warmUpPeakKb = 0;
     const sampler = setInterval(() => (warmUpPeakKb = Math.max(warmUpPeakKb, census(pid).rssKb)), 500);
-    await underKills(WARM_UP_SEC);
+    const warmUp = await underKills(WARM_UP_SEC);
     clearInterval(sampler);
-    await settle();
+    await settle(warmUp.killer.killed);
     const baseline = await poll('the daemon did not settle', () => census(pid), (c) => c.runners.length === WORKERS.length + 2 && c.zombies.length === 0);
 
     // Every descendant ever seen, to check at the end that none outlived the daemon.
@@ -162,7 +168,7 @@ describe('faults under load', () => {
     // 3. Back to the baseline: every worker answers, the pool refills, the daemon holds as many
     //    children and descriptors as before (the load generator's connections are closed) and
     //    about as much memory; no child killed is left a zombie.
-    await settle();
+    await settle(killer.killed);
     const settled = await poll(
       'the daemon did not come back to its baseline',
       () => census(pid),

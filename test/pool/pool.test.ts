@@ -11,7 +11,7 @@ async function listing(daemon: TestDaemon) {
   const res = await request(`${daemon.adminUrl}/workers`);
   return (await res.body.json()) as {
     workers: Array<{ name: string; instances: number; coldStarts: number }>;
-    pool: { warm: number; booting: number; hits: number; misses: number; spawned: number };
+    pool: { warm: number; warmPids: number[]; booting: number; hits: number; misses: number; spawned: number };
   };
 }
 
@@ -19,7 +19,7 @@ describe('warm pool', () => {
   it('serves the first request from a warm child, reuses it, and refills the pool', async () => {
     const daemon = await startTestDaemon(writeScripts({ 'a.mjs': hello('a') }), { warmPool: 1 });
     const [warm] = [...daemon.pool.live];
-    expect((await listing(daemon)).pool).toMatchObject({ warm: 1, hits: 0, misses: 0, spawned: 1 });
+    expect((await listing(daemon)).pool).toMatchObject({ warm: 1, warmPids: [warm!.pid], hits: 0, misses: 0, spawned: 1 });
 
     expect(await daemon.fetchText('a')).toMatchObject({ status: 200, text: 'a' });
     const [instance] = daemon.broker.instances();
@@ -30,6 +30,9 @@ describe('warm pool', () => {
     await daemon.pool.filled();
     const after = await listing(daemon);
     expect(after.pool).toMatchObject({ warm: 1, hits: 1, misses: 0, spawned: 2 });
+    // The child handed out is the worker's now, listed there and no longer among the warm ones.
+    expect(after.pool.warmPids).toEqual([expect.any(Number)]);
+    expect(after.pool.warmPids).not.toContain(warm!.pid);
     expect(after.workers).toEqual([expect.objectContaining({ name: 'a', instances: 1, coldStarts: 1 })]);
   });
 
