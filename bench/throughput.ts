@@ -15,6 +15,7 @@ import type { RunningServer } from './lib/processes.js';
 import { resultsPath, table, verdict, writeResult } from './lib/report.js';
 import { median } from './lib/stats.js';
 import { runWrk, wrkArgs, type WrkOptions, type WrkResult } from './lib/wrk.js';
+import { startBareHop } from './lib/bare-hop.js';
 import { startBareNode } from './lib/bare-node.js';
 import { startWorkerd, type RunningWorkerd } from './lib/workerd.js';
 
@@ -23,7 +24,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WRK: WrkOptions = { threads: 1, connections: 32, durationSec: Number(process.env.BENCH_DURATION_SEC ?? 10) };
 const WARMUP: WrkOptions = { ...WRK, durationSec: 5 };
 
-const SERVERS = ['edgeproc', 'workerd', 'node'] as const;
+const SERVERS = ['edgeproc', 'workerd', 'node', 'hop'] as const;
 
 interface Run {
   server: (typeof SERVERS)[number];
@@ -33,21 +34,25 @@ interface Run {
 
 export async function throughput(): Promise<void> {
   const facts = machine();
-  console.log('\n## throughput — warm hello-world, edgeproc daemon vs workerd, bare node:http for reference\n');
+  console.log('\n## throughput — warm hello-world, edgeproc daemon vs workerd, bare node:http and a bare hop for reference\n');
   console.log(`method: script ${SCRIPT} served by both; wrk ${wrkArgs('URL', WRK).join(' ')};`);
-  console.log(`        one ${WARMUP.durationSec} s warm-up run per server discarded; ${ROUNDS} rounds interleaving edgeproc, workerd and node (order rotated); all up throughout.`);
+  console.log(`        one ${WARMUP.durationSec} s warm-up run per server discarded; ${ROUNDS} rounds interleaving edgeproc, workerd, node and hop (order rotated); all up throughout.`);
   console.log('        node: one bare node:http process answering the same body, nothing of edgeproc in it (the ceiling of a Node.js front door).');
+  console.log('        hop: a bare node:http front handing each request to one child as binary frames (JSON head) and writing its answer (bench/lib/bare-hop.ts):');
+  console.log('             the hop alone, nothing else of edgeproc: the ceiling of a process per tenant.');
   console.log(`        edgeproc: bin/edgeproc.js serve (defaults: --warm-pool 2, --max-instances 4), its own process.`);
   console.log(describeMachine(facts));
 
   let daemon: RunningDaemon | undefined;
   let workerd: RunningWorkerd | undefined;
   let bare: RunningServer | undefined;
+  let hop: RunningServer | undefined;
   try {
     daemon = await startDaemon(SCRIPT, {}, resultsPath('throughput.daemon.log'));
     workerd = await startWorkerd(SCRIPT, resultsPath('throughput.workerd.log'));
     bare = await startBareNode(resultsPath('throughput.node.log'));
-    const targets = { edgeproc: `${daemon.url}/`, workerd: `${workerd.url}/`, node: `${bare.url}/` };
+    hop = await startBareHop(resultsPath('throughput.hop.log'));
+    const targets = { edgeproc: `${daemon.url}/`, workerd: `${workerd.url}/`, node: `${bare.url}/`, hop: `${hop.url}/` };
 
     for (const server of SERVERS) {
       const r = await runWrk(targets[server], WARMUP);
@@ -71,6 +76,8 @@ export async function throughput(): Promise<void> {
       runs.filter((r) => r.server === a).map((x) => x.result.requestsPerSec / runs.find((y) => y.server === b && y.round === x.round)!.result.requestsPerSec);
     const ratios = ratiosOf('edgeproc', 'workerd');
     const nodeRatio = median(ratiosOf('node', 'workerd'));
+    const hopRatio = median(ratiosOf('hop', 'workerd'));
+    const shareOfHop = median(ratiosOf('edgeproc', 'hop'));
     const shareOfNode = median(ratiosOf('edgeproc', 'node'));
     const summary = (s: Run['server']) => ({
       reqPerSecMedian: median(of(s).map((r) => r.result.requestsPerSec)),
@@ -82,6 +89,7 @@ export async function throughput(): Promise<void> {
     const edge = summary('edgeproc');
     const peer = summary('workerd');
     const reference = summary('node');
+    const hopSummary = summary('hop');
     const ratio = median(ratios);
 
     console.log('');
@@ -108,8 +116,11 @@ export async function throughput(): Promise<void> {
           ['edgeproc req/s (median)', Math.round(edge.reqPerSecMedian), '', ''],
           ['workerd req/s (median)', Math.round(peer.reqPerSecMedian), '', ''],
           ['bare node:http req/s (median)', Math.round(reference.reqPerSecMedian), '', ''],
+          ['bare hop (node:http front + one child) req/s (median)', Math.round(hopSummary.reqPerSecMedian), '', ''],
           ['ratio bare node:http/workerd: the most a Node.js front door reaches', nodeRatio, '', ''],
+          ['ratio bare hop/workerd: the most a process per tenant reaches', hopRatio, '', ''],
           ['ratio edgeproc/bare node:http', shareOfNode, '', ''],
+          ['ratio edgeproc/bare hop', shareOfHop, '', ''],
           ['ratio edgeproc/workerd (median of rounds)', ratio, '≥ 2', verdict(ratio >= 2)],
           ['edgeproc p99 ms (median of runs)', edge.p99MsMedian, '≤ 10', verdict(edge.p99MsMedian <= 10)],
           ['edgeproc p99 ms (worst run)', edge.p99MsWorst, '≤ 10', verdict(edge.p99MsWorst <= 10)],
@@ -126,16 +137,19 @@ export async function throughput(): Promise<void> {
       edgeproc: edge,
       workerd: peer,
       node: reference,
+      hop: hopSummary,
       ratioMedian: ratio,
       nodeToWorkerdMedian: nodeRatio,
       edgeprocToNodeMedian: shareOfNode,
+      hopToWorkerdMedian: hopRatio,
+      edgeprocToHopMedian: shareOfHop,
       daemonState: state,
       workerdRssMiB: workerdRss,
       pass: { ratio: ratio >= 2, p99: edge.p99MsWorst <= 10 },
     });
     console.log(`results: ${file}`);
   } finally {
-    await Promise.all([daemon?.stop(), workerd?.stop(), bare?.stop()]);
+    await Promise.all([daemon?.stop(), workerd?.stop(), bare?.stop(), hop?.stop()]);
   }
 }
 
