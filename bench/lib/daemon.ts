@@ -48,7 +48,8 @@ export async function startDaemon(
   if (flags.persistTo !== undefined) args.push('--persist-to', flags.persistTo);
   if (flags.kvUrl !== undefined) args.push('--kv-url', flags.kvUrl);
   if (flags.kvOperations !== undefined) args.push('--kv-operations', String(flags.kvOperations));
-  const proc = start(process.execPath, args, logPath);
+  // Its stdout is the log line of every request: straight to the file, not through this process.
+  const proc = start(process.execPath, args, logPath, { stdoutToLog: true });
   try {
     const [, url, adminUrl] = await proc.waitFor(/ on (http:\/\/\S+) \(admin API (http:\/\/\S+)\)/);
     const daemon = { process: proc, url: url!, adminUrl: adminUrl!, port: Number(new URL(url!).port), stop: () => proc.stop() };
