@@ -11,7 +11,14 @@
  *   (c) the same with a memory bomb (--memory-mb 64, --cpu-ms 10000) instead,
  *       while children other than the neighbour's are SIGKILLed at random.
  *       Target: zero neighbour errors.
+ *   (d) a control for (b): the same neighbour, alone and beside a bare CPU burner
+ *       outside edgeproc that repeats a runaway's CPU pattern as (b) saw it (10 ms
+ *       at the tenants' nice, 40 ms at background nice, then the pause (b) had
+ *       between runaways), but kills nothing and starts nothing. What the
+ *       neighbour's p99 grows by here is what one core of CPU burn costs it on
+ *       this machine, whoever runs it: (b)'s figure can only be read against it.
  */
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -22,6 +29,7 @@ import { runnerPids } from './lib/processes.js';
 import { resultsPath, table, verdict, writeResult } from './lib/report.js';
 import { summarise, type Summary } from './lib/stats.js';
 import { tempDir } from './lib/tmp.js';
+import { BACKGROUND_NICE, CHILD_NICE, DEMOTE_AFTER_MS } from '../src/pool/priority.js';
 
 const RUNAWAYS = 50;
 const DURATION_SEC = Number(process.env.BENCH_DURATION_SEC ?? 8);
@@ -59,6 +67,8 @@ export async function limits(): Promise<void> {
   console.log(`            alone and with runaways sent back to back to another worker, alternating, ${ROUNDS} rounds each.`);
   console.log(`        (c) same with a memory bomb (--memory-mb 64 --cpu-ms 10000) back to back, and a SIGKILL every ${KILL_EVERY_MS[0]}-${KILL_EVERY_MS[1]} ms`);
   console.log("            to a random child of the daemon other than the neighbour's (the bomb's instance or a warm child).");
+  console.log('        (d) control for (b): same neighbour, alone and beside a bare node process (not edgeproc) burning 50 ms of CPU per cycle,');
+  console.log(`            ${DEMOTE_AFTER_MS} ms at nice ${CHILD_NICE} then the rest at nice ${BACKGROUND_NICE}, pausing between cycles as long as (b)'s runaways took beyond their 50 ms (p50).`);
   console.log("        the load generator, the daemon and its children share the machine's cores.");
   console.log(describeMachine(facts));
 
@@ -81,6 +91,8 @@ export async function limits(): Promise<void> {
     console.log(`(a) runaway → 503: p50 ${runaway.p50.toFixed(1)} ms, p99 ${runaway.p99.toFixed(1)} ms; statuses ${JSON.stringify(timedStatuses)}`);
 
     const b = await alternate(daemon, 'runaway', false, '(b)');
+    const burnerCycle = { cpuMs: 50, pauseMs: Math.max(0, summarise(b.load.latenciesMs).p50 - 50) };
+    const d = await alternateWithBurner(daemon, burnerCycle);
     await daemon.stop();
     daemon = undefined;
 
@@ -90,6 +102,7 @@ export async function limits(): Promise<void> {
 
     const ratioB = b.hostile.latency.p99 / b.alone.latency.p99;
     const ratioC = c.hostile.latency.p99 / c.alone.latency.p99;
+    const ratioD = d.hostile.latency.p99 / d.alone.latency.p99;
     const runawayBackToBack = summarise(b.load.latenciesMs);
     const bombs = summarise(c.load.latenciesMs);
 
@@ -113,6 +126,8 @@ export async function limits(): Promise<void> {
           ['(b) with runaways', b.hostile],
           ['(c) alone', c.alone],
           ['(c) with memory bombs + SIGKILLs', c.hostile],
+          ['(d) alone', d.alone],
+          ['(d) beside a bare CPU burner (control)', d.hostile],
         ].map(([name, n]) => {
           const r = n as Neighbour;
           return [name as string, r.latency.samples, Math.round(r.requestsPerSec), r.latency.p50, r.latency.p90, r.latency.p99, r.latency.max, r.errors];
@@ -135,6 +150,7 @@ export async function limits(): Promise<void> {
           ['(b) neighbour errors with runaways', b.hostile.errors, '0', verdict(pass.neighbourErrorsRunaway)],
           ['(c) neighbour p99 with / without bombs+kills', ratioC, '', ''],
           ['(c) neighbour errors with bombs + SIGKILLs', c.hostile.errors, '0', verdict(pass.neighbourErrorsMemory)],
+          [`(d) control: neighbour p99 beside a bare burner (${burnerCycle.cpuMs} ms CPU, ${burnerCycle.pauseMs.toFixed(0)} ms pause) / without`, ratioD, '', ''],
         ],
       ),
     );
@@ -145,7 +161,8 @@ export async function limits(): Promise<void> {
       runaway: { ...runaway, statuses: timedStatuses, samplesMs: timed },
       runawayBackToBack: { ...runawayBackToBack, statuses: b.load.statuses },
       memoryBombs: { ...bombs, statuses: c.load.statuses, kills: c.load.kills },
-      neighbour: { aloneB: brief(b.alone), withRunaways: brief(b.hostile), ratioB, aloneC: brief(c.alone), withBombs: brief(c.hostile), ratioC },
+      neighbour: { aloneB: brief(b.alone), withRunaways: brief(b.hostile), ratioB, aloneC: brief(c.alone), withBombs: brief(c.hostile), ratioC, aloneD: brief(d.alone), withBurner: brief(d.hostile), ratioD },
+      burnerCycle,
       pass,
     });
     console.log(`results: ${file}`);
@@ -179,6 +196,51 @@ async function alternate(daemon: RunningDaemon, worker: string, kill: boolean, l
     console.log(`${label} round ${round + 1}: neighbour p99 alone ${p99(alone.at(-1)!)} ms, with ${worker} ${p99(hostile.at(-1)!)} ms; errors ${errorCount(alone.at(-1)!)} / ${errorCount(hostile.at(-1)!)}`);
   }
   return { alone: neighbour(alone), hostile: neighbour(hostile), load: hostileLoad };
+}
+
+/**
+ * A runaway's CPU without edgeproc: burns `cpuMs` per cycle (the first DEMOTE_AFTER_MS at the
+ * tenants' nice, the rest at background nice, as the watchdog demotes a runaway), then pauses.
+ */
+const BURNER = `
+const os = require('node:os');
+const [cpuMs, pauseMs, niceAt, niceAfter, demoteMs] = process.argv.slice(1).map(Number);
+const burn = (ms) => { const end = performance.now() + ms; while (performance.now() < end); };
+const cycle = () => {
+  try { os.setPriority(niceAt); } catch {}
+  burn(demoteMs);
+  try { os.setPriority(niceAfter); } catch {}
+  burn(cpuMs - demoteMs);
+  setTimeout(cycle, pauseMs);
+};
+cycle();
+`;
+
+/** (d): the neighbour alone, then beside BURNER, alternating as alternate() does. */
+async function alternateWithBurner(daemon: RunningDaemon, cycle: { cpuMs: number; pauseMs: number }) {
+  const load: LoadOptions = {
+    url: `${daemon.url}/`,
+    headers: { host: `hello.localhost:${daemon.port}` },
+    mode: 'rate',
+    rate: RATE,
+    connections: 32,
+    durationSec: DURATION_SEC,
+  };
+  await runLoad({ ...load, durationSec: 2 }); // warm-up, discarded
+  const alone: LoadResult[] = [];
+  const hostile: LoadResult[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    alone.push(await runLoad(load));
+    const args = [cycle.cpuMs, cycle.pauseMs, CHILD_NICE, BACKGROUND_NICE, DEMOTE_AFTER_MS].map(String);
+    const burner = spawn(process.execPath, ['-e', BURNER, ...args], { stdio: 'ignore' });
+    try {
+      hostile.push(await runLoad(load));
+    } finally {
+      burner.kill('SIGKILL');
+    }
+    console.log(`(d) round ${round + 1}: neighbour p99 alone ${p99(alone.at(-1)!)} ms, beside the burner ${p99(hostile.at(-1)!)} ms; errors ${errorCount(alone.at(-1)!)} / ${errorCount(hostile.at(-1)!)}`);
+  }
+  return { alone: neighbour(alone), hostile: neighbour(hostile) };
 }
 
 function neighbour(runs: LoadResult[]): Neighbour {
