@@ -7,12 +7,22 @@
  * The daemon serves a directory of tiny tenants, so no deploy (which would
  * itself specialise a child) happens between samples. One keep-alive
  * connection carries every request, so TCP set-up is not in the figure.
+ *   idle: a pool hit as above, but after the machine idled IDLE.pauseMs first (a
+ *         tenant's first request seldom follows another within milliseconds), with
+ *         the warm request after the same pause beside it.
+ *   wake-up reference: warm requests to a live edgeproc worker, to a bare
+ *         node:http process and to a bare hop (bench/lib/bare-hop.ts: node:http
+ *         and one child, nothing else), interleaved, one every few ms up to every few hundred:
+ *         on these VMs any process that idled pays to wake, so this tells what part
+ *         of a cold start the machine charges whatever runs on it.
  * Targets (issue 2): hit p50 ≤ 2 ms and p99 ≤ 5 ms; miss near a bare Node start (~40 ms).
  */
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
+import { startBareHop } from './lib/bare-hop.js';
+import { startBareNode } from './lib/bare-node.js';
 import { adminState, poolFilled, startDaemon, type RunningDaemon } from './lib/daemon.js';
 import { describeMachine, machine } from './lib/machine.js';
 import { resultsPath, table, verdict, writeResult } from './lib/report.js';
@@ -20,7 +30,11 @@ import { summarise, type Summary } from './lib/stats.js';
 import { tenantDir } from './lib/tenants.js';
 
 const HIT = { warmup: 10, samples: Number(process.env.BENCH_COLD_SAMPLES ?? 150), warmPool: 2 };
+const IDLE = { warmup: 3, samples: Number(process.env.BENCH_IDLE_SAMPLES ?? 50), warmPool: 2, pauseMs: 300 };
 const BARE_NODE = { warmup: 2, samples: 10 };
+/** Gaps between the wake-up reference's requests, and requests per gap to each server. */
+const WAKE_GAPS_MS = [1, 10, 50, 300] as const;
+const WAKE_SAMPLES = 30;
 const MISS = { warmup: 3, samples: Number(process.env.BENCH_MISS_SAMPLES ?? 25), settleMs: 150 };
 /**
  * Requests served to one more tenant before any sample, through the same client connection: a
@@ -41,26 +55,33 @@ interface Sample {
 export async function coldStart(): Promise<void> {
   const facts = machine();
   // One more tenant per case, for the daemon's warm-up (the last of each slice).
-  const { dir, names } = tenantDir(HIT.warmup + HIT.samples + 1 + MISS.warmup + MISS.samples + 1);
+  const { dir, names } = tenantDir(HIT.warmup + HIT.samples + 1 + MISS.warmup + MISS.samples + 1 + IDLE.warmup + IDLE.samples + 1);
   console.log('\n## cold-start — first request to a worker with no live instance\n');
   console.log(`method: bin/edgeproc.js serve <dir of ${names.length} tiny service-worker tenants>, each worker hit once;`);
   console.log(`        undici request() on one keep-alive connection, performance.now() from send to full body;`);
   console.log(`        hit: --warm-pool ${HIT.warmPool}, GET /workers polled until pool.warm = ${HIT.warmPool} before each sample, ${HIT.warmup} warm-up samples discarded, ${HIT.samples} measured;`);
   console.log(`        miss: --warm-pool 0, ${MISS.settleMs} ms pause before each sample, ${MISS.warmup} warm-up discarded, ${MISS.samples} measured.`);
-  console.log(`        before either: ${DAEMON_WARMUP_REQUESTS} requests to one more tenant on the same connection, as a daemon in service has served (its code and the client's optimised);`);
+  console.log(`        idle: as hit, but ${IDLE.pauseMs} ms of idle before each sample and before its warm request, ${IDLE.warmup} discarded, ${IDLE.samples} measured.`);
+  console.log(`        wake-up reference: a warm request to a live worker, to a bare node:http process and to a bare hop (node:http + one child), in turn, ${WAKE_SAMPLES} each after gaps of ${WAKE_GAPS_MS.join(', ')} ms.`);
+  console.log(`        before each case: ${DAEMON_WARMUP_REQUESTS} requests to one more tenant on the same connection, as a daemon in service has served (its code and the client's optimised);`);
   console.log(`        reference: ${BARE_NODE.samples} bare \`node -e 0\` starts with an empty environment, spawn to exit (${BARE_NODE.warmup} discarded).`);
   console.log(describeMachine(facts));
 
   const hitNames = names.slice(0, HIT.warmup + HIT.samples + 1);
-  const missNames = names.slice(HIT.warmup + HIT.samples + 1);
+  const missNames = names.slice(HIT.warmup + HIT.samples + 1, HIT.warmup + HIT.samples + 1 + MISS.warmup + MISS.samples + 1);
+  const idleNames = names.slice(HIT.warmup + HIT.samples + 1 + MISS.warmup + MISS.samples + 1);
   const hit = await measure(dir, hitNames, HIT.warmPool, HIT.warmup, 'hit');
   const miss = await measure(dir, missNames, 0, MISS.warmup, 'miss');
+  const idle = await measure(dir, idleNames, IDLE.warmPool, IDLE.warmup, 'idle', IDLE.pauseMs);
+  const wake = await wakeUpReference(dir, idleNames.at(-1)!);
 
   const bare = await bareNodeStarts();
   const bareStats = summarise(bare);
   const hitStats = summarise(hit.map((s) => s.ms));
   const missStats = summarise(miss.map((s) => s.ms));
   const warmStats = summarise(hit.map((s) => s.warmMs ?? NaN).filter((ms) => !Number.isNaN(ms)));
+  const idleStats = summarise(idle.map((s) => s.ms));
+  const idleWarmStats = summarise(idle.map((s) => s.warmMs ?? NaN).filter((ms) => !Number.isNaN(ms)));
   const notHits = hit.filter((s) => !s.poolHit).length;
   const notMisses = miss.filter((s) => s.poolHit).length;
   console.log('');
@@ -70,6 +91,8 @@ export async function coldStart(): Promise<void> {
       [
         row('pool hit', hitStats, notHits),
         row('reference: warm request, same idle pause', warmStats, 0),
+        row(`pool hit after ${IDLE.pauseMs} ms idle`, idleStats, idle.filter((s) => !s.poolHit).length),
+        row(`reference: warm request after ${IDLE.pauseMs} ms idle`, idleWarmStats, 0),
         row('pool miss', missStats, notMisses),
         row('reference: bare `node -e 0`, empty env, spawn → exit', bareStats, 0),
       ],
@@ -87,12 +110,31 @@ export async function coldStart(): Promise<void> {
       ],
     ),
   );
+  console.log('');
+  console.log(
+    table(
+      ['wake-up reference: warm request after a gap of', 'edgeproc p50 ms', 'edgeproc p90 ms', 'bare hop p50 ms', 'bare hop p90 ms', 'bare node:http p50 ms', 'bare node:http p90 ms'],
+      wake.map((w) => [`${w.gapMs} ms`, w.edgeproc.p50, w.edgeproc.p90, w.hop.p50, w.hop.p90, w.node.p50, w.node.p90]),
+    ),
+  );
+  console.log('');
+  console.log(
+    table(
+      ['figure', 'value', 'target', 'verdict'],
+      [
+        [`idle hit p50 ms (after ${IDLE.pauseMs} ms idle)`, idleStats.p50, '', ''],
+        [`idle hit p50 minus warm p50 after the same idle ms`, idleStats.p50 - idleWarmStats.p50, '', ''],
+      ],
+    ),
+  );
   const file = writeResult('cold-start', {
     method: { hit: HIT, miss: MISS, daemonWarmupRequests: DAEMON_WARMUP_REQUESTS, client: 'undici request, keep-alive Agent, 1 connection', tenants: names.length },
     machine: facts,
     hit: { summary: hitStats, samples: hit, notPoolHits: notHits },
     warmReference: { summary: warmStats },
     miss: { summary: missStats, samples: miss, notPoolMisses: notMisses },
+    idle: { pauseMs: IDLE.pauseMs, summary: idleStats, warmSummary: idleWarmStats, samples: idle },
+    wakeUp: wake,
     bareNode: { summary: bareStats, samples: bare },
     pass: { hitP50: hitStats.p50 <= 2, hitP99: hitStats.p99 <= 5 },
   });
@@ -103,7 +145,7 @@ function row(name: string, s: Summary, wrong: number): Array<string | number> {
   return [name, s.samples, s.p50, s.p90, s.p99, s.max, s.min, wrong];
 }
 
-async function measure(dir: string, workers: string[], warmPool: number, warmup: number, label: string): Promise<Sample[]> {
+async function measure(dir: string, workers: string[], warmPool: number, warmup: number, label: string, pauseMs = 0): Promise<Sample[]> {
   let daemon: RunningDaemon | undefined;
   const agent = new Agent({ connections: 1, keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000 });
   try {
@@ -114,12 +156,14 @@ async function measure(dir: string, workers: string[], warmPool: number, warmup:
     const samples: Sample[] = [];
     for (const [i, worker] of workers.slice(0, -1).entries()) {
       const before = warmPool > 0 ? await poolFilled(daemon, warmPool) : await settled(daemon);
+      if (pauseMs > 0) await sleep(pauseMs);
       const ms = await firstRequest(daemon, agent, worker);
       const after = await adminState(daemon);
       const poolHit = after.pool.hits === before.pool.hits + 1 && after.pool.misses === before.pool.misses;
       let warmMs: number | null = null;
       if (warmPool > 0) {
         await poolFilled(daemon, warmPool);
+        if (pauseMs > 0) await sleep(pauseMs);
         warmMs = await firstRequest(daemon, agent, worker);
       }
       if (i >= warmup) samples.push({ worker, ms, poolHit, warmMs });
@@ -141,6 +185,59 @@ async function firstRequest(daemon: RunningDaemon, agent: Agent, worker: string)
     throw new Error(`${worker} answered ${statusCode}: ${JSON.stringify(text.slice(0, 200))}`);
   }
   return ms;
+}
+
+interface WakeUp {
+  gapMs: number;
+  edgeproc: ReturnType<typeof summarise>;
+  node: ReturnType<typeof summarise>;
+  hop: ReturnType<typeof summarise>;
+}
+
+/**
+ * Warm requests to `worker` (live from its first request) and to a bare node:http process, one
+ * of each per gap, for every gap in WAKE_GAPS_MS: what waking idle processes costs here.
+ */
+async function wakeUpReference(dir: string, worker: string): Promise<WakeUp[]> {
+  let daemon: RunningDaemon | undefined;
+  const bare = await startBareNode(resultsPath('cold-start.wake.node.log'));
+  const hop = await startBareHop(resultsPath('cold-start.wake.hop.log'));
+  const agents = [0, 1, 2].map(() => new Agent({ connections: 1, keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000 }));
+  try {
+    daemon = await startDaemon(dir, { idleTimeoutMs: 600_000 }, resultsPath('cold-start.wake.daemon.log'));
+    const timed = async (url: string, dispatcher: Agent) => {
+      const started = performance.now();
+      const { body } = await request(url, { dispatcher });
+      await body.text();
+      return performance.now() - started;
+    };
+    const toNode = () => timed(`${bare.url}/`, agents[1]!);
+    const toHop = () => timed(`${hop.url}/`, agents[2]!);
+    for (let i = 0; i < DAEMON_WARMUP_REQUESTS; i++) {
+      await firstRequest(daemon, agents[0]!, worker);
+      await toNode();
+      await toHop();
+    }
+    const out: WakeUp[] = [];
+    for (const gapMs of WAKE_GAPS_MS) {
+      const edge: number[] = [];
+      const node: number[] = [];
+      const viaHop: number[] = [];
+      for (let i = 0; i < WAKE_SAMPLES; i++) {
+        await sleep(gapMs);
+        edge.push(await firstRequest(daemon, agents[0]!, worker));
+        await sleep(gapMs);
+        node.push(await toNode());
+        await sleep(gapMs);
+        viaHop.push(await toHop());
+      }
+      out.push({ gapMs, edgeproc: summarise(edge), node: summarise(node), hop: summarise(viaHop) });
+    }
+    return out;
+  } finally {
+    await Promise.all(agents.map((a) => a.close()));
+    await Promise.all([daemon?.stop(), bare.stop(), hop.stop()]);
+  }
 }
 
 /** For the pool-miss case: nothing booting, and a pause so the last child's start has finished. */
