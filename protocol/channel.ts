@@ -14,7 +14,7 @@
  *     worked: 17-19k req/s against 21-23.5k.
  */
 import type { Socket } from 'node:net';
-import { FrameDecoder, type Frame, encodeHeader, encodeJsonFrame, encodeWindowFrame } from './frames.js';
+import { FrameDecoder, type Frame, encodeHeader, encodeJsonBodyHeader, encodeJsonFrame, encodeWindowFrame } from './frames.js';
 import { FrameType, MAX_DATA_FRAME_BYTES } from './messages.js';
 
 export type FrameHandler = (frame: Frame) => void;
@@ -71,6 +71,15 @@ export class FrameChannel {
 
   sendJson(type: FrameType, stream: number, message: unknown): void {
     this.send(encodeJsonFrame(type, stream, message));
+  }
+
+  /** One frame holding `message` and then `body` (see FrameType.Response); the body is not copied. */
+  sendJsonWithBody(type: FrameType, stream: number, message: unknown, body: Uint8Array): void {
+    const pair = this.#immediate && !this.#closed;
+    if (pair) this.#socket.cork();
+    this.send(encodeJsonBodyHeader(type, stream, message, body.byteLength));
+    if (body.byteLength > 0) this.send(body);
+    if (pair) this.#socket.uncork();
   }
 
   sendEmpty(type: FrameType, stream: number): void {

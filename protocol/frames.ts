@@ -48,6 +48,34 @@ export function encodeJsonFrame(type: FrameType, stream: number, message: unknow
   return written === out.byteLength - FRAME_HEADER_BYTES ? out : out.subarray(0, FRAME_HEADER_BYTES + written);
 }
 
+/**
+ * The head of a frame whose payload is a JSON message followed by `bodyBytes` of body: frame
+ * header, u32 JSON length, JSON. The body is sent after it as is (no copy).
+ */
+export function encodeJsonBodyHeader(type: FrameType, stream: number, message: unknown, bodyBytes: number): Uint8Array {
+  const text = JSON.stringify(message);
+  const at = FRAME_HEADER_BYTES + 4;
+  let out = new Uint8Array(at + text.length);
+  let { read, written } = encoder.encodeInto(text, out.subarray(at));
+  if (read < text.length) {
+    out = new Uint8Array(at + text.length * 3);
+    ({ written } = encoder.encodeInto(text, out.subarray(at)));
+  }
+  writeHeader(out, type, stream, 4 + written + bodyBytes);
+  new DataView(out.buffer, out.byteOffset).setUint32(FRAME_HEADER_BYTES, written);
+  return written === out.byteLength - at ? out : out.subarray(0, at + written);
+}
+
+/** The JSON message and the body of a frame encoded by encodeJsonBodyHeader; throws if the lengths do not add up. */
+export function decodeJsonBody<T>(frame: Frame): { message: T; body: Uint8Array } {
+  const { payload } = frame;
+  if (payload.byteLength < 4) throw new Error('a JSON-and-body frame shorter than its length field');
+  const jsonBytes = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
+  if (4 + jsonBytes > payload.byteLength) throw new Error('a JSON-and-body frame whose JSON runs past its end');
+  const message = JSON.parse(decoder.decode(payload.subarray(4, 4 + jsonBytes))) as T;
+  return { message, body: payload.subarray(4 + jsonBytes) };
+}
+
 export function encodeWindowFrame(type: FrameType, stream: number, bytes: number): Uint8Array {
   const out = new Uint8Array(FRAME_HEADER_BYTES + 4);
   writeHeader(out, type, stream, 4);

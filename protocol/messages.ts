@@ -24,6 +24,13 @@ export const FrameType = {
   Settled: 8,
   Drained: 9,
   BindingCall: 10,
+  /**
+   * A whole response in one frame: a u32 byte length of the ResponseHead JSON, that JSON, then
+   * the body (head.bodyLength bytes, at most MAX_DATA_FRAME_BYTES). Used for a body the child has
+   * whole and small (a string or bytes); it stands for ResponseHead + DATA + END, and takes no
+   * flow-control credit, as it fits in the first window.
+   */
+  Response: 11,
   // either direction, while a child boots (see EchoMessage)
   Echo: 12,
   // daemon → child

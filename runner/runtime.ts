@@ -11,6 +11,7 @@ import type { Frame } from '../protocol/frames.js';
 import { decodeJson, decodeWindow } from '../protocol/frames.js';
 import {
   FrameType,
+  MAX_DATA_FRAME_BYTES,
   STREAM_WINDOW_BYTES,
   type AbortMessage,
   type BindingResultMessage,
@@ -398,6 +399,12 @@ export class Runtime {
       // window, without ever creating its ReadableStream.
       // Buffer.from, not TextEncoder.encode: the same bytes, ~140 ns against ~800 for a short string in Node 20.
       const bytes = typeof source === 'string' ? Buffer.from(source, 'utf8') : source;
+      if (bytes.byteLength <= MAX_DATA_FRAME_BYTES) {
+        // Hot path: head, body and end in one frame.
+        head.bodyLength = bytes.byteLength;
+        this.channel.sendJsonWithBody(FrameType.Response, id, head, bytes);
+        return;
+      }
       if (bytes.byteLength <= STREAM_WINDOW_BYTES) {
         head.bodyLength = bytes.byteLength;
         this.channel.sendJson(FrameType.ResponseHead, id, head);

@@ -10,7 +10,7 @@ import type { HandlerErrorMessage, ResponseHeadMessage, SettledMessage } from '.
 import type { Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import { describeExit, type Exchange, type ExitOutcome, type Instance } from '../pool/instance.js';
-import { STREAM_WINDOW_BYTES } from '../../protocol/messages.js';
+import { MAX_DATA_FRAME_BYTES, STREAM_WINDOW_BYTES } from '../../protocol/messages.js';
 import { pumpReadable, WritableSink, type BodyPump } from './body.js';
 import { bodyTooLargeReason, cutResponse, memoryReason, REQUEST_ID_HEADER, sendErrorResponse } from './outcome.js';
 import { responseHeadProblem } from './response-head.js';
@@ -113,10 +113,10 @@ export class HttpExchange implements Exchange {
     }
   }
 
-  onHead(head: ResponseHeadMessage): void {
+  onHead(head: ResponseHeadMessage, whole?: Uint8Array): void {
     if (this.#finished) return;
     this.#clearWallTimer();
-    const problem = responseHeadProblem(head, this.#ctx.limits.responseHeaderBytes);
+    const problem = responseHeadProblem(head, this.#ctx.limits.responseHeaderBytes) ?? (whole ? wholeBodyProblem(head, whole) : null);
     if (problem) {
       this.fail(500, `The worker returned a response the daemon cannot send: ${problem}.`);
       return;
@@ -148,6 +148,18 @@ export class HttpExchange implements Exchange {
     this.#headSent = true;
     if (!head.hasBody) {
       this.#finish();
+      return;
+    }
+    if (whole) {
+      // Hot path: the body came with the head, its length checked above and sent as Content-Length.
+      if (compressor) {
+        compressor.pipe(this.#res);
+        this.#compressor = compressor;
+      }
+      this.#bodyBytesSent = whole.byteLength;
+      this.#finished = true;
+      (this.#compressor ?? this.#res).end(whole);
+      this.#done(true);
       return;
     }
     if (compressor) {
@@ -311,6 +323,19 @@ export class HttpExchange implements Exchange {
     this.#accounting = 'written';
     this.#ctx.onAccount(this, childCpuMs);
   }
+}
+
+/**
+ * A whole-response frame must carry exactly the body its head announces, and no more than one
+ * DATA frame could: it takes no flow-control credit, so a subverted runner must not use it to
+ * push a body past the window, nor to send bytes past the Content-Length the client is told.
+ */
+function wholeBodyProblem(head: ResponseHeadMessage, whole: Uint8Array): string | null {
+  if (!head.hasBody || head.bodyLength !== whole.byteLength) {
+    return `its body of ${whole.byteLength} bytes does not match the length its head gave (${String(head.bodyLength)})`;
+  }
+  if (whole.byteLength > MAX_DATA_FRAME_BYTES) return `a whole-response frame of ${whole.byteLength} bytes, over the ${MAX_DATA_FRAME_BYTES} one frame may carry`;
+  return null;
 }
 
 function compressorFor(encoding: string | null) {

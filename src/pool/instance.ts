@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { FrameChannel } from '../../protocol/channel.js';
-import { decodeJson, decodeWindow, type Frame } from '../../protocol/frames.js';
+import { decodeJson, decodeJsonBody, decodeWindow, type Frame } from '../../protocol/frames.js';
 import {
   FrameType,
   type AbortMessage,
@@ -57,7 +57,8 @@ export interface Exchange {
    * its fetches). See Instance.chargeCpu.
    */
   deliveredSeq?: number;
-  onHead(head: ResponseHeadMessage): void;
+  /** The response head; with `whole`, its entire body too (a Response frame: no DATA or END follows). */
+  onHead(head: ResponseHeadMessage, whole?: Uint8Array): void;
   onData(chunk: Uint8Array): void;
   onEnd(): void;
   /** The response body failed after the head was sent. */
@@ -293,6 +294,11 @@ export class Instance {
       case FrameType.ResponseHead:
         this.#exchanges.get(id)?.onHead(decodeJson<ResponseHeadMessage>(frame));
         return;
+      case FrameType.Response: {
+        const { message, body } = decodeJsonBody<ResponseHeadMessage>(frame);
+        this.#exchanges.get(id)?.onHead(message, body);
+        return;
+      }
       case FrameType.Data:
         if (id & 1) this.#exchanges.get(id)?.onData(frame.payload);
         else this.#subrequests.get(id)?.onData(frame.payload);

@@ -6,7 +6,8 @@
  * body length that lies. The daemon trusts no frame: before it checked heads,
  * status 101 went to the client (whose parser then failed) and a bad status
  * text left the client with no answer at all. Now: a clean 500 for every bad
- * head, and a cut response for a body that does not match its length.
+ * head, and for a body that does not match its length: a 500 when the body came
+ * whole with its head (nothing was sent yet), a cut response when it followed.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDaemons } from '../helpers/daemon.js';
@@ -40,13 +41,26 @@ describe('a forged response head', () => {
     await expectDaemonServes(daemon);
   });
 
-  it('with a body length that lies is cut, never sent short or long on a kept-alive connection', async () => {
+  it('with a body length that lies gets a clean 500 when the body came whole with the head', async () => {
+    const daemon = await startHostileDaemon(['forged-response-head']);
+    for (const [forgery, claimed] of [
+      ['body-length-longer', 1013],
+      ['body-length-shorter', 1],
+    ] as const) {
+      const res = await attack(daemon, 'forged-response-head', `/?forge=${forgery}`);
+      expectErrorResponse(res, 500, cannotSend(`its body of 13 bytes does not match the length its head gave (${claimed})`));
+    }
+    expect(await daemon.fetchText('forged-response-head', '/')).toMatchObject({ status: 200, text: 'the real body' });
+    await expectDaemonServes(daemon);
+  });
+
+  it('with a body length that lies is cut when the body follows the head, never sent short or long on a kept-alive connection', async () => {
     const daemon = await startHostileDaemon(['forged-response-head']);
     for (const [forgery, reason] of [
-      ['body-length-longer', 'the response body ended after 13 of the 1000 bytes its Content-Length header promised'],
+      ['body-length-longer', 'the response body ended after 70000 of the 71000 bytes its Content-Length header promised'],
       ['body-length-shorter', 'the response body is longer than the 1 bytes its Content-Length header promised'],
     ]) {
-      await expect(attack(daemon, 'forged-response-head', `/?forge=${forgery}`)).rejects.toThrow();
+      await expect(attack(daemon, 'forged-response-head', `/?big&forge=${forgery}`)).rejects.toThrow();
       expect(daemon.logs).toContainEqual(
         expect.objectContaining({ msg: 'response body failed mid-stream', worker: 'forged-response-head', reason }),
       );

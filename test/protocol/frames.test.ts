@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeJson, encodeJsonFrame, FrameDecoder, type Frame } from '../../protocol/frames.js';
+import { decodeJson, decodeJsonBody, encodeJsonBodyHeader, encodeJsonFrame, FrameDecoder, type Frame } from '../../protocol/frames.js';
 import { FRAME_HEADER_BYTES, FrameType } from '../../protocol/messages.js';
 
 function decodeAll(bytes: Uint8Array, chunk = bytes.byteLength): Frame[] {
@@ -40,5 +40,32 @@ describe('JSON frames', () => {
     both.set(a, 0);
     both.set(b, a.byteLength);
     expect(decodeAll(both).map((f) => [f.stream, decodeJson(f)])).toEqual([[1, { n: 'é' }], [3, { cpuMs: 0.5 }]]);
+  });
+});
+
+describe('JSON-and-body frames (a whole response)', () => {
+  const head = { status: 200, statusText: 'Très bien', headers: [['x-name', 'Zoë 🙂']], hasBody: true, bodyLength: 5 };
+
+  for (const body of [new Uint8Array(0), new TextEncoder().encode('héllo'), new Uint8Array(70_000).fill(7)]) {
+    it(`carries the head and a body of ${body.byteLength} bytes intact, whole or in pieces`, () => {
+      const header = encodeJsonBodyHeader(FrameType.Response, 9, head, body.byteLength);
+      const bytes = new Uint8Array(header.byteLength + body.byteLength);
+      bytes.set(header, 0);
+      bytes.set(body, header.byteLength);
+      for (const chunk of [bytes.byteLength, 7, 1]) {
+        const frames = decodeAll(bytes, chunk);
+        expect(frames.map((f) => [f.type, f.stream])).toEqual([[FrameType.Response, 9]]);
+        const decoded = decodeJsonBody(frames[0]!);
+        expect(decoded.message).toEqual(head);
+        expect(Buffer.from(decoded.body).equals(Buffer.from(body))).toBe(true);
+      }
+    });
+  }
+
+  it('refuses a payload whose JSON length runs past its end', () => {
+    const header = encodeJsonBodyHeader(FrameType.Response, 9, head, 0);
+    new DataView(header.buffer, header.byteOffset).setUint32(FRAME_HEADER_BYTES, 10_000);
+    const [frame] = decodeAll(header);
+    expect(() => decodeJsonBody(frame!)).toThrow('a JSON-and-body frame whose JSON runs past its end');
   });
 });
