@@ -90,7 +90,7 @@ export async function limits(): Promise<void> {
     const runaway = summarise(timed);
     console.log(`(a) runaway → 503: p50 ${runaway.p50.toFixed(1)} ms, p99 ${runaway.p99.toFixed(1)} ms; statuses ${JSON.stringify(timedStatuses)}`);
 
-    const b = await alternate(daemon, 'runaway', false, '(b)');
+    const b = await alternateWithHostile(daemon, 'runaway', false, '(b)');
     const burnerCycle = { cpuMs: 50, pauseMs: Math.max(0, summarise(b.load.latenciesMs).p50 - 50) };
     const d = await alternateWithBurner(daemon, burnerCycle);
     await daemon.stop();
@@ -98,7 +98,7 @@ export async function limits(): Promise<void> {
 
     // (c): memory bomb and random SIGKILLs.
     daemon = await startDaemon(dir, { cpuMs: 10_000, memoryMb: 64 }, resultsPath('limits.memory.daemon.log'));
-    const c = await alternate(daemon, 'bomb', true, '(c)');
+    const c = await alternateWithHostile(daemon, 'bomb', true, '(c)');
 
     const ratioB = b.hostile.latency.p99 / b.alone.latency.p99;
     const ratioC = c.hostile.latency.p99 / c.alone.latency.p99;
@@ -172,10 +172,10 @@ export async function limits(): Promise<void> {
 }
 
 /**
- * Neighbour alone, then with `worker` hammered (and children killed when `kill`),
- * alternating for ROUNDS rounds after a discarded warm-up, so drift hits both alike.
+ * The neighbour alone, then while `during` runs something beside it, alternating for ROUNDS
+ * rounds after a discarded warm-up, so drift hits both alike.
  */
-async function alternate(daemon: RunningDaemon, worker: string, kill: boolean, label: string) {
+async function alternate(daemon: RunningDaemon, label: string, what: string, during: (measure: () => Promise<LoadResult>) => Promise<LoadResult>) {
   const load: LoadOptions = {
     url: `${daemon.url}/`,
     headers: { host: `hello.localhost:${daemon.port}` },
@@ -185,17 +185,23 @@ async function alternate(daemon: RunningDaemon, worker: string, kill: boolean, l
     durationSec: DURATION_SEC,
   };
   await send(daemon, 'hello');
-  await send(daemon, worker);
   await runLoad({ ...load, durationSec: 2 }); // warm-up, discarded
   const alone: LoadResult[] = [];
   const hostile: LoadResult[] = [];
-  const hostileLoad: Hostile = { latenciesMs: [], statuses: {}, kills: 0 };
   for (let round = 0; round < ROUNDS; round++) {
     alone.push(await runLoad(load));
-    hostile.push(await whileHostile(daemon, worker, kill, hostileLoad, () => runLoad(load)));
-    console.log(`${label} round ${round + 1}: neighbour p99 alone ${p99(alone.at(-1)!)} ms, with ${worker} ${p99(hostile.at(-1)!)} ms; errors ${errorCount(alone.at(-1)!)} / ${errorCount(hostile.at(-1)!)}`);
+    hostile.push(await during(() => runLoad(load)));
+    console.log(`${label} round ${round + 1}: neighbour p99 alone ${p99(alone.at(-1)!)} ms, ${what} ${p99(hostile.at(-1)!)} ms; errors ${errorCount(alone.at(-1)!)} / ${errorCount(hostile.at(-1)!)}`);
   }
-  return { alone: neighbour(alone), hostile: neighbour(hostile), load: hostileLoad };
+  return { alone: neighbour(alone), hostile: neighbour(hostile) };
+}
+
+/** (b) and (c): the neighbour alone and while `worker` is hammered (and children killed when `kill`). */
+async function alternateWithHostile(daemon: RunningDaemon, worker: string, kill: boolean, label: string) {
+  await send(daemon, worker);
+  const hostileLoad: Hostile = { latenciesMs: [], statuses: {}, kills: 0 };
+  const runs = await alternate(daemon, label, `with ${worker}`, (measure) => whileHostile(daemon, worker, kill, hostileLoad, measure));
+  return { ...runs, load: hostileLoad };
 }
 
 /**
@@ -216,31 +222,17 @@ const cycle = () => {
 cycle();
 `;
 
-/** (d): the neighbour alone, then beside BURNER, alternating as alternate() does. */
-async function alternateWithBurner(daemon: RunningDaemon, cycle: { cpuMs: number; pauseMs: number }) {
-  const load: LoadOptions = {
-    url: `${daemon.url}/`,
-    headers: { host: `hello.localhost:${daemon.port}` },
-    mode: 'rate',
-    rate: RATE,
-    connections: 32,
-    durationSec: DURATION_SEC,
-  };
-  await runLoad({ ...load, durationSec: 2 }); // warm-up, discarded
-  const alone: LoadResult[] = [];
-  const hostile: LoadResult[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    alone.push(await runLoad(load));
-    const args = [cycle.cpuMs, cycle.pauseMs, CHILD_NICE, BACKGROUND_NICE, DEMOTE_AFTER_MS].map(String);
+/** (d): the neighbour alone and beside BURNER. */
+function alternateWithBurner(daemon: RunningDaemon, cycle: { cpuMs: number; pauseMs: number }) {
+  const args = [cycle.cpuMs, cycle.pauseMs, CHILD_NICE, BACKGROUND_NICE, DEMOTE_AFTER_MS].map(String);
+  return alternate(daemon, '(d)', 'beside the burner', async (measure) => {
     const burner = spawn(process.execPath, ['-e', BURNER, ...args], { stdio: 'ignore' });
     try {
-      hostile.push(await runLoad(load));
+      return await measure();
     } finally {
       burner.kill('SIGKILL');
     }
-    console.log(`(d) round ${round + 1}: neighbour p99 alone ${p99(alone.at(-1)!)} ms, beside the burner ${p99(hostile.at(-1)!)} ms; errors ${errorCount(alone.at(-1)!)} / ${errorCount(hostile.at(-1)!)}`);
-  }
-  return { alone: neighbour(alone), hostile: neighbour(hostile) };
+  });
 }
 
 function neighbour(runs: LoadResult[]): Neighbour {
