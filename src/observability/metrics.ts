@@ -10,13 +10,14 @@
  * sends: a request for an unknown worker is not counted by worker (its Host
  * header would be an unbounded label).
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Broker } from '../broker/broker.js';
 import type { Limits } from '../limits.js';
 import type { Instance } from '../pool/instance.js';
 import type { WarmPool } from '../pool/pool.js';
 import { readMemoryMb } from '../pool/watchdog.js';
 import type { BindingCallMessage } from '../../protocol/messages.js';
+import { WorkerHistogram, WorkerStatusCounter, type HistogramSeries } from './worker-series.js';
 
 export const METRIC_PREFIX = 'edgeproc_';
 /** Period of the event-loop lag sampler (prom-client's default is 10 ms). */
@@ -40,18 +41,18 @@ export const NO_METRICS: BrokerMetrics = { request() {}, coldStart() {}, breach(
 /** 1 ms to 60 s: a request's CPU (limit 50 ms by default, up to 30 s) and wall time (limit 60 s). */
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-/** The label-bound series of one worker, looked up once per request instead of hashed from labels. */
+/** The series of one worker, looked up once per request (worker-series.ts). */
 interface WorkerSeries {
-  byStatus: Map<number, Counter.Internal>;
-  cpu: Histogram.Internal<'worker'>;
-  wall: Histogram.Internal<'worker'>;
+  byStatus: Map<number, number>;
+  cpu: HistogramSeries;
+  wall: HistogramSeries;
 }
 
 export class DaemonMetrics implements BrokerMetrics {
   readonly registry = new Registry();
-  readonly #requests: Counter<'worker' | 'status'>;
-  readonly #cpuSeconds: Histogram<'worker'>;
-  readonly #wallSeconds: Histogram<'worker'>;
+  readonly #requests: WorkerStatusCounter;
+  readonly #cpuSeconds: WorkerHistogram;
+  readonly #wallSeconds: WorkerHistogram;
   readonly #coldStarts: Counter<'worker' | 'kind'>;
   readonly #breaches: Counter<'worker' | 'kind'>;
   readonly #subrequests: Counter<'worker'>;
@@ -65,23 +66,20 @@ export class DaemonMetrics implements BrokerMetrics {
     this.#limits = limits;
     const registers = [this.registry];
     const p = METRIC_PREFIX;
-    this.#requests = new Counter({
+    this.#requests = new WorkerStatusCounter({
       name: `${p}requests_total`,
       help: 'Requests answered, by worker and HTTP status (limit errors included).',
-      labelNames: ['worker', 'status'],
       registers,
     });
-    this.#cpuSeconds = new Histogram({
+    this.#cpuSeconds = new WorkerHistogram({
       name: `${p}request_cpu_seconds`,
       help: "CPU time charged to a request (every thread of its child, sampled by the watchdog).",
-      labelNames: ['worker'],
       buckets: SECONDS_BUCKETS,
       registers,
     });
-    this.#wallSeconds = new Histogram({
+    this.#wallSeconds = new WorkerHistogram({
       name: `${p}request_duration_seconds`,
       help: 'Wall time of a request in the daemon, from arrival to the end of its response.',
-      labelNames: ['worker'],
       buckets: SECONDS_BUCKETS,
       registers,
     });
@@ -126,9 +124,7 @@ export class DaemonMetrics implements BrokerMetrics {
   // Hot path: once per request, where the broker writes the accounting line.
   request(worker: string, status: number, wallMs: number, cpuMs: number): void {
     const series = this.#of(worker);
-    let counter = series.byStatus.get(status);
-    if (!counter) series.byStatus.set(status, (counter = this.#requests.labels(worker, String(status))));
-    counter.inc();
+    series.byStatus.set(status, (series.byStatus.get(status) ?? 0) + 1);
     series.wall.observe(wallMs / 1000);
     series.cpu.observe(cpuMs / 1000);
   }
@@ -171,7 +167,7 @@ export class DaemonMetrics implements BrokerMetrics {
   #of(worker: string): WorkerSeries {
     let series = this.#series.get(worker);
     if (!series) {
-      series = { byStatus: new Map(), cpu: this.#cpuSeconds.labels(worker), wall: this.#wallSeconds.labels(worker) };
+      series = { byStatus: this.#requests.series(worker), cpu: this.#cpuSeconds.series(worker), wall: this.#wallSeconds.series(worker) };
       this.#series.set(worker, series);
     }
     return series;
