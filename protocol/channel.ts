@@ -14,8 +14,8 @@
  *     worked: 17-19k req/s against 21-23.5k.
  */
 import type { Socket } from 'node:net';
-import { FrameDecoder, type Frame, encodeHeader, encodeJsonBodyHeader, encodeJsonFrame, encodeWindowFrame } from './frames.js';
-import { FrameType, MAX_DATA_FRAME_BYTES } from './messages.js';
+import { FrameDecoder, type Frame, encodeHeader, encodeJsonBodyHeader, encodeJsonFrame, encodeSettledFrame, encodeWindowFrame } from './frames.js';
+import { FrameType, MAX_DATA_FRAME_BYTES, type SettledMessage } from './messages.js';
 
 export type FrameHandler = (frame: Frame) => void;
 export type FlushPolicy = 'per-turn' | 'immediate';
@@ -80,6 +80,10 @@ export class FrameChannel {
     this.send(encodeJsonBodyHeader(type, stream, message, body.byteLength));
     if (body.byteLength > 0) this.send(body);
     if (pair) this.#socket.uncork();
+  }
+
+  sendSettled(stream: number, message: SettledMessage): void {
+    this.send(encodeSettledFrame(stream, message));
   }
 
   sendEmpty(type: FrameType, stream: number): void {

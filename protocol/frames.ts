@@ -3,7 +3,7 @@
  * binary frames over a stream socket. Pure functions over Uint8Array so both
  * sides can import it; no I/O here.
  */
-import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, type FrameType } from './messages.js';
+import { FRAME_HEADER_BYTES, FrameType, MAX_FRAME_BYTES, type SettledMessage } from './messages.js';
 
 export interface Frame {
   type: FrameType;
@@ -74,6 +74,29 @@ export function decodeJsonBody<T>(frame: Frame): { message: T; body: Uint8Array 
   if (4 + jsonBytes > payload.byteLength) throw new Error('a JSON-and-body frame whose JSON runs past its end');
   const message = JSON.parse(decoder.decode(payload.subarray(4, 4 + jsonBytes))) as T;
   return { message, body: payload.subarray(4 + jsonBytes) };
+}
+
+/**
+ * Settled in 13 bytes: u32 waitUntilFailures, u8 waitUntilTimedOut, f64 cpuMs. Hot path: once
+ * per request on both sides, where JSON's stringify and parse cost more than the frame's travel.
+ */
+const SETTLED_PAYLOAD_BYTES = 13;
+
+export function encodeSettledFrame(stream: number, message: SettledMessage): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER_BYTES + SETTLED_PAYLOAD_BYTES);
+  writeHeader(out, FrameType.Settled, stream, SETTLED_PAYLOAD_BYTES);
+  const view = new DataView(out.buffer, FRAME_HEADER_BYTES);
+  view.setUint32(0, message.waitUntilFailures);
+  view.setUint8(4, message.waitUntilTimedOut ? 1 : 0);
+  view.setFloat64(5, message.cpuMs);
+  return out;
+}
+
+export function decodeSettled(frame: Frame): SettledMessage {
+  const { payload } = frame;
+  if (payload.byteLength !== SETTLED_PAYLOAD_BYTES) throw new Error(`a Settled frame of ${payload.byteLength} bytes, not ${SETTLED_PAYLOAD_BYTES}`);
+  const view = new DataView(payload.buffer, payload.byteOffset, SETTLED_PAYLOAD_BYTES);
+  return { waitUntilFailures: view.getUint32(0), waitUntilTimedOut: view.getUint8(4) === 1, cpuMs: view.getFloat64(5) };
 }
 
 export function encodeWindowFrame(type: FrameType, stream: number, bytes: number): Uint8Array {

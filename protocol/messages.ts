@@ -178,7 +178,7 @@ export interface SubrequestFailedMessage {
   message: string;
 }
 
-/** Sent by the child on a request's stream once its response and every waitUntil promise settled. */
+/** Sent by the child on a request's stream once its response and every waitUntil promise settled; binary, not JSON (frames.ts encodeSettledFrame). */
 export interface SettledMessage {
   waitUntilFailures: number;
   /** waitUntil work was still running when waitUntilMs ran out, and was abandoned. */

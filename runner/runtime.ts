@@ -489,7 +489,7 @@ export class Runtime {
         passThrough: false,
         neverSettles: true,
       } satisfies HandlerErrorMessage);
-      this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: 0, waitUntilTimedOut: false, cpuMs: this.#meter.settle(id) });
+      this.channel.sendSettled(id, { waitUntilFailures: 0, waitUntilTimedOut: false, cpuMs: this.#meter.settle(id) });
     }
     this.#maybeDrained();
   }
@@ -583,7 +583,7 @@ export class Runtime {
     if (invocation.waitUntil.length === 0) {
       // Hot path: most requests have no background work.
       this.#cancelSubrequests(id);
-      this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: 0, waitUntilTimedOut: false, cpuMs: this.#meter.settle(id) });
+      this.channel.sendSettled(id, { waitUntilFailures: 0, waitUntilTimedOut: false, cpuMs: this.#meter.settle(id) });
       return;
     }
     let failures = 0;
@@ -610,7 +610,7 @@ export class Runtime {
     }
     clearTimeout(timer);
     this.#cancelSubrequests(id);
-    this.channel.sendJson(FrameType.Settled, id, { waitUntilFailures: failures, waitUntilTimedOut: timedOut, cpuMs: this.#meter.settle(id) });
+    this.channel.sendSettled(id, { waitUntilFailures: failures, waitUntilTimedOut: timedOut, cpuMs: this.#meter.settle(id) });
   }
 
 

@@ -5,8 +5,8 @@
  * holds no tenant data.
  */
 import { FrameChannel } from '../protocol/channel.js';
-import { FrameDecoder, encodeFrame, encodeJsonFrame, type Frame } from '../protocol/frames.js';
-import { FrameType, type EchoMessage, type LoadMessage } from '../protocol/messages.js';
+import { FrameDecoder, encodeFrame, encodeHeader, encodeJsonBodyHeader, encodeJsonFrame, encodeSettledFrame, encodeWindowFrame, type Frame } from '../protocol/frames.js';
+import { FrameType, type EchoMessage, type HandlerErrorMessage, type LoadMessage, type SettledMessage } from '../protocol/messages.js';
 import { loadScript } from './loader.js';
 import type { FetchEvent } from './events.js';
 import { Runtime } from './runtime.js';
@@ -14,17 +14,42 @@ import { Response } from './web.js';
 
 const WARM_REQUESTS = 30;
 
-class NullChannel {
-  sendJson(): void {}
-  sendEmpty(): void {}
-  sendData(): void {}
-  sendWindow(): void {}
+/**
+ * A channel that encodes what it is given (so the encoders are compiled too) and drops it.
+ * It has every public member of FrameChannel, or this does not compile: a method it lacked
+ * threw inside each synthetic request, and the warm-up warmed the error path instead.
+ * A handler error is recorded: a warm-up whose requests fail is a broken runner.
+ */
+class NullChannel implements Public<FrameChannel> {
+  readonly failures: string[] = [];
+  sendJson(type: FrameType, stream: number, message: unknown): void {
+    encodeJsonFrame(type, stream, message);
+    if (type === FrameType.HandlerError) this.failures.push((message as HandlerErrorMessage).message);
+  }
+  sendJsonWithBody(type: FrameType, stream: number, message: unknown, body: Uint8Array): void {
+    encodeJsonBodyHeader(type, stream, message, body.byteLength);
+  }
+  sendSettled(stream: number, message: SettledMessage): void {
+    encodeSettledFrame(stream, message);
+  }
+  sendEmpty(type: FrameType, stream: number): void {
+    encodeHeader(type, stream, 0);
+  }
+  sendData(stream: number, chunk: Uint8Array): void {
+    encodeHeader(FrameType.Data, stream, chunk.byteLength);
+  }
+  sendWindow(stream: number, bytes: number): void {
+    encodeWindowFrame(FrameType.Window, stream, bytes);
+  }
   send(): void {}
+  flush(): void {}
   close(): void {}
   get closed(): boolean {
     return false;
   }
 }
+
+type Public<T> = { [K in keyof T]: T[K] };
 
 const MODULE_SOURCE =
   'export default { async fetch(request) { const body = request.body ? await request.text() : ""; ' +
@@ -40,10 +65,11 @@ const MODULE_SOURCE =
 export async function warmUp(): Promise<void> {
   await loadScript('void 0', 'warmup.js');
 
-  const modules = new Runtime(new NullChannel() as unknown as FrameChannel);
+  const channels = [new NullChannel(), new NullChannel()] as const;
+  const modules = new Runtime(channels[0] as unknown as FrameChannel);
   modules.onFrame(decodeOne(encodeJsonFrame(FrameType.Load, 0, { worker: 'warmup', version: 0, filename: 'warmup.mjs', source: MODULE_SOURCE, env: {}, bindings: [], waitUntilMs: 30_000 } satisfies LoadMessage)));
 
-  const serviceWorker = new Runtime(new NullChannel() as unknown as FrameChannel);
+  const serviceWorker = new Runtime(channels[1] as unknown as FrameChannel);
   serviceWorker.addEventListener('fetch', (event: Event) => {
     const fetchEvent = event as FetchEvent;
     fetchEvent.respondWith(new Response('warm ' + new URL(fetchEvent.request.url).pathname));
@@ -57,6 +83,8 @@ export async function warmUp(): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
   }
   await new Promise((resolve) => setImmediate(resolve));
+  const failures = channels.flatMap((c) => c.failures);
+  if (failures.length > 0) throw new Error(`the warm-up's synthetic requests failed (${failures.length} of ${WARM_REQUESTS}), first: ${failures[0]}`);
 }
 
 function serveSynthetic(runtime: Runtime, first: number, count: number): void {

@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { FrameChannel } from '../../protocol/channel.js';
-import { decodeJson, decodeJsonBody, decodeWindow, type Frame } from '../../protocol/frames.js';
+import { decodeJson, decodeJsonBody, decodeSettled, decodeWindow, type Frame } from '../../protocol/frames.js';
 import {
   FrameType,
   type AbortMessage,
@@ -322,7 +322,7 @@ export class Instance {
         if (!exchange) return;
         this.#exchanges.delete(id);
         this.lastActiveAt = performance.now();
-        exchange.onSettled(decodeJson<SettledMessage>(frame));
+        exchange.onSettled(decodeSettled(frame));
         return;
       }
       case FrameType.HandlerError:

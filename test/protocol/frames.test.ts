@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeJson, decodeJsonBody, encodeJsonBodyHeader, encodeJsonFrame, FrameDecoder, type Frame } from '../../protocol/frames.js';
+import { decodeJson, decodeJsonBody, decodeSettled, encodeJsonBodyHeader, encodeJsonFrame, encodeSettledFrame, FrameDecoder, type Frame } from '../../protocol/frames.js';
 import { FRAME_HEADER_BYTES, FrameType } from '../../protocol/messages.js';
 
 function decodeAll(bytes: Uint8Array, chunk = bytes.byteLength): Frame[] {
@@ -67,5 +67,26 @@ describe('JSON-and-body frames (a whole response)', () => {
     new DataView(header.buffer, header.byteOffset).setUint32(FRAME_HEADER_BYTES, 10_000);
     const [frame] = decodeAll(header);
     expect(() => decodeJsonBody(frame!)).toThrow('a JSON-and-body frame whose JSON runs past its end');
+  });
+});
+
+describe('Settled frames', () => {
+  for (const message of [
+    { waitUntilFailures: 0, waitUntilTimedOut: false, cpuMs: 0.0375 },
+    { waitUntilFailures: 3, waitUntilTimedOut: true, cpuMs: 49.99 },
+  ]) {
+    it(`carry ${JSON.stringify(message)} exactly, whole or in pieces`, () => {
+      const frame = encodeSettledFrame(5, message);
+      for (const chunk of [frame.byteLength, 3, 1]) {
+        const frames = decodeAll(frame, chunk);
+        expect(frames.map((f) => [f.type, f.stream])).toEqual([[FrameType.Settled, 5]]);
+        expect(decodeSettled(frames[0]!)).toEqual(message);
+      }
+    });
+  }
+
+  it('refuse a payload of the wrong size', () => {
+    const [frame] = decodeAll(encodeJsonFrame(FrameType.Settled, 5, { cpuMs: 1 }));
+    expect(() => decodeSettled(frame!)).toThrow(/a Settled frame of \d+ bytes, not 13/);
   });
 });
