@@ -6,7 +6,7 @@
  */
 import { FrameChannel } from '../protocol/channel.js';
 import { FrameDecoder, encodeFrame, encodeHeader, encodeJsonBodyHeader, encodeJsonFrame, encodeSettledFrame, encodeWindowFrame, type Frame } from '../protocol/frames.js';
-import { FrameType, type EchoMessage, type HandlerErrorMessage, type LoadMessage, type SettledMessage } from '../protocol/messages.js';
+import { FrameType, type EchoMessage, type HandlerErrorMessage, type LoadMessage, type ResponseHeadMessage, type SettledMessage } from '../protocol/messages.js';
 import { loadScript } from './loader.js';
 import type { FetchEvent } from './events.js';
 import { Runtime } from './runtime.js';
@@ -118,18 +118,22 @@ function decodeOne(bytes: Uint8Array): Frame {
 }
 
 const ECHO_ROUNDS = 3;
+const WARM_HEAD: ResponseHeadMessage = { status: 200, statusText: '', headers: [['content-type', 'text/plain;charset=UTF-8']], hasBody: true, bodyLength: 100 };
 
 /**
  * Warms the real channel to the daemon: the socket's write and read paths and FrameChannel's
- * own, which synthetic requests never touch. Each round sends what a response sends (a JSON
- * head, a body chunk, an end) and waits for the daemon's echo (a JSON head, a body chunk, an
- * end), so the first real request does not compile them (about half a millisecond of a cold
- * start: bench/cold-start). `echoed()` gives a promise of the next echo.
+ * own, which synthetic requests never touch. Each round sends what responses send (a whole
+ * response in one frame, then Settled; a body chunk and an end, as a streamed one sends) on
+ * stream 0, which the daemon ignores, and waits for the daemon's echo (a JSON head, a body
+ * chunk, an end), so the first real request does not compile them (about half a millisecond
+ * of a cold start: bench/cold-start). `echoed()` gives a promise of the next echo.
  */
 export async function warmChannel(channel: FrameChannel, echoed: () => Promise<void>): Promise<void> {
   const body = new TextEncoder().encode('warm '.repeat(20));
   for (let round = 0; round < ECHO_ROUNDS; round++) {
     const echo = echoed();
+    channel.sendJsonWithBody(FrameType.Response, 0, WARM_HEAD, body);
+    channel.sendSettled(0, { waitUntilFailures: 0, waitUntilTimedOut: false, cpuMs: 0 });
     channel.sendData(0, body);
     channel.sendEmpty(FrameType.End, 0);
     channel.sendJson(FrameType.Echo, 0, { round } satisfies EchoMessage);
