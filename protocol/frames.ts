@@ -30,22 +30,30 @@ export function encodeHeader(type: FrameType, stream: number, payloadBytes: numb
 }
 
 /**
- * Hot path: every request head, response head and Settled is one of these. The JSON is
- * encoded straight into the frame: TextEncoder.encode() costs ~800 ns for a 120-character
- * head in Node 20, encodeInto() ~55, and it saves the copy. The first try sizes the frame
- * for one byte per character (JSON heads are mostly ASCII); text that does not fit is
- * encoded again into room for the worst case, three bytes per UTF-16 unit.
+ * Hot path: every request head is one of these (and every response head but those of
+ * one-frame responses). The JSON is encoded straight into the frame: TextEncoder.encode()
+ * costs ~800 ns for a 120-character head in Node 20, encodeInto() ~55, and it saves the copy.
  */
 export function encodeJsonFrame(type: FrameType, stream: number, message: unknown): Uint8Array {
-  const text = JSON.stringify(message);
-  let out = new Uint8Array(FRAME_HEADER_BYTES + text.length);
-  let { read, written } = encoder.encodeInto(text, out.subarray(FRAME_HEADER_BYTES));
-  if (read < text.length) {
-    out = new Uint8Array(FRAME_HEADER_BYTES + text.length * 3);
-    ({ written } = encoder.encodeInto(text, out.subarray(FRAME_HEADER_BYTES)));
-  }
+  const { out, written } = jsonAfter(FRAME_HEADER_BYTES, message);
   writeHeader(out, type, stream, written);
-  return written === out.byteLength - FRAME_HEADER_BYTES ? out : out.subarray(0, FRAME_HEADER_BYTES + written);
+  return out;
+}
+
+/**
+ * `message` as JSON in UTF-8, after `offset` bytes left for a header: sized for one byte per
+ * character first (heads are mostly ASCII), then, if the text does not fit, for the worst case
+ * of three per UTF-16 unit. The buffer returned ends where the JSON does.
+ */
+function jsonAfter(offset: number, message: unknown): { out: Uint8Array; written: number } {
+  const text = JSON.stringify(message);
+  let out = new Uint8Array(offset + text.length);
+  let { read, written } = encoder.encodeInto(text, out.subarray(offset));
+  if (read < text.length) {
+    out = new Uint8Array(offset + text.length * 3);
+    ({ written } = encoder.encodeInto(text, out.subarray(offset)));
+  }
+  return { out: written === out.byteLength - offset ? out : out.subarray(0, offset + written), written };
 }
 
 /**
@@ -53,17 +61,10 @@ export function encodeJsonFrame(type: FrameType, stream: number, message: unknow
  * header, u32 JSON length, JSON. The body is sent after it as is (no copy).
  */
 export function encodeJsonBodyHeader(type: FrameType, stream: number, message: unknown, bodyBytes: number): Uint8Array {
-  const text = JSON.stringify(message);
-  const at = FRAME_HEADER_BYTES + 4;
-  let out = new Uint8Array(at + text.length);
-  let { read, written } = encoder.encodeInto(text, out.subarray(at));
-  if (read < text.length) {
-    out = new Uint8Array(at + text.length * 3);
-    ({ written } = encoder.encodeInto(text, out.subarray(at)));
-  }
+  const { out, written } = jsonAfter(FRAME_HEADER_BYTES + 4, message);
   writeHeader(out, type, stream, 4 + written + bodyBytes);
   new DataView(out.buffer, out.byteOffset).setUint32(FRAME_HEADER_BYTES, written);
-  return written === out.byteLength - at ? out : out.subarray(0, at + written);
+  return out;
 }
 
 /** The JSON message and the body of a frame encoded by encodeJsonBodyHeader; throws if the lengths do not add up. */
