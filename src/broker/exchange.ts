@@ -157,9 +157,7 @@ export class HttpExchange implements Exchange {
         this.#compressor = compressor;
       }
       this.#bodyBytesSent = whole.byteLength;
-      this.#finished = true;
-      (this.#compressor ?? this.#res).end(whole);
-      this.#done(true);
+      this.#finish(whole);
       return;
     }
     if (compressor) {
@@ -297,11 +295,12 @@ export class HttpExchange implements Exchange {
     this.#wallTimer = null;
   }
 
-  #finish(): void {
+  /** The response is complete; `last` is the body of a one-frame response, written with the end. */
+  #finish(last?: Uint8Array): void {
     if (this.#finished) return;
     this.#finished = true;
     this.#clearWallTimer();
-    (this.#compressor ?? this.#res).end();
+    (this.#compressor ?? this.#res).end(last);
     this.#done(true);
   }
 
