@@ -10,6 +10,7 @@ import type { Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Exchange, Instance } from '../pool/instance.js';
 import { Watchdog, type Breach } from '../pool/watchdog.js';
+import { BREACH_PENALTY_MS } from '../pool/priority.js';
 import type { WarmPool } from '../pool/pool.js';
 import type { WorkerRegistry, WorkerScript } from '../workers/registry.js';
 import { findSyntaxError } from '../workers/syntax.js';
@@ -32,6 +33,8 @@ class WorkerGroup {
   inflight = 0;
   cpuMs = 0;
   limitBreaches = 0;
+  /** When one of its instances was last stopped for a limit (performance.now()). */
+  lastBreachAt = -Infinity;
 
   constructor(readonly name: string) {}
 }
@@ -384,7 +387,8 @@ export class Broker {
       return Promise.reject(failed.error);
     }
     const pending = (async () => {
-      const instance = await this.#pool.acquire(script.limits.memoryMb);
+      const penalised = performance.now() - group.lastBreachAt < BREACH_PENALTY_MS;
+      const instance = await this.#pool.acquire(script.limits.memoryMb, penalised);
       instance.limits = script.limits;
       group.coldStarts++;
       this.#metrics.coldStart(script.name, this.#pool.handedOutWarm(instance) ? 'pool_hit' : 'pool_miss');
@@ -507,6 +511,7 @@ export class Broker {
     const group = this.#groups.get(worker);
     if (group) {
       group.limitBreaches++;
+      group.lastBreachAt = performance.now();
       this.#drop(group, instance);
     }
     const limits = instance.limits ?? this.#limits;

@@ -90,7 +90,8 @@ export class WarmPool {
    * has booted. Pool children have the daemon's heap limit; a worker with its own
    * memory limit gets a child spawned for it with that heap.
    */
-  async acquire(heapMb: number = this.#limits.memoryMb): Promise<Instance> {
+  /** A warm child, else a new one; `background`: a new one boots at background priority (spawn.ts). */
+  async acquire(heapMb: number = this.#limits.memoryMb, background = false): Promise<Instance> {
     if (this.#closed) throw new EdgeprocError('ERR_POOL_CLOSED', 'the daemon is shutting down');
     const warm = heapMb === this.#limits.memoryMb ? this.take() : null;
     if (warm) return warm;
@@ -101,17 +102,17 @@ export class WarmPool {
         `children are failing to boot (${this.#failuresInRow} in a row); retrying in ${Math.ceil((this.#backoffUntil - Date.now()) / 1000)} s — see the daemon log for their output`,
       );
     }
-    return this.#spawnForRequest(heapMb, false);
+    return this.#spawnForRequest(heapMb, background, false);
   }
 
-  async #spawnForRequest(heapMb: number, retried: boolean): Promise<Instance> {
-    const instance = this.#spawn(false, heapMb);
+  async #spawnForRequest(heapMb: number, background: boolean, retried: boolean): Promise<Instance> {
+    const instance = this.#spawn(false, heapMb, background);
     try {
       await instance.ready;
     } catch (error) {
       // A child killed from outside while it booted says nothing about the next one: the
       // request waiting for it gets another child, once, instead of a 503.
-      if (!retried && !this.#closed && killedFromOutside(await instance.exited)) return this.#spawnForRequest(heapMb, true);
+      if (!retried && !this.#closed && killedFromOutside(await instance.exited)) return this.#spawnForRequest(heapMb, background, true);
       throw error;
     }
     return instance;
@@ -177,8 +178,8 @@ export class WarmPool {
     while (this.#warm.length + this.#bootingForPool < this.#limits.warmPoolSize) this.#spawn(true);
   }
 
-  #spawn(forPool: boolean, heapMb = this.#limits.memoryMb): Instance {
-    const instance = new Instance(this.#events, { warmUp: forPool, heapMb });
+  #spawn(forPool: boolean, heapMb = this.#limits.memoryMb, background = false): Instance {
+    const instance = new Instance(this.#events, { warmUp: forPool, heapMb, background });
     this.#stats.spawned++;
     this.#all.add(instance);
     this.#booting.add(instance);

@@ -22,8 +22,19 @@ import { setPriority } from 'node:os';
 
 export const CHILD_NICE = 5;
 export const BACKGROUND_NICE = 19;
-/** CPU a request must have used, running flat out, before its child is demoted. */
-export const DEMOTE_AFTER_MS = 10;
+/**
+ * CPU a request must have used before its child is demoted (at the watchdog's next sample,
+ * every watchdogIntervalMs). At 10 ms, runaways sent back to back spent a fifth of their
+ * time at the tenants' priority, and a neighbour's p99 doubled; a bare burner that does the
+ * same does it too. At 3 ms, few real requests are ever demoted (Workers' are mostly under 1 ms).
+ */
+export const DEMOTE_AFTER_MS = 3;
+/**
+ * For this long after one of a worker's instances was stopped for a limit, the instances
+ * started for its requests boot at background priority (bootNice): a runaway sent back to
+ * back costs a boot per request, 60-100 ms of CPU here, and those are for it to wait out.
+ */
+export const BREACH_PENALTY_MS = 10_000;
 export const CAN_RAISE = process.getuid?.() === 0;
 
 /**
@@ -39,10 +50,11 @@ export function forkServer(pid: number | undefined): void {
  * The priority a child starts at, set by the fork server right after the spawn, while the
  * child has one thread (the ones it starts later inherit it): a child for the warm pool
  * boots in the background if its priority can be raised later; one a request is waiting
- * for (a pool miss) does not.
+ * for (a pool miss) does not, unless that request is a worker's that keeps breaching
+ * its limits (Broker: a runaway's every request costs a boot).
  */
-export function bootNice(forPool: boolean): number {
-  return forPool && CAN_RAISE ? BACKGROUND_NICE : CHILD_NICE;
+export function bootNice(background: boolean): number {
+  return background && CAN_RAISE ? BACKGROUND_NICE : CHILD_NICE;
 }
 
 /** A child finished booting: it runs at the tenants' priority from now on. */

@@ -50,6 +50,11 @@ export interface SpawnOptions {
   /** V8 heap limit of the child, from limits.memoryMb. */
   heapMb: number;
   /**
+   * Boot at background priority although a request waits for it: the request is a worker's
+   * that keeps breaching its limits (see Broker), and its boots must not slow its neighbours.
+   */
+  background?: boolean;
+  /**
    * What the child runs instead of the runner, in the same sandbox (tests: a probe of
    * what a tenant that escaped the runner could still do). Must be readable by all.
    */
@@ -252,7 +257,7 @@ export function childSandbox(): SandboxPlan {
   return sandboxPlan(RUNNER_PATH);
 }
 
-export function spawnChild({ warmUp, heapMb, entry }: SpawnOptions): ChildHandle {
+export function spawnChild({ warmUp, heapMb, entry, background = false }: SpawnOptions): ChildHandle {
   const plan = entry ? { ...childSandbox(), runnerPath: entry } : childSandbox();
   const flags = [...CHILD_FLAGS, ...permissionFlags(plan), `--max-old-space-size=${heapMb}`];
   return forkServer.spawn({
@@ -261,6 +266,6 @@ export function spawnChild({ warmUp, heapMb, entry }: SpawnOptions): ChildHandle
     // Nothing of the daemon's environment; UTC as on Workers.
     env: { TZ: 'UTC' },
     sandbox: plan,
-    nice: priority.bootNice(warmUp),
+    nice: priority.bootNice(warmUp || background),
   });
 }

@@ -59,6 +59,8 @@ const BURN_WINDOW_MS = 20;
 interface Tracked {
   /** Running at background priority now (see priority.ts). */
   demoted: boolean;
+  /** Demoted and restored since its last request began, for not running flat out (see #sampleCpu). */
+  restored: boolean;
   lastCpuNs: number | null;
   samples: number;
   /** When the schedstat figure last moved (performance.now()). */
@@ -98,12 +100,16 @@ export class Watchdog {
   /** Starts watching an instance that has just been given work; cheap to call per request. */
   watch(instance: Instance): void {
     this.#idle.delete(instance);
-    if (!this.#tracked.has(instance)) {
+    const tracked = this.#tracked.get(instance);
+    // Each request may be demoted early once (see #sampleCpu).
+    if (tracked) tracked.restored = false;
+    else {
       const now = performance.now();
       const files = this.#filesOf(instance);
       const cpuNs = files?.mainCpuNs() ?? null;
       this.#tracked.set(instance, {
         demoted: false,
+        restored: false,
         lastCpuNs: cpuNs,
         samples: 0,
         changedAt: now,
@@ -269,14 +275,21 @@ export class Watchdog {
       tracked.changedAt = now;
     }
     tracked.lastCpuNs = cpuNs;
+    // First demoted at the first sample past DEMOTE_AFTER_MS, not at the end of a burn window: a
+    // runaway's first tens of ms at the tenants' priority were what its neighbours felt most.
+    // A demoted child that then does not get most of a CPU is restored at the window's end, and
+    // demoted again only once a whole window shows it flat out: on a saturated machine,
+    // background priority would otherwise starve it into a 504 before its CPU limit.
+    if (!tracked.demoted && !instance.loading && (tracked.burning || !tracked.restored) && (instance.topCpu()?.cpuMs ?? 0) >= priority.DEMOTE_AFTER_MS) {
+      tracked.demoted = priority.demote(instance.pid);
+    }
     if (now - tracked.windowAt >= BURN_WINDOW_MS) {
       tracked.burning = tracked.windowCpuNs !== null && (cpuNs - tracked.windowCpuNs) / 1e6 >= 0.75 * (now - tracked.windowAt);
       tracked.windowAt = now;
       tracked.windowCpuNs = cpuNs;
-      if (tracked.burning && !tracked.demoted && !instance.loading && (instance.topCpu()?.cpuMs ?? 0) >= priority.DEMOTE_AFTER_MS) {
-        tracked.demoted = priority.demote(instance.pid);
-      } else if (!tracked.burning && tracked.demoted && priority.CAN_RAISE) {
+      if (!tracked.burning && tracked.demoted && priority.CAN_RAISE) {
         tracked.demoted = !priority.restore(instance.pid);
+        tracked.restored = true;
       }
     }
     this.#check(instance, tracked, now);
