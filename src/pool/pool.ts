@@ -88,9 +88,9 @@ export class WarmPool {
   /**
    * A warm child: from the pool if one is ready, else a freshly spawned one once it
    * has booted. Pool children have the daemon's heap limit; a worker with its own
-   * memory limit gets a child spawned for it with that heap.
+   * memory limit gets a child spawned for it with that heap. With `background`, a
+   * spawned child boots at background priority (spawn.ts).
    */
-  /** A warm child, else a new one; `background`: a new one boots at background priority (spawn.ts). */
   async acquire(heapMb: number = this.#limits.memoryMb, background = false): Promise<Instance> {
     if (this.#closed) throw new EdgeprocError('ERR_POOL_CLOSED', 'the daemon is shutting down');
     const warm = heapMb === this.#limits.memoryMb ? this.take() : null;

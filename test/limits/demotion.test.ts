@@ -4,22 +4,13 @@
  * so that a neighbour's short requests preempt it; a light neighbour is never moved. Read
  * from /proc as the kernel holds it.
  */
-import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKGROUND_NICE, CHILD_NICE } from '../../src/pool/priority.js';
 import { closeDaemons, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { hostileTarget, neighbourDuring, warmNeighbour } from '../helpers/hostile.js';
+import { cpuMsOf, niceOf } from '../helpers/proc.js';
 
 afterEach(() => closeDaemons());
-
-/** Fields of /proc/PID/stat after the command: index 11, 12 are utime, stime (ticks); 16 is nice. */
-function stat(pid: number): string[] {
-  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-}
-
-const niceOf = (pid: number) => Number(stat(pid)[16]);
-/** The process's CPU in ms, in the kernel's 10 ms ticks. */
-const cpuMsOf = (pid: number) => (Number(stat(pid)[11]) + Number(stat(pid)[12])) * 10;
 
 function pidOf(daemon: TestDaemon, worker: string): number {
   return daemon.broker.instances().find((i) => i.worker === worker)!.pid!;
@@ -27,7 +18,7 @@ function pidOf(daemon: TestDaemon, worker: string): number {
 
 describe('priority of a request running flat out', () => {
   it("drops to background priority long before its CPU limit, while a light neighbour keeps the tenants' priority", async () => {
-    const daemon = await startTestDaemon(hostileTarget('loop-sync'), { cpuMs: 3000, warmPool: 2 });
+    const daemon = await startTestDaemon(hostileTarget('loop-sync'), { cpuMs: 1000, warmPool: 2 });
     await warmNeighbour(daemon);
     expect(await daemon.fetchText('loop-sync', '/ok')).toMatchObject({ status: 200, text: 'ok' });
     const pid = pidOf(daemon, 'loop-sync');
@@ -37,20 +28,24 @@ describe('priority of a request running flat out', () => {
 
     const hostile = daemon.fetchText('loop-sync', '/');
     const neighbours = neighbourDuring(daemon, hostile);
+    let settled = false;
+    void hostile.finally(() => (settled = true));
+    // Polled at every turn of the (shared) event loop: on a saturated machine the watchdog puts a
+    // starved child back at the tenants' priority at the end of its first 20 ms window.
     let demotedAfterMs: number | null = null;
-    for (let i = 0; i < 1000 && demotedAfterMs === null; i++) {
+    while (!settled && demotedAfterMs === null) {
       if (niceOf(pid) === BACKGROUND_NICE) demotedAfterMs = cpuMsOf(pid) - cpuBefore;
-      else await new Promise((resolve) => setTimeout(resolve, 2));
+      else await new Promise((resolve) => setImmediate(resolve));
     }
+    const res = await hostile;
+    const served = await neighbours;
+
     // Generous: the watchdog demotes at its first sample past DEMOTE_AFTER_MS (3 ms); ticks are 10 ms.
     expect(demotedAfterMs).not.toBeNull();
-    expect(demotedAfterMs!).toBeLessThan(1000);
-    expect(niceOf(neighbourPid)).toBe(CHILD_NICE);
-
-    const res = await hostile;
+    expect(demotedAfterMs!).toBeLessThan(500);
     expect(res.status).toBe(503);
-    expect(res.text).toMatch(/exceeded its CPU time limit: this request used \d+ ms of CPU; the limit is 3000 ms/);
-    for (const served of await neighbours) expect(served).toMatchObject({ status: 200, text: 'neighbour ok' });
+    expect(res.text).toMatch(/exceeded its CPU time limit: this request used \d+ ms of CPU; the limit is 1000 ms/);
+    for (const one of served) expect(one).toMatchObject({ status: 200, text: 'neighbour ok' });
     expect(niceOf(neighbourPid)).toBe(CHILD_NICE);
   });
 });

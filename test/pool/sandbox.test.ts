@@ -7,16 +7,15 @@
  * CI runs as root, where every layer is on.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHILD_RLIMITS, UID_BASE, type LayerName } from '../../src/pool/sandbox.js';
 import { childSandbox, spawnChild, stopForkServerIfIdle, type ChildHandle } from '../../src/pool/spawn.js';
 import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
+import { procStat, readableProbe } from '../helpers/proc.js';
 import { freePort } from '../../src/lab/ports.js';
 
 const BIN = fileURLToPath(new URL('../../bin/edgeproc.js', import.meta.url));
@@ -63,12 +62,7 @@ let port: number;
 let connections = 0;
 
 beforeAll(async () => {
-  // The probe must be readable by a child of another uid: not from a checkout that may sit under a closed directory.
-  dir = mkdtempSync(join(tmpdir(), 'edgeproc-probe-'));
-  chmodSync(dir, 0o755);
-  entry = join(dir, 'escape-probe.cjs');
-  copyFileSync(fileURLToPath(new URL('../fixtures/escape-probe.cjs', import.meta.url)), entry);
-  chmodSync(entry, 0o444);
+  ({ dir, entry } = readableProbe());
   listener = createServer((socket) => {
     connections++;
     socket.destroy();
@@ -96,7 +90,7 @@ function fdTargets(pid: number | 'self'): string[] {
 }
 
 function parentOf(pid: number): number {
-  return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+  return Number(procStat(pid)[1]);
 }
 
 async function startProbe(): Promise<Probe> {

@@ -1,0 +1,34 @@
+/**
+ * What tests read of a child from /proc, as the kernel holds it, and the escape probe as a
+ * child of another uid can read it.
+ */
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Fields of /proc/PID/stat after the command: 0 state, 1 ppid, 11 utime, 12 stime (ticks), 16 nice. */
+export function procStat(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+}
+
+export const niceOf = (pid: number): number => Number(procStat(pid)[16]);
+
+/** The process's CPU in ms, in the kernel's 10 ms ticks. */
+export function cpuMsOf(pid: number): number {
+  const fields = procStat(pid);
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * A copy of test/fixtures/escape-probe.cjs in a new directory readable by all: a child of
+ * another uid cannot read it from a checkout that may sit under a closed directory.
+ */
+export function readableProbe(): { dir: string; entry: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'edgeproc-probe-'));
+  chmodSync(dir, 0o755);
+  const entry = join(dir, 'escape-probe.cjs');
+  copyFileSync(fileURLToPath(new URL('../fixtures/escape-probe.cjs', import.meta.url)), entry);
+  chmodSync(entry, 0o444);
+  return { dir, entry };
+}
