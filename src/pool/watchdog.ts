@@ -282,8 +282,14 @@ export class Watchdog {
     // background priority would otherwise starve it into a 504 before its CPU limit.
     if (!tracked.demoted && !instance.loading && (tracked.burning || !tracked.restored) && (instance.topCpu()?.cpuMs ?? 0) >= priority.DEMOTE_AFTER_MS) {
       tracked.demoted = priority.demote(instance.pid);
-    }
-    if (now - tracked.windowAt >= BURN_WINDOW_MS) {
+      // Its window starts now: whether it is starved is judged on a whole window at background
+      // priority. A demotion in the sample that closed a window was undone at once on a busy
+      // machine, where the child had not had most of a CPU before it, at the tenants' priority.
+      if (tracked.demoted) {
+        tracked.windowAt = now;
+        tracked.windowCpuNs = cpuNs;
+      }
+    } else if (now - tracked.windowAt >= BURN_WINDOW_MS) {
       tracked.burning = tracked.windowCpuNs !== null && (cpuNs - tracked.windowCpuNs) / 1e6 >= 0.75 * (now - tracked.windowAt);
       tracked.windowAt = now;
       tracked.windowCpuNs = cpuNs;
