@@ -9,6 +9,7 @@ import { EdgeprocError } from '../errors.js';
 import type { Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import { Instance, type ExitOutcome, type InstanceEvents } from './instance.js';
+import * as priority from './priority.js';
 
 const MAX_BACKOFF_MS = 30_000;
 /** Delay between handing out a warm child and spawning its replacement; see #refillSoon. */
@@ -226,7 +227,16 @@ export class WarmPool {
         instance.dispose();
       }
     }, this.#limits.bootTimeoutMs);
-    instance.ready.finally(() => clearTimeout(timer)).catch(() => {});
+    // Booting in the background yields to the tenants, but must not starve: behind two busy
+    // processes at nice 0 on two cores, pool children at nice 19 hit the boot timeout one
+    // after another and the pool backed off, warm for nobody.
+    const raise = forPool || background ? setTimeout(() => instance.state === 'booting' && priority.ready(instance.pid), priority.BACKGROUND_BOOT_MAX_MS) : null;
+    instance.ready
+      .finally(() => {
+        clearTimeout(timer);
+        if (raise) clearTimeout(raise);
+      })
+      .catch(() => {});
     return instance;
   }
 

@@ -35,6 +35,12 @@ export const DEMOTE_AFTER_MS = 3;
  * back costs a boot per request, 60-100 ms of CPU here, and those are for it to wait out.
  */
 export const BREACH_PENALTY_MS = 10_000;
+/**
+ * A child booting at background priority for longer than this is raised to the tenants'
+ * (WarmPool): a boot takes ~100 ms of CPU, and one still booting after a second is being
+ * starved by other work on the machine, not yielding to a neighbour's burst.
+ */
+export const BACKGROUND_BOOT_MAX_MS = 1_000;
 export const CAN_RAISE = process.getuid?.() === 0;
 
 /**

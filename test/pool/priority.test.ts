@@ -1,12 +1,16 @@
 /**
  * The priority a child boots at (src/pool/priority.ts): a child a request waits for boots at
  * the tenants' priority, unless that request is a worker's that keeps breaching its limits,
- * whose boots yield to everyone else's work. Read from /proc as the kernel holds it.
+ * whose boots yield to everyone else's work; a warm-pool child boots in the background, but
+ * not for ever. Read from /proc as the kernel holds it.
  */
 import { readFileSync, rmSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { availableParallelism } from 'node:os';
+import { execa } from 'execa';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BACKGROUND_NICE, CAN_RAISE, CHILD_NICE } from '../../src/pool/priority.js';
 import { spawnChild, stopForkServerIfIdle } from '../../src/pool/spawn.js';
+import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
 import { niceOf, readableProbe } from '../helpers/proc.js';
 
 let dir: string;
@@ -45,5 +49,25 @@ describe('boot priority of a child a request waits for', () => {
 
   it('is background priority for a worker that keeps breaching its limits, where it can be raised again', async () => {
     expect(await bootNiceOf(true)).toBe(CAN_RAISE ? BACKGROUND_NICE : CHILD_NICE);
+  });
+});
+
+describe('boot priority of a child for the warm pool', () => {
+  afterEach(() => closeDaemons());
+
+  it('is raised once it has waited long, so the pool fills behind busy processes at nice 0', async () => {
+    // One process running flat out at nice 0 per core: a child at nice 19 gets ~1% of a CPU.
+    const burners = availableParallelism();
+    const busy = Array.from({ length: burners }, () => execa(process.execPath, ['-e', 'for (;;) {}'], { reject: false }));
+    try {
+      const daemon = await startTestDaemon(writeScripts({ 'hello.js': 'export default { fetch: () => new Response("hi") };' }), { warmPool: 2 });
+      expect(daemon.pool.stats().warm).toBe(2);
+      for (const pid of daemon.pool.stats().warmPids) expect(niceOf(pid)).toBe(CHILD_NICE);
+      expect(daemon.logs.filter((l) => /did not become ready in time/.test(l.msg))).toEqual([]);
+      expect(await daemon.fetchText('hello')).toMatchObject({ status: 200, text: 'hi' });
+    } finally {
+      for (const one of busy) one.kill('SIGKILL');
+      await Promise.all(busy);
+    }
   });
 });
