@@ -146,7 +146,7 @@ export class Instance {
           socket.destroy();
           return;
         }
-        this.#channel = new FrameChannel(socket, (frame) => this.#onFrame(frame), () => {}, 'immediate');
+        this.#channel = new FrameChannel(socket, (frame) => this.#onFrame(frame), () => {}, 'batched');
       },
       () => {},
     );
