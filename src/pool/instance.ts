@@ -4,7 +4,6 @@
  * exchanges (requests) and subrequests in flight on it. Everything the child
  * says is routed from here by stream id.
  */
-import type { Socket } from 'node:net';
 import { FrameChannel } from '../../protocol/channel.js';
 import { decodeJson, decodeJsonBody, decodeSettled, decodeWindow, type Frame } from '../../protocol/frames.js';
 import {
