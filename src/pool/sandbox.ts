@@ -21,10 +21,26 @@
  * daemons on one machine, each with its own fork server, do not share uids.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, constants, copyFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  type Stats,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 
 /** Per-child uids and gids come from [UID_BASE, UID_BASE + UID_SPAN): far above any real user's or subuid range. */
 export const UID_BASE = 1_900_000_000;
@@ -174,10 +190,55 @@ function liveUids(): Set<number> {
 /**
  * A child of another uid must be able to read the runner: if any directory on
  * its path is closed to others (a checkout under /root, a mktemp dir), a copy in
- * a world-readable temporary directory is used instead, removed at exit.
+ * a world-readable temporary directory is used instead (see sharedCopy).
  */
-function readableByAll(path: string): string {
+export function readableByAll(path: string): string {
   if (openToOthers(path)) return path;
+  return sharedCopy(path) ?? privateCopy(path);
+}
+
+/**
+ * The copy every daemon of this build shares, named by the runner's hash and never removed:
+ * a copy per daemon, removed at exit, was left behind by every daemon killed hard. Used only
+ * if it is what this daemon would write: a real directory and file of this user, closed to
+ * writes by anyone else (a sticky /tmp keeps others from swapping them), with the runner's
+ * bytes. Null if not, or if it cannot be made.
+ */
+function sharedCopy(path: string): string | null {
+  const uid = process.getuid?.() ?? -1;
+  const bytes = readFileSync(path);
+  const dir = join(tmpdir(), `edgeproc-runner-${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}`);
+  const copy = join(dir, 'runner.cjs');
+  try {
+    try {
+      mkdirSync(dir);
+      chmodSync(dir, 0o755);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return null;
+    }
+    if (!closedToOthers(lstatSync(dir), uid) || !lstatSync(dir).isDirectory()) return null;
+    if (!existsSync(copy)) {
+      // Written whole under another name first: a daemon starting meanwhile never reads half a runner.
+      const partial = join(dir, `.runner-${process.pid}-${randomInt(1 << 30)}.cjs`);
+      writeFileSync(partial, bytes, { flag: 'wx', mode: 0o444 });
+      chmodSync(partial, 0o444);
+      renameSync(partial, copy);
+    }
+    const file = lstatSync(copy);
+    if (!file.isFile() || !closedToOthers(file, uid) || !readFileSync(copy).equals(bytes)) return null;
+    return copy;
+  } catch {
+    return null;
+  }
+}
+
+/** Owned by `uid`, readable by all, writable by nobody else. */
+function closedToOthers(stat: Stats, uid: number): boolean {
+  return stat.uid === uid && (stat.mode & 0o022) === 0 && (stat.mode & 0o004) !== 0;
+}
+
+/** A copy of this daemon's own, removed at exit: where the shared one cannot be trusted. */
+function privateCopy(path: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'edgeproc-runner-'));
   chmodSync(dir, 0o755);
   const copy = join(dir, 'runner.cjs');
