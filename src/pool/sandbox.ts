@@ -216,7 +216,9 @@ function sharedCopy(path: string): string | null {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return null;
     }
-    if (!closedToOthers(lstatSync(dir), uid) || !lstatSync(dir).isDirectory()) return null;
+    const folder = lstatSync(dir);
+    // Children enter it too (the x bits).
+    if (!folder.isDirectory() || !safeToShare(folder, uid) || (folder.mode & 0o001) === 0) return null;
     if (!existsSync(copy)) {
       // Written whole under another name first: a daemon starting meanwhile never reads half a runner.
       const partial = join(dir, `.runner-${process.pid}-${randomInt(1 << 30)}.cjs`);
@@ -225,7 +227,7 @@ function sharedCopy(path: string): string | null {
       renameSync(partial, copy);
     }
     const file = lstatSync(copy);
-    if (!file.isFile() || !closedToOthers(file, uid) || !readFileSync(copy).equals(bytes)) return null;
+    if (!file.isFile() || !safeToShare(file, uid) || !readFileSync(copy).equals(bytes)) return null;
     return copy;
   } catch {
     return null;
@@ -233,7 +235,7 @@ function sharedCopy(path: string): string | null {
 }
 
 /** Owned by `uid`, readable by all, writable by nobody else. */
-function closedToOthers(stat: Stats, uid: number): boolean {
+function safeToShare(stat: Stats, uid: number): boolean {
   return stat.uid === uid && (stat.mode & 0o022) === 0 && (stat.mode & 0o004) !== 0;
 }
 
