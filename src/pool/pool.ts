@@ -179,7 +179,9 @@ export class WarmPool {
     while (this.#warm.length + this.#bootingForPool < this.#limits.warmPoolSize) this.#spawn(true);
   }
 
-  #spawn(forPool: boolean, heapMb = this.#limits.memoryMb, background = false): Instance {
+  #spawn(forPool: boolean, heapMb = this.#limits.memoryMb, penalised = false): Instance {
+    // Nobody waits for a pool child; a penalised worker's request may wait (priority.ts).
+    const background = forPool || penalised;
     const instance = new Instance(this.#events, { warmUp: forPool, heapMb, background });
     this.#stats.spawned++;
     this.#all.add(instance);
@@ -230,7 +232,7 @@ export class WarmPool {
     // Booting in the background yields to the tenants, but must not starve: behind two busy
     // processes at nice 0 on two cores, pool children at nice 19 hit the boot timeout one
     // after another and the pool backed off, warm for nobody.
-    const raise = forPool || background ? setTimeout(() => instance.state === 'booting' && priority.ready(instance.pid), priority.BACKGROUND_BOOT_MAX_MS) : null;
+    const raise = background ? setTimeout(() => instance.state === 'booting' && priority.ready(instance.pid), priority.BACKGROUND_BOOT_MAX_MS) : null;
     instance.ready
       .finally(() => {
         clearTimeout(timer);

@@ -50,8 +50,9 @@ export interface SpawnOptions {
   /** V8 heap limit of the child, from limits.memoryMb. */
   heapMb: number;
   /**
-   * Boot at background priority although a request waits for it: the request is a worker's
-   * that keeps breaching its limits (see Broker), and its boots must not slow its neighbours.
+   * Boot at background priority (priority.bootNice): a child for the warm pool, or one a
+   * request waits for that is a worker's that keeps breaching its limits (see Broker). The
+   * pool raises one still booting after BACKGROUND_BOOT_MAX_MS.
    */
   background?: boolean;
   /**
@@ -266,6 +267,6 @@ export function spawnChild({ warmUp, heapMb, entry, background = false }: SpawnO
     // Nothing of the daemon's environment; UTC as on Workers.
     env: { TZ: 'UTC' },
     sandbox: plan,
-    nice: priority.bootNice(warmUp || background),
+    nice: priority.bootNice(background),
   });
 }
