@@ -21,7 +21,7 @@ const BENCHES: Record<string, (options: Record<string, string>) => Promise<void>
   profile,
   // Not in the default list: issue 6's KV figures, about a minute.
   kv,
-  // Not in the default list: about 3 min with 2 rounds a part (BENCH_LIMITS_ROUNDS), ~6 with 4.
+  // Not in the default list: 2-3 min with 2 rounds a part (BENCH_LIMITS_ROUNDS), ~5 with 4.
   limits,
   // Not in the default list: 5 minutes unless --minutes N.
   soak,
