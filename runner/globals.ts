@@ -11,6 +11,7 @@ import { ExtendableEvent, FetchEvent, ScheduledEvent } from './events.js';
 import type { BindingCaller } from './binding-call.js';
 import { Cache, CacheStorage } from './caches.js';
 import type { TenantTimers } from './timers.js';
+import { disallowWasmCodegen } from './wasm.js';
 
 /** Things the runtime supplies per child: they talk to the daemon. */
 export interface ScopeHooks {
@@ -197,6 +198,7 @@ function freezeApi(value: unknown): void {
  * 3. Give each class its global's name, freeze each Web API value and the
  *    singletons they hand out; lock (but do not freeze) the language
  *    built-ins, whose prototypes libraries legitimately extend.
+ * 4. Take code generation out of WebAssembly (wasm.ts).
  * Returns the names installed, for the boot check and the tests.
  */
 export function installGlobals(hooks: ScopeHooks): string[] {
@@ -249,6 +251,7 @@ export function installGlobals(hooks: ScopeHooks): string[] {
     const locked = 'value' in descriptor ? { writable: false, configurable: false } : { configurable: false };
     Object.defineProperty(globalThis, name, locked);
   }
+  disallowWasmCodegen();
   sealSharedPrototypes();
   return [...allowed.keys(), 'self', 'globalThis'];
 }
