@@ -290,7 +290,7 @@ export class Broker {
       }
       this.#registry.publish(script);
       const group = this.#group(script.name);
-      this.#retire(group, (i) => i.version !== script.version);
+      this.#retire(group, (i) => i.version !== script.version, `version ${script.version} was deployed`);
       group.instances.push(instance);
       this.#watch(group, instance);
       return loaded;
@@ -307,7 +307,7 @@ export class Broker {
     const existed = this.#registry.remove(name);
     const group = this.#groups.get(name);
     if (group) {
-      this.#retire(group, () => true);
+      this.#retire(group, () => true, 'the worker was removed');
       this.#groups.delete(name);
     }
     return existed;
@@ -357,7 +357,7 @@ export class Broker {
   async close(): Promise<void> {
     clearInterval(this.#idleTimer);
     this.#watchdog.stop();
-    for (const group of this.#groups.values()) this.#retire(group, () => true);
+    for (const group of this.#groups.values()) this.#retire(group, () => true, 'the daemon is shutting down');
     await Promise.all(this.#draining);
   }
 
@@ -483,14 +483,23 @@ export class Broker {
     const group = instance.worker ? this.#groups.get(instance.worker) : undefined;
     if (!group || !group.instances.includes(instance)) return;
     this.#log.info('recycling instance', { worker: instance.worker ?? undefined, instance: instance.id, reason: why });
-    this.#retire(group, (i) => i === instance);
+    this.#retire(group, (i) => i === instance, why);
   }
 
-  /** Takes matching instances out of service and drains them in the background. */
-  #retire(group: WorkerGroup, which: (instance: Instance) => boolean): void {
+  /**
+   * Takes matching instances out of service and drains them in the background. `why`
+   * completes "Worker W's instance was being replaced (…)" for a request the drain
+   * timeout cuts short.
+   */
+  #retire(group: WorkerGroup, which: (instance: Instance) => boolean, why: string): void {
+    const timeoutMs = this.#limits.drainTimeoutMs;
+    const outOfTime = (): [number, string] => [
+      503,
+      `Worker "${group.name}"'s instance was being replaced (${why}) and this request did not finish within the drain timeout of ${timeoutMs} ms (--drain-timeout). Retry; a new instance will serve it.`,
+    ];
     for (const instance of group.instances.filter(which)) {
       this.#drop(group, instance);
-      const drained = instance.drain(this.#limits.drainTimeoutMs);
+      const drained = instance.drain(timeoutMs, outOfTime);
       this.#draining.add(drained);
       drained.finally(() => this.#draining.delete(drained));
     }
@@ -575,7 +584,7 @@ export class Broker {
   #evictIdle(): void {
     const now = performance.now();
     for (const group of this.#groups.values()) {
-      this.#retire(group, (i) => i.inflight === 0 && now - i.lastActiveAt > this.#limits.idleTimeoutMs);
+      this.#retire(group, (i) => i.inflight === 0 && now - i.lastActiveAt > this.#limits.idleTimeoutMs, 'it was idle');
     }
   }
 

@@ -260,20 +260,25 @@ export class Instance {
 
   /**
    * Stops taking requests, lets in-flight requests and their waitUntil work
-   * finish, then the child exits. Killed if that takes longer than `timeoutMs`.
+   * finish, then the child exits. Killed if that takes longer than `timeoutMs`;
+   * a request still in flight then is answered with `outOfTime`'s status and
+   * reason (it says why the instance went and which limit cut the wait), not
+   * with the bare "instance stopped" of a child that died.
    */
-  async drain(timeoutMs: number): Promise<void> {
+  async drain(timeoutMs: number, outOfTime: (exchange: Exchange) => [status: number, reason: string]): Promise<void> {
     if (this.state === 'dead') return;
     this.state = 'draining';
     const drained = new Promise<void>((resolve) => (this.#drained = resolve));
     this.#channel!.sendEmpty(FrameType.Drain, 0);
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    let timedOut = false;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(() => resolve(void (timedOut = true)), timeoutMs)));
     try {
       await Promise.race([Promise.all([drained, this.exited]), timeout]);
     } finally {
       clearTimeout(timer);
-      this.dispose();
+      if (timedOut) this.terminate(outOfTime);
+      else this.dispose();
     }
   }
 

@@ -1,3 +1,4 @@
+import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
 
@@ -34,5 +35,29 @@ describe('graceful recycling', () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     expect(daemon.logs.some((r) => r.msg === 'background done 3')).toBe(true);
+  });
+
+  it('answers a request the drain timeout cuts short with 503 saying why the instance went', async () => {
+    const dir = writeScripts({
+      'app.mjs': `export default { async fetch(request) {
+          if (new URL(request.url).pathname === '/slow') await new Promise((resolve) => setTimeout(resolve, 20000));
+          return new Response('v1');
+        } };`,
+    });
+    const daemon = await startTestDaemon(dir, { drainTimeout: 500, warmPool: 1 });
+    expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'v1' });
+    const slow = daemon.fetchText('app', '/slow');
+    const deadline = Date.now() + 5000;
+    while (daemon.broker.instances()[0]?.inflight !== 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    const put = await request(`${daemon.adminUrl}/workers/app`, { method: 'PUT', body: "export default { fetch() { return new Response('v2'); } };" });
+    await put.body.text();
+    expect(put.statusCode).toBe(200);
+    expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'v2' });
+    const cut = await slow;
+    expect(cut.status).toBe(503);
+    expect(cut.text).toContain(
+      `Worker "app"'s instance was being replaced (version 2 was deployed) and this request did not finish within the drain timeout of 500 ms (--drain-timeout). Retry; a new instance will serve it.`,
+    );
+    expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'v2' });
   });
 });
