@@ -9,7 +9,7 @@ import { EdgeprocError, ScriptLoadError, type ScriptLoadFailure } from '../error
 import type { Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Exchange, Instance } from '../pool/instance.js';
-import { Watchdog, type Breach } from '../pool/watchdog.js';
+import { IDLE_HOUSEKEEPING_MS, Watchdog, type Breach } from '../pool/watchdog.js';
 import { BREACH_PENALTY_MS } from '../pool/priority.js';
 import type { WarmPool } from '../pool/pool.js';
 import type { WorkerRegistry, WorkerScript } from '../workers/registry.js';
@@ -546,10 +546,10 @@ export class Broker {
       case 'idleCpuMs': {
         // Nothing was in flight: no request is answered with this, unless one arrives before the child is gone.
         const used = Math.ceil(breach.valueMs);
-        fields = { limit: 'idleCpuMs', value: used, max: limits.cpuMs };
+        fields = { limit: 'idleCpuMs', value: used, max: limits.cpuMs, allowanceMs: IDLE_HOUSEKEEPING_MS };
         reasonFor = () => [
           503,
-          `Worker "${worker}"'s instance was stopped: it used ${used} ms of CPU with no request in flight (a timer or interval left running after a response?), past the CPU limit of ${limits.cpuMs} ms (--cpu-ms). Retry.`,
+          `Worker "${worker}"'s instance was stopped: it used ${used} ms of CPU with no request in flight (a timer or interval left running after a response?), past the CPU limit of ${limits.cpuMs} ms (--cpu-ms) and the ${IDLE_HOUSEKEEPING_MS} ms allowed for garbage collection. Retry.`,
         ];
         break;
       }

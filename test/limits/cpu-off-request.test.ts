@@ -48,6 +48,19 @@ describe('CPU outside the main thread and outside requests', () => {
     expect(await daemon.fetchText('neighbour')).toMatchObject({ status: 200, text: 'neighbour ok' });
   });
 
+  it('allows an idle instance a burst the size of its own garbage collection', async () => {
+    const daemon = await startTestDaemon(hostileTarget('idle-burn'), { cpuMs: 50, warmPool: 1 });
+    expect(await daemon.fetchText('idle-burn', '/burst')).toMatchObject({ status: 200, text: 'left one burst behind' });
+    const pid = daemon.broker.instances().find((i) => i.worker === 'idle-burn')!.pid;
+    // Up to 100 ms of CPU, past --cpu-ms but within the allowance; three idle samples later it is still there.
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    expect(daemon.logs.filter((line) => line.msg === 'limit exceeded')).toEqual([]);
+    const spins = await daemon.fetchText('idle-burn', '/spins');
+    expect(spins.status).toBe(200);
+    expect(Number(spins.text)).toBeGreaterThan(0); // the same instance, which ran the burst
+    expect(daemon.broker.instances().find((i) => i.worker === 'idle-burn')!.pid).toBe(pid);
+  });
+
   it('leaves alone an idle instance whose timers stay cheap', async () => {
     const daemon = await startTestDaemon(hostileTarget('idle-burn'), { cpuMs: 50, warmPool: 1 });
     await warmNeighbour(daemon);
