@@ -56,6 +56,18 @@ export interface Limits {
   watchdogIntervalMs: number;
 }
 
+/**
+ * CPU an instance with nothing in flight may use beyond the per-request limit before the
+ * watchdog stops it (src/pool/watchdog.ts): the runtime's own housekeeping. 8-12 s after
+ * a burst of requests, V8's memory reducer collects the heap to give memory back, up to
+ * three GCs: 50-70 ms of a hello worker's child here, which the bare limit of 50 ms had
+ * the watchdog stop as an idle runaway (four times in one night's bench logs). Turning
+ * the reducer off would keep a burst's garbage resident until eviction (PSS +0.02-0.05 MiB
+ * per tenant in bench/memory, past its target). A timer left running flat out still
+ * passes this within the first idle sample.
+ */
+export const IDLE_HOUSEKEEPING_MS = 200;
+
 export const DEFAULT_LIMITS: Limits = Object.freeze({
   warmPoolSize: 2,
   maxInstancesPerWorker: 4,

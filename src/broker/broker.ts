@@ -6,10 +6,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EdgeprocError, ScriptLoadError, type ScriptLoadFailure } from '../errors.js';
-import type { Limits } from '../limits.js';
+import { IDLE_HOUSEKEEPING_MS, type Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Exchange, Instance } from '../pool/instance.js';
-import { IDLE_HOUSEKEEPING_MS, Watchdog, type Breach } from '../pool/watchdog.js';
+import { Watchdog, type Breach } from '../pool/watchdog.js';
 import { BREACH_PENALTY_MS } from '../pool/priority.js';
 import type { WarmPool } from '../pool/pool.js';
 import type { WorkerRegistry, WorkerScript } from '../workers/registry.js';

@@ -19,7 +19,7 @@
  * request, and past the CPU limit the instance is stopped, as Workers ends a
  * finished request's timers.
  */
-import type { Limits } from '../limits.js';
+import { IDLE_HOUSEKEEPING_MS, type Limits } from '../limits.js';
 import type { Exchange, Instance } from './instance.js';
 import * as priority from './priority.js';
 import { ProcFiles } from './proc-files.js';
@@ -43,17 +43,6 @@ const RSS_EVERY_SAMPLES = 4;
  * per-thread reads of a busy child: a thousand idle tenants cost ~2000 reads a second.
  */
 const IDLE_SAMPLE_MS = 500;
-/**
- * CPU an instance with nothing in flight may use beyond the per-request limit before it
- * is stopped: the runtime's own housekeeping. 8-12 s after a burst of requests, V8's
- * memory reducer collects the heap to give memory back, up to three GCs: 50-70 ms of a
- * hello worker's child here, which the bare limit of 50 ms had the watchdog stop as an
- * idle runaway after every burst (bench throughput and cold-start logs). Turning the
- * reducer off would keep a burst's garbage resident until eviction (PSS +0.02-0.05 MiB
- * per tenant in bench/memory, past its target). A timer left running flat out still
- * passes this within the first sample.
- */
-export const IDLE_HOUSEKEEPING_MS = 200;
 
 /**
  * The kernel adds a running thread's CPU time to schedstat at each scheduler tick
