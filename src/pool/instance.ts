@@ -272,7 +272,12 @@ export class Instance {
     this.#channel!.sendEmpty(FrameType.Drain, 0);
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(() => resolve(void (timedOut = true)), timeoutMs)));
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        resolve();
+      }, timeoutMs);
+    });
     try {
       await Promise.race([Promise.all([drained, this.exited]), timeout]);
     } finally {
