@@ -75,6 +75,8 @@ export class HttpExchange implements Exchange {
       if (!res.writableFinished && this.#instance && !this.#finished) {
         this.#instance.sendAbort(this.#id, 'the client disconnected');
         this.#finished = true;
+        // Left running, it would fire wallMs later and recycle a healthy instance.
+        this.#clearWallTimer();
         this.#upload?.stop();
         // Otherwise the broker counts it in flight forever and every drain waits out its timeout.
         this.#done(true);

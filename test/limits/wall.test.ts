@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeDaemons, startTestDaemon } from '../helpers/daemon.js';
-import { hostileTarget, neighbourDuring, requestIdOf, warmNeighbour } from '../helpers/hostile.js';
+import { request } from 'undici';
+import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
+import { hostileTarget, instancePid, neighbourDuring, requestIdOf, warmNeighbour } from '../helpers/hostile.js';
 
 afterEach(closeDaemons);
 
@@ -36,5 +37,33 @@ describe('the instance of a request that got 504', () => {
     const outcome = await stuck!.exited;
     expect(outcome.killed).toBe(true);
     expect(daemon.logs.some((l) => l.msg === 'recycling instance' && l.instance === stuck!.id && /did not respond within 500 ms/.test(String(l.reason)))).toBe(true);
+  });
+});
+
+describe('a request whose client leaves before the response head', () => {
+  it('does not count against the wall limit: its instance is not recycled wallMs later', async () => {
+    // Found under wrk: the connections a run closes with requests in flight recycled the
+    // worker's healthy instance 60 s later, as if their handlers had hung.
+    const dir = writeScripts({
+      'slow.mjs': `export default {
+        async fetch(request) {
+          if (new URL(request.url).pathname === '/slow') await new Promise((resolve) => setTimeout(resolve, 300));
+          return new Response('done');
+        },
+      };`,
+    });
+    const daemon = await startTestDaemon(dir, { wallMs: 800, warmPool: 1 });
+    expect(await daemon.fetchText('slow', '/')).toMatchObject({ status: 200, text: 'done' });
+    const pid = instancePid(daemon, 'slow');
+    const leaving = new AbortController();
+    const abandoned = request(`${daemon.url}/slow`, { headers: { host: `slow.localhost:${daemon.port}` }, signal: leaving.signal });
+    setTimeout(() => leaving.abort(), 50);
+    await expect(abandoned).rejects.toThrow();
+    // Past the wall limit of the abandoned request, with room for a loaded machine.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(daemon.logs.filter((l) => l.msg === 'recycling instance')).toEqual([]);
+    expect(daemon.logs.some((l) => l.msg === 'request' && l.status === 0)).toBe(true);
+    expect(await daemon.fetchText('slow', '/')).toMatchObject({ status: 200, text: 'done' });
+    expect(instancePid(daemon, 'slow')).toBe(pid);
   });
 });
