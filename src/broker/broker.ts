@@ -5,6 +5,7 @@
  * deploy, evict idle instances.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IdTable } from '../../protocol/id-table.js';
 import { EdgeprocError, ScriptLoadError, type ScriptLoadFailure } from '../errors.js';
 import { IDLE_HOUSEKEEPING_MS, type Limits } from '../limits.js';
 import type { Logger } from '../log.js';
@@ -77,7 +78,8 @@ export class Broker {
   readonly #log: Logger;
   readonly #metrics: BrokerMetrics;
   readonly #groups = new Map<string, WorkerGroup>();
-  readonly #inflight = new Set<HttpExchange>();
+  /** By HttpExchange.serial; not a Set, see IdTable. */
+  readonly #inflight = new IdTable<HttpExchange>();
   readonly #draining = new Set<Promise<void>>();
   readonly #idleTimer: NodeJS.Timeout;
   #idleWaiters: Array<() => void> = [];
@@ -139,7 +141,7 @@ export class Broker {
       limits,
       rewriteStack: this.#rewriteStack,
       onDone: (done) => {
-        this.#inflight.delete(done);
+        this.#inflight.delete(done.serial);
         group.inflight--;
         group.cpuMs += done.cpuMs;
         if (done.status >= 500) group.errors++;
@@ -168,7 +170,7 @@ export class Broker {
         this.#recycle(instance, `a request on it did not respond within ${limits.wallMs} ms (wallMs); its handler may still be running`);
       },
     });
-    this.#inflight.add(exchange);
+    this.#inflight.set(exchange.serial, exchange);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > this.#limits.requestBodyBytes) {
       exchange.fail(413, bodyTooLargeReason(this.#limits.requestBodyBytes));
@@ -350,7 +352,7 @@ export class Broker {
 
   /** Ends every request still in flight with `status` (a drain that ran out of time). */
   abortInflight(status: number, reason: string): void {
-    for (const exchange of [...this.#inflight]) exchange.fail(status, reason);
+    for (const exchange of this.#inflight.values()) exchange.fail(status, reason);
   }
 
   /** Drains every instance (waitUntil work gets its grace period), bounded by drainTimeoutMs. */

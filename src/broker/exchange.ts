@@ -39,10 +39,14 @@ export interface ExchangeContext {
   onWallTimeout(instance: Instance): void;
 }
 
+let serials = 0;
+
 export class HttpExchange implements Exchange {
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #ctx: ExchangeContext;
+  /** Its key in the broker's table of requests in flight. */
+  readonly serial = ++serials;
   readonly startedAt = performance.now();
   #instance: Instance | null = null;
   #id = 0;

@@ -5,6 +5,7 @@
  * says is routed from here by stream id.
  */
 import { FrameChannel } from '../../protocol/channel.js';
+import { IdTable } from '../../protocol/id-table.js';
 import { decodeJson, decodeJsonBody, decodeSettled, decodeWindow, type Frame } from '../../protocol/frames.js';
 import {
   FrameType,
@@ -96,7 +97,9 @@ let instanceCounter = 0;
 const ECHO_BODY = new Uint8Array(256).fill(0x2e);
 
 export class Instance {
-  readonly id = `i${(++instanceCounter).toString(36)}`;
+  /** A number of its own, for tables keyed by instance (see IdTable). */
+  readonly serial = ++instanceCounter;
+  readonly id = `i${this.serial.toString(36)}`;
   readonly spawnedAt = performance.now();
   state: InstanceState = 'booting';
   worker: string | null = null;
@@ -114,10 +117,11 @@ export class Instance {
   /** Opens when the fork server hands over the child's socket; nothing is sent before Ready. */
   #channel: FrameChannel | null = null;
   readonly #events: InstanceEvents;
-  readonly #exchanges = new Map<number, Exchange>();
-  readonly #subrequests = new Map<number, SubrequestSink>();
+  // By stream id; not Maps, see IdTable.
+  readonly #exchanges = new IdTable<Exchange>();
+  readonly #subrequests = new IdTable<SubrequestSink>();
   /** Subrequest id → stream of the request that made it. */
-  readonly #subrequestParents = new Map<number, number>();
+  readonly #subrequestParents = new IdTable<number>();
   /**
    * Orders what was sent to and heard from the child, for CPU attribution: a
    * request sent something after the child last spoke is one the child may be
@@ -388,7 +392,7 @@ export class Instance {
 
   /** Fails every request in flight on this instance (its script failed to load); the child will not answer them. */
   failExchanges(status: number, reason: string): void {
-    const exchanges = [...this.#exchanges.values()];
+    const exchanges = this.#exchanges.values();
     this.#exchanges.clear();
     for (const exchange of exchanges) exchange.fail(status, reason);
   }
@@ -432,7 +436,7 @@ export class Instance {
 
   /** Ends every request in flight with a status and reason chosen per request, then kills the child. */
   terminate(reasonFor: (exchange: Exchange) => [status: number, reason: string]): void {
-    const exchanges = [...this.#exchanges.values()];
+    const exchanges = this.#exchanges.values();
     this.#exchanges.clear();
     for (const exchange of exchanges) exchange.fail(...reasonFor(exchange));
     this.dispose();
@@ -465,7 +469,7 @@ export class Instance {
       }),
     );
     this.#loaded = null;
-    const exchanges = [...this.#exchanges.values()];
+    const exchanges = this.#exchanges.values();
     this.#exchanges.clear();
     for (const sub of this.#subrequests.values()) sub.onAbort('the instance exited');
     this.#subrequests.clear();

@@ -19,6 +19,7 @@
  * request, and past the CPU limit the instance is stopped, as Workers ends a
  * finished request's timers.
  */
+import { IdTable } from '../../protocol/id-table.js';
 import { IDLE_HOUSEKEEPING_MS, type Limits } from '../limits.js';
 import type { Exchange, Instance } from './instance.js';
 import * as priority from './priority.js';
@@ -57,6 +58,7 @@ const NEAR_LIMIT_SAMPLE_MS = 1;
 const BURN_WINDOW_MS = 20;
 
 interface Tracked {
+  readonly instance: Instance;
   /** Running at background priority now (see priority.ts). */
   demoted: boolean;
   /** Demoted and restored since its last request began, for not running flat out (see #sampleCpu). */
@@ -76,6 +78,7 @@ interface Tracked {
 }
 
 interface Idle {
+  readonly instance: Instance;
   /** All threads' CPU when last read. */
   cpuMs: number;
   /** CPU used since the instance last had work. */
@@ -85,8 +88,9 @@ interface Idle {
 export class Watchdog {
   readonly #limits: Limits;
   readonly #onBreach: (instance: Instance, breach: Breach) => void;
-  readonly #tracked = new Map<Instance, Tracked>();
-  readonly #idle = new Map<Instance, Idle>();
+  // By Instance.serial: entries come and go with every request at low load (see IdTable).
+  readonly #tracked = new IdTable<Tracked>();
+  readonly #idle = new IdTable<Idle>();
   /** Open /proc descriptors of every instance watched, busy or idle, until it is gone. */
   readonly #files = new Map<Instance, ProcFiles>();
   #timer: NodeJS.Timeout | null = null;
@@ -99,15 +103,16 @@ export class Watchdog {
 
   /** Starts watching an instance that has just been given work; cheap to call per request. */
   watch(instance: Instance): void {
-    this.#idle.delete(instance);
-    const tracked = this.#tracked.get(instance);
+    this.#idle.delete(instance.serial);
+    const tracked = this.#tracked.get(instance.serial);
     // Each request may be demoted early once (see #sampleCpu).
     if (tracked) tracked.restored = false;
     else {
       const now = performance.now();
       const files = this.#filesOf(instance);
       const cpuNs = files?.mainCpuNs() ?? null;
-      this.#tracked.set(instance, {
+      this.#tracked.set(instance.serial, {
+        instance,
         demoted: false,
         restored: false,
         lastCpuNs: cpuNs,
@@ -130,7 +135,7 @@ export class Watchdog {
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
-    for (const [instance, tracked] of this.#tracked) this.#untrack(instance, tracked);
+    for (const tracked of this.#tracked.values()) this.#untrack(tracked.instance, tracked);
     if (this.#idleTimer) clearInterval(this.#idleTimer);
     this.#idleTimer = null;
     this.#idle.clear();
@@ -139,7 +144,10 @@ export class Watchdog {
   }
 
   #tick(): void {
-    for (const [instance, tracked] of this.#tracked) {
+    for (const tracked of this.#tracked.values()) {
+      const { instance } = tracked;
+      // Untracked since the copy was made (a breach's consequences, say).
+      if (this.#tracked.get(instance.serial) !== tracked) continue;
       if (instance.state === 'dead' || instance.disposed) {
         this.#untrack(instance, tracked);
         this.#forget(instance);
@@ -188,7 +196,7 @@ export class Watchdog {
    * wake-up of the daemon per request, on these machines ~100 µs of CPU each.
    */
   release(instance: Instance): void {
-    const tracked = this.#tracked.get(instance);
+    const tracked = this.#tracked.get(instance.serial);
     if (!tracked || instance.loading || instance.inflight > 0 || instance.disposed || instance.state === 'dead') return;
     this.#sampleMemory(instance);
     if (instance.disposed) return;
@@ -215,7 +223,7 @@ export class Watchdog {
   #untrack(instance: Instance, tracked: Tracked): void {
     if (tracked.nearLimit) clearTimeout(tracked.nearLimit);
     if (tracked.demoted && !instance.disposed && instance.state !== 'dead') priority.restore(instance.pid);
-    this.#tracked.delete(instance);
+    this.#tracked.delete(instance.serial);
   }
 
   /** CPU of the threads other than the main one since the last reading, charged like the main thread's. */
@@ -235,7 +243,7 @@ export class Watchdog {
       this.#forget(instance);
       return;
     }
-    this.#idle.set(instance, { cpuMs, usedMs: 0 });
+    this.#idle.set(instance.serial, { instance, cpuMs, usedMs: 0 });
     if (!this.#idleTimer) {
       this.#idleTimer = setInterval(() => this.#idleTick(), IDLE_SAMPLE_MS);
       this.#idleTimer.unref();
@@ -243,10 +251,12 @@ export class Watchdog {
   }
 
   #idleTick(): void {
-    for (const [instance, idle] of this.#idle) {
+    for (const idle of this.#idle.values()) {
+      const { instance } = idle;
+      if (this.#idle.get(instance.serial) !== idle) continue;
       const cpuMs = instance.state === 'dead' || instance.disposed ? null : (this.#filesOf(instance)?.processCpuMs() ?? null);
       if (cpuMs === null) {
-        this.#idle.delete(instance);
+        this.#idle.delete(instance.serial);
         this.#forget(instance);
         continue;
       }
@@ -255,7 +265,7 @@ export class Watchdog {
       idle.usedMs += cpuMs - idle.cpuMs;
       idle.cpuMs = cpuMs;
       if (idle.usedMs > (instance.limits ?? this.#limits).cpuMs + IDLE_HOUSEKEEPING_MS) {
-        this.#idle.delete(instance);
+        this.#idle.delete(instance.serial);
         this.#forget(instance);
         this.#onBreach(instance, { limit: 'idleCpuMs', valueMs: idle.usedMs });
       }
@@ -325,7 +335,7 @@ export class Watchdog {
     if (!tracked.nearLimit) {
       tracked.nearLimit = setTimeout(() => {
         tracked.nearLimit = null;
-        if (this.#tracked.get(instance) === tracked && !instance.disposed) this.#sampleCpu(instance, tracked);
+        if (this.#tracked.get(instance.serial) === tracked && !instance.disposed) this.#sampleCpu(instance, tracked);
       }, NEAR_LIMIT_SAMPLE_MS);
       tracked.nearLimit.unref();
     }
