@@ -9,6 +9,7 @@ import { Buffer } from 'node:buffer';
 import process from 'node:process';
 import type { Frame } from '../protocol/frames.js';
 import { decodeJson, decodeWindow } from '../protocol/frames.js';
+import { IdSet, IdTable } from '../protocol/id-table.js';
 import {
   FrameType,
   MAX_DATA_FRAME_BYTES,
@@ -73,8 +74,9 @@ type Listener = (event: Event) => unknown;
 export class Runtime {
   readonly channel: Channel;
   readonly #context = new AsyncLocalStorage<number>();
-  readonly #requests = new Map<number, RequestStream>();
-  readonly #subrequests = new Map<number, SubrequestStream>();
+  // By stream id; not Maps or Sets, see IdTable.
+  readonly #requests = new IdTable<RequestStream>();
+  readonly #subrequests = new IdTable<SubrequestStream>();
   readonly #listeners = new Map<string, Listener[]>();
   #script: LoadedScript | null = null;
   #loading: Promise<void> | null = null;
@@ -91,9 +93,9 @@ export class Runtime {
 
   readonly timers: TenantTimers;
   /** Requests whose handler has not produced a response yet. */
-  readonly #awaiting = new Set<number>();
+  readonly #awaiting = new IdSet();
   /** Requests answered as stalled; their handler may still (never) settle. */
-  readonly #stalled = new Set<number>();
+  readonly #stalled = new IdSet();
   #stallTimer: ReturnType<typeof setInterval> | null = null;
   #stallSoon: ReturnType<typeof setImmediate> | null = null;
   /** The handlers' stall checks (see #checkForStalls). */
@@ -478,7 +480,7 @@ export class Runtime {
     }
     // A script still loading will run the handlers waiting on it.
     if (this.#quietChecks(this.#stall, Boolean(this.#loading && !this.#script)) < STALL_STRIKES) return;
-    for (const id of [...this.#awaiting]) {
+    for (const id of this.#awaiting.ids()) {
       this.#awaiting.delete(id);
       this.#stalled.add(id);
       this.#requests.delete(id);
@@ -620,7 +622,8 @@ export class Runtime {
    * origin connection and the daemon's stream open until the instance dies.
    */
   #cancelSubrequests(parent: number): void {
-    for (const [id, sub] of this.#subrequests) {
+    for (const id of this.#subrequests.ids()) {
+      const sub = this.#subrequests.get(id)!;
       if (sub.parent !== parent) continue;
       this.#subrequests.delete(id);
       this.channel.sendJson(FrameType.Abort, id, { reason: 'the request that made this subrequest has finished' });

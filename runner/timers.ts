@@ -5,9 +5,11 @@
  * a waiting handler.
  */
 import { clearInterval as nodeClearInterval, clearTimeout as nodeClearTimeout, setInterval as nodeSetInterval, setTimeout as nodeSetTimeout } from 'node:timers';
+import { IdSet } from '../protocol/id-table.js';
 
 export class TenantTimers {
-  readonly #active = new Set<number>();
+  // Not a Set: see IdSet.
+  readonly #active = new IdSet();
   /** Told when a timer is about to run: a turn starts (runner/turn-meter.ts). */
   readonly #onTurn: () => void;
 

@@ -11,6 +11,7 @@
  * enforces the limit; this figure rides on Settled into the accounting line.
  */
 import process from 'node:process';
+import { IdSet, IdTable } from '../protocol/id-table.js';
 
 /** CPU time of the whole process (every thread, as the watchdog counts it), in microseconds. */
 function cpuUs(): number {
@@ -20,9 +21,9 @@ function cpuUs(): number {
 
 export class TurnMeter {
   /** Request streams the current turn runs for. */
-  readonly #owners = new Set<number>();
+  readonly #owners = new IdSet();
   /** Stream → CPU microseconds charged so far. */
-  readonly #charged = new Map<number, number>();
+  readonly #charged = new IdTable<number>();
   #lastUs = cpuUs();
   #inTurn = false;
 
@@ -69,6 +70,6 @@ export class TurnMeter {
     const count = this.#owners.size;
     if (count === 0 || used <= 0) return;
     const share = used / count;
-    for (const owner of this.#owners) this.#charged.set(owner, (this.#charged.get(owner) ?? 0) + share);
+    for (const owner of this.#owners.ids()) this.#charged.set(owner, (this.#charged.get(owner) ?? 0) + share);
   }
 }

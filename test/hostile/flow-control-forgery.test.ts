@@ -1,7 +1,7 @@
 /**
- * Attack: subvert the runner's flow control. Map.prototype.set is writable and
- * the runner keeps its requests in a Map, so the tenant gets its own request's
- * outgoing body and grants it unlimited credit: the runner then pumps an
+ * Attack: subvert the runner's flow control. DataView.prototype.getUint32 is writable and
+ * the runner reads the credit of the daemon's WINDOW frames with it, so the tenant
+ * grants its own response body unlimited credit: the runner then pumps an
  * endless body as fast as it can, and the daemon, writing to a client that
  * reads at its own pace, would buffer all of it. The daemon holds every child
  * to the window it granted: past it, the response is cut and the log says why.
