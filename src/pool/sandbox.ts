@@ -106,7 +106,7 @@ function probe(realRunner: string): SandboxPlan {
       active: true,
       detail: "Node's permission model: read access to the runner only; no writes, child processes, worker threads or addons",
     },
-    { name: 'environment', active: true, detail: 'no variable of the daemon (TZ=UTC only)' },
+    { name: 'environment', active: true, detail: 'no variable of the daemon (TZ=UTC and MALLOC_ARENA_MAX=1 only)' },
     { name: 'descriptors', active: true, detail: 'stdout, stderr and the frame channel only; nothing else is inherited' },
     netProbe.ok
       ? { name: 'network', active: true, detail: 'own network namespace with no interface up: every subrequest goes through the daemon' }

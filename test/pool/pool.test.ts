@@ -71,8 +71,8 @@ describe('warm pool', () => {
       expect((await daemon.fetchText('a')).status).toBe(200);
       await daemon.pool.filled();
       for (const instance of daemon.pool.live) {
-        // Only what spawn.ts sets on purpose (TZ=UTC, as on Workers).
-        expect(readFileSync(`/proc/${instance.pid}/environ`, 'utf8')).toBe('TZ=UTC\0');
+        // Only what spawn.ts sets on purpose (TZ=UTC, as on Workers; one malloc arena).
+        expect(readFileSync(`/proc/${instance.pid}/environ`, 'utf8')).toBe('TZ=UTC\0MALLOC_ARENA_MAX=1\0');
       }
     } finally {
       delete process.env.EDGEPROC_TEST_SECRET;
