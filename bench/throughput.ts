@@ -20,6 +20,8 @@ import { startBareNode } from './lib/bare-node.js';
 import { startWorkerd, type RunningWorkerd } from './lib/workerd.js';
 
 const SCRIPT = `${PACKAGE_ROOT}examples/hello.js`;
+/** Longer than the whole run: the instance stays warm between rounds (see main). */
+const IDLE_TIMEOUT_MS = 600_000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WRK: WrkOptions = { threads: 1, connections: 32, durationSec: Number(process.env.BENCH_DURATION_SEC ?? 10) };
 const WARMUP: WrkOptions = { ...WRK, durationSec: 5 };
@@ -40,7 +42,7 @@ export async function throughput(): Promise<void> {
   console.log('        node: one bare node:http process answering the same body, nothing of edgeproc in it (the ceiling of a Node.js front door).');
   console.log('        hop: a bare node:http front handing each request to one child as binary frames (JSON head) and writing its answer (bench/lib/bare-hop.ts):');
   console.log('             the hop alone, nothing else of edgeproc: the ceiling of a process per tenant.');
-  console.log(`        edgeproc: bin/edgeproc.js serve (defaults: --warm-pool 2, --max-instances 4), its own process.`);
+  console.log(`        edgeproc: bin/edgeproc.js serve --idle-timeout ${IDLE_TIMEOUT_MS} (otherwise defaults: --warm-pool 2, --max-instances 4), its own process.`);
   console.log(describeMachine(facts));
 
   let daemon: RunningDaemon | undefined;
@@ -48,7 +50,10 @@ export async function throughput(): Promise<void> {
   let bare: RunningServer | undefined;
   let hop: RunningServer | undefined;
   try {
-    daemon = await startDaemon(SCRIPT, {}, resultsPath('throughput.daemon.log'));
+    // Warm throughput: in the rotation edgeproc waits up to a minute between its rounds, which
+    // the default --idle-timeout (60 s) would end by evicting its instance, so that a round
+    // measured a fresh child's first seconds (p99 12–15 ms, against 4–5 once warm).
+    daemon = await startDaemon(SCRIPT, { idleTimeoutMs: IDLE_TIMEOUT_MS }, resultsPath('throughput.daemon.log'));
     workerd = await startWorkerd(SCRIPT, resultsPath('throughput.workerd.log'));
     bare = await startBareNode(resultsPath('throughput.node.log'));
     hop = await startBareHop(resultsPath('throughput.hop.log'));
