@@ -58,6 +58,8 @@ export class IdTable<V> {
   }
 
   clear(): void {
+    // The turn meter clears its owners every turn, mostly empty: no new dictionary for those.
+    if (this.#size === 0) return;
     this.#entries = Object.create(null) as Record<number, V>;
     this.#size = 0;
   }
