@@ -135,7 +135,7 @@ export async function throughput(): Promise<void> {
     );
     console.log(`edgeproc instances serving hello: ${state.workers[0]?.instances}; pool ${JSON.stringify(state.pool)}; workerd RSS after runs ${workerdRss} MiB`);
     const file = writeResult('throughput', {
-      method: { wrk: wrkArgs('URL', WRK), warmupSec: WARMUP.durationSec, rounds: ROUNDS, interleaved: true, script: SCRIPT },
+      method: { wrk: wrkArgs('URL', WRK), warmupSec: WARMUP.durationSec, rounds: ROUNDS, interleaved: true, script: SCRIPT, edgeprocFlags: { idleTimeoutMs: IDLE_TIMEOUT_MS } },
       machine: facts,
       runs,
       ratios,
