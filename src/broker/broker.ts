@@ -94,6 +94,7 @@ export class Broker {
     this.#rewriteStack = options.rewriteStack;
     this.#watchdog = new Watchdog(limits, (instance, breach) => this.#onBreach(instance, breach));
     this.#pool = pool;
+    pool.onWarm((instance) => this.#watchdog.prepare(instance));
     this.#registry = registry;
     this.#limits = limits;
     this.#log = log;

@@ -48,6 +48,7 @@ export class WarmPool {
   readonly #takenSinceRefill = new Set<Instance>();
   #closed = false;
   readonly #stats = { hits: 0, misses: 0, spawned: 0, bootFailures: 0 };
+  readonly #warmListeners: Array<(instance: Instance) => void> = [];
   /** Children take() handed out, so a cold start can be counted as a pool hit or miss. */
   readonly #handedOutWarm = new WeakSet<Instance>();
 
@@ -72,6 +73,11 @@ export class WarmPool {
       }
       await Promise.race(booting);
     }
+  }
+
+  /** Calls `listener` with each child as it joins the warm pool: work done then is off every request's path. */
+  onWarm(listener: (instance: Instance) => void): void {
+    this.#warmListeners.push(listener);
   }
 
   /** A warm child now, or null (pool miss); refills either way, shortly after. */
@@ -200,7 +206,10 @@ export class WarmPool {
         this.#failuresInRow = 0;
         // A child that booted shows that children can boot: a back-off under way is over.
         this.#backoffUntil = 0;
-        if (forPool && !this.#closed) this.#warm.push(instance);
+        if (forPool && !this.#closed) {
+          this.#warm.push(instance);
+          for (const listener of this.#warmListeners) listener(instance);
+        }
         else if (this.#closed) instance.dispose();
       },
       () => {
