@@ -12,6 +12,7 @@ import type { BindingCaller } from './binding-call.js';
 import { Cache, CacheStorage } from './caches.js';
 import type { TenantTimers } from './timers.js';
 import { disallowWasmCodegen } from './wasm.js';
+import { guardStructuredClone } from './plain-streams.js';
 
 /** Things the runtime supplies per child: they talk to the daemon. */
 export interface ScopeHooks {
@@ -117,7 +118,7 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
       clearInterval: named('clearInterval', hooks.timers.clearInterval),
       queueMicrotask,
     },
-    cloning: { structuredClone },
+    cloning: { structuredClone: guardStructuredClone(structuredClone) },
     abort: { AbortController, AbortSignal },
     files: { Blob, File },
     events: { Event, EventTarget, CustomEvent, ExtendableEvent, FetchEvent, ScheduledEvent, DOMException },
