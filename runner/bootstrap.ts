@@ -8,8 +8,6 @@
  *      in well under a millisecond (MEASURED.md: 3.6–5 ms cold vs 0.5 ms warm);
  *   5. tell the daemon it is ready, then wait for a script.
  */
-// First: before anything loads node:stream/web (see plain-streams.ts).
-import './plain-streams.js';
 import process from 'node:process';
 import { FrameType } from '../protocol/messages.js';
 import { nowMs } from './clock.js';

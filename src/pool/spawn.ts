@@ -38,9 +38,6 @@ export const CHILD_FLAGS: readonly string[] = Object.freeze([
   // ~0.35 MiB of private memory per child; with this bench/memory read 9.97 MiB PSS per tenant
   // against 10.0 without it, in one session.
   '--v8-pool-size=2',
-  // Lets the runner (never the tenant, which has no `require`) replace Node 20's
-  // makeTransferable before the first web stream is made: runner/plain-streams.ts says why.
-  '--expose-internals',
 ]);
 
 /**
