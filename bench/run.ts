@@ -11,6 +11,7 @@ import { limits } from './limits.js';
 import { memory } from './memory.js';
 import { profile } from './profile.js';
 import { soak } from './soak.js';
+import { streams } from './streams.js';
 import { stopAll } from './lib/processes.js';
 import { throughput } from './throughput.js';
 
@@ -25,6 +26,8 @@ const BENCHES: Record<string, (options: Record<string, string>) => Promise<void>
   limits,
   // Not in the default list: 5 minutes unless --minutes N.
   soak,
+  // Not in the default list: body streams per request, ~90 s.
+  streams,
 };
 const DEFAULT = ['throughput', 'cold-start', 'memory'];
 

@@ -15,11 +15,14 @@ export interface WrkOptions {
   durationSec: number;
   /** Extra request headers, e.g. `Host: hello.localhost` to pick a worker of a directory target. */
   headers?: string[];
+  /** A wrk Lua script (-s), e.g. one that makes every request a POST with a body. */
+  script?: string;
 }
 
 export function wrkArgs(url: string, o: WrkOptions): string[] {
   const headers = (o.headers ?? []).flatMap((h) => ['-H', h]);
-  return [`-t${o.threads}`, `-c${o.connections}`, `-d${o.durationSec}s`, ...headers, '--latency', url];
+  const script = o.script ? ['-s', o.script] : [];
+  return [`-t${o.threads}`, `-c${o.connections}`, `-d${o.durationSec}s`, ...headers, ...script, '--latency', url];
 }
 
 export function runWrk(url: string, options: WrkOptions): Promise<WrkResult> {
