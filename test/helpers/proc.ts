@@ -2,10 +2,21 @@
  * What tests read of a child from /proc, as the kernel holds it, and the escape probe as a
  * child of another uid can read it.
  */
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+/** How many of this process's descriptors are open on /proc/PID/... of `pid` (the watchdog's, in a test daemon). */
+export function heldOn(pid: number): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`/proc/${pid}/`);
+    } catch {
+      return false;
+    }
+  }).length;
+}
 
 /** Fields of /proc/PID/stat after the command: 0 state, 1 ppid, 11 utime, 12 stime (ticks), 16 nice. */
 export function procStat(pid: number): string[] {

@@ -1,21 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { heldOn } from '../helpers/proc.js';
 import { ProcFiles } from '../../src/pool/proc-files.js';
 
 // A child that burns ~60 ms of CPU on its main thread, says so, then idles.
 const BURNER = `const end = Date.now() + 60; while (Date.now() < end); process.stdout.write('burnt\\n'); setInterval(() => {}, 1000);`;
-
-/** This process's descriptors open on /proc/PID/... of `pid`. */
-const heldOn = (pid: number) =>
-  readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`/proc/${pid}/`);
-    } catch {
-      return false;
-    }
-  }).length;
 
 describe('ProcFiles', () => {
   let child: ChildProcess | undefined;

@@ -3,21 +3,11 @@
  * are opened as it joins the pool, so a cold start does not wait for them, and they must not
  * outlive the child: a pool whose children die would otherwise leak a handful per death.
  */
-import { readdirSync, readlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { heldOn } from '../helpers/proc.js';
 import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
 
 afterEach(closeDaemons);
-
-/** This process's (the daemon's) descriptors open on /proc/PID/... of `pid`. */
-const heldOn = (pid: number) =>
-  readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`/proc/${pid}/`);
-    } catch {
-      return false;
-    }
-  }).length;
 
 async function until<T>(what: string, read: () => T, done: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
