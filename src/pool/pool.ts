@@ -209,8 +209,7 @@ export class WarmPool {
         if (forPool && !this.#closed) {
           this.#warm.push(instance);
           for (const listener of this.#warmListeners) listener(instance);
-        }
-        else if (this.#closed) instance.dispose();
+        } else if (this.#closed) instance.dispose();
       },
       () => {
         this.#booting.delete(instance);
