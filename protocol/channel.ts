@@ -7,13 +7,18 @@
  *   - 'per-turn' corks writes until the event loop's check phase, so every
  *     frame made while handling one batch of input leaves in one writev. The
  *     child uses it: all the responses to one batch of requests go together.
- *   - 'batched' corks too, but writes as soon as BATCH_FRAMES frames are
- *     waiting. The daemon uses it: the first requests of a batch reach the
- *     child while the daemon is still parsing the next ones, so both processes
- *     work at the same time. Batching a whole turn left one core idle while the
- *     other worked: 17-19k req/s against 21-23.5k (Intel Xeon). Writing each
- *     frame at once cost one write(2) per request, ~2 µs of system time each
- *     on these VMs before the rest of Node's write path; see BATCH_FRAMES.
+ *   - 'batched' writes the first frame of a turn at once, then corks the
+ *     rest until BATCH_FRAMES frames are waiting or the check phase. The
+ *     daemon uses it: the first requests of a batch reach the child while the
+ *     daemon is still parsing the next ones, so both processes work at the
+ *     same time. Batching a whole turn left one core idle while the other
+ *     worked: 17-19k req/s against 21-23.5k (Intel Xeon). Writing each frame
+ *     at once cost one write(2) per request, ~2 µs of system time each on
+ *     these VMs before the rest of Node's write path; see BATCH_FRAMES. The
+ *     first frame does not wait because a lone request (the common case below
+ *     saturation, and every cold start) would otherwise sit corked through the
+ *     rest of its turn: the watchdog's baseline, the wall timer, the parser's
+ *     own bookkeeping.
  */
 import type { Socket } from 'node:net';
 import { FrameDecoder, type Frame, encodeHeader, encodeJsonBodyHeader, encodeJsonFrame, encodeSettledFrame, encodeWindowFrame } from './frames.js';
@@ -72,12 +77,42 @@ export class FrameChannel {
   send(frame: Uint8Array): void {
     if (this.#closed) return;
     if (!this.#corked) {
-      this.#corked = true;
-      this.#socket.cork();
-      setImmediate(this.#uncork);
+      if (this.#batched) {
+        this.#socket.write(frame);
+        this.#corkTurn();
+        return;
+      }
+      this.#corkTurn();
     }
     this.#socket.write(frame);
     if (this.#batched && ++this.#held >= BATCH_FRAMES) this.#uncork();
+  }
+
+  /** A frame's header and its payload leave together, even when BATCH_FRAMES is reached between them. */
+  #sendPair(header: Uint8Array, payload: Uint8Array): void {
+    if (!this.#batched || this.#closed) {
+      this.send(header);
+      if (payload.byteLength > 0) this.send(payload);
+      return;
+    }
+    // The first of a turn goes at once, as in send(), both parts in one writev.
+    const first = !this.#corked;
+    this.#socket.cork();
+    this.#socket.write(header);
+    if (payload.byteLength > 0) this.#socket.write(payload);
+    if (!first) this.#held += 2;
+    this.#socket.uncork();
+    if (first) {
+      this.#corkTurn();
+    } else if (this.#held >= BATCH_FRAMES) {
+      this.#uncork();
+    }
+  }
+
+  #corkTurn(): void {
+    this.#corked = true;
+    this.#socket.cork();
+    setImmediate(this.#uncork);
   }
 
   /** Writes corked frames now instead of at the check phase, which a tenant that never yields never reaches. */
@@ -91,12 +126,7 @@ export class FrameChannel {
 
   /** One frame holding `message` and then `body` (see FrameType.Response); the body is not copied. */
   sendJsonWithBody(type: FrameType, stream: number, message: unknown, body: Uint8Array): void {
-    // A frame's header and its body leave together, even when BATCH_FRAMES is reached between them.
-    const pair = this.#batched && !this.#closed;
-    if (pair) this.#socket.cork();
-    this.send(encodeJsonBodyHeader(type, stream, message, body.byteLength));
-    if (body.byteLength > 0) this.send(body);
-    if (pair) this.#socket.uncork();
+    this.#sendPair(encodeJsonBodyHeader(type, stream, message, body.byteLength), body);
   }
 
   sendSettled(stream: number, message: SettledMessage): void {
@@ -109,15 +139,10 @@ export class FrameChannel {
 
   /** Sends body bytes on a stream, split into frames of at most MAX_DATA_FRAME_BYTES, without copying. */
   sendData(stream: number, chunk: Uint8Array): void {
-    // Batched, still one syscall for a header and its payload.
-    const pair = this.#batched && !this.#closed;
-    if (pair) this.#socket.cork();
     for (let at = 0; at < chunk.byteLength; at += MAX_DATA_FRAME_BYTES) {
       const part = chunk.subarray(at, Math.min(at + MAX_DATA_FRAME_BYTES, chunk.byteLength));
-      this.send(encodeHeader(FrameType.Data, stream, part.byteLength));
-      this.send(part);
+      this.#sendPair(encodeHeader(FrameType.Data, stream, part.byteLength), part);
     }
-    if (pair) this.#socket.uncork();
   }
 
   sendWindow(stream: number, bytes: number): void {
