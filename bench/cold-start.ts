@@ -25,6 +25,7 @@ import { startBareHop } from './lib/bare-hop.js';
 import { startBareNode } from './lib/bare-node.js';
 import { adminState, poolFilled, startDaemon, type RunningDaemon } from './lib/daemon.js';
 import { describeMachine, machine } from './lib/machine.js';
+import { treeCpuNs } from './lib/processes.js';
 import { resultsPath, table, verdict, writeResult } from './lib/report.js';
 import { summarise, type Summary } from './lib/stats.js';
 import { tenantDir } from './lib/tenants.js';
@@ -63,6 +64,7 @@ export async function coldStart(): Promise<void> {
   console.log(`        miss: --warm-pool 0, ${MISS.settleMs} ms pause before each sample, ${MISS.warmup} warm-up discarded, ${MISS.samples} measured.`);
   console.log(`        idle: as hit, but ${IDLE.pauseMs} ms of idle before each sample and before its warm request, ${IDLE.warmup} discarded, ${IDLE.samples} measured.`);
   console.log(`        wake-up reference: a warm request to a live worker, to a bare node:http process and to a bare hop (node:http + one child), in turn, ${WAKE_SAMPLES} each after gaps of ${WAKE_GAPS_MS.join(', ')} ms.`);
+  console.log(`        and the CPU each server's processes used per request meanwhile (/proc/PID/task/*/schedstat, front process and the processes under it apart).`);
   console.log(`        before each case: ${DAEMON_WARMUP_REQUESTS} requests to one more tenant on the same connection, as a daemon in service has served (its code and the client's optimised);`);
   console.log(`        reference: ${BARE_NODE.samples} bare \`node -e 0\` starts with an empty environment, spawn to exit (${BARE_NODE.warmup} discarded).`);
   console.log(describeMachine(facts));
@@ -115,6 +117,13 @@ export async function coldStart(): Promise<void> {
     table(
       ['wake-up reference: warm request after a gap of', 'edgeproc p50 ms', 'edgeproc p90 ms', 'bare hop p50 ms', 'bare hop p90 ms', 'bare node:http p50 ms', 'bare node:http p90 ms'],
       wake.map((w) => [`${w.gapMs} ms`, w.edgeproc.p50, w.edgeproc.p90, w.hop.p50, w.hop.p90, w.node.p50, w.node.p90]),
+    ),
+  );
+  console.log('');
+  console.log(
+    table(
+      ['CPU per warm request after a gap of (µs, every thread)', 'edgeproc daemon', 'edgeproc children', 'bare hop front', 'bare hop child', 'bare node:http'],
+      wake.map((w) => [`${w.gapMs} ms`, w.cpuUsPerRequest.edgeproc.front, w.cpuUsPerRequest.edgeproc.children, w.cpuUsPerRequest.hop.front, w.cpuUsPerRequest.hop.children, w.cpuUsPerRequest.node.front]),
     ),
   );
   console.log('');
@@ -192,6 +201,13 @@ interface WakeUp {
   edgeproc: ReturnType<typeof summarise>;
   node: ReturnType<typeof summarise>;
   hop: ReturnType<typeof summarise>;
+  /**
+   * CPU per request at this gap, µs, every thread: the front process (the daemon, the bare
+   * node:http process, the hop's front) and, apart, the processes under it (edgeproc's fork
+   * server, tenant and warm children; the hop's child). Read around the gap's samples, so
+   * what the servers do on their own while idle (timers) is in it, as it is at that rate.
+   */
+  cpuUsPerRequest: { edgeproc: { front: number; children: number }; node: { front: number }; hop: { front: number; children: number } };
 }
 
 /**
@@ -223,6 +239,8 @@ async function wakeUpReference(dir: string, worker: string): Promise<WakeUp[]> {
       const edge: number[] = [];
       const node: number[] = [];
       const viaHop: number[] = [];
+      const pids = { edgeproc: daemon.process.pid, node: bare.process.pid, hop: hop.process.pid };
+      const before = { edgeproc: treeCpuNs(pids.edgeproc), node: treeCpuNs(pids.node), hop: treeCpuNs(pids.hop) };
       for (let i = 0; i < WAKE_SAMPLES; i++) {
         await sleep(gapMs);
         edge.push(await firstRequest(daemon, agents[0]!, worker));
@@ -231,7 +249,12 @@ async function wakeUpReference(dir: string, worker: string): Promise<WakeUp[]> {
         await sleep(gapMs);
         viaHop.push(await toHop());
       }
-      out.push({ gapMs, edgeproc: summarise(edge), node: summarise(node), hop: summarise(viaHop) });
+      const perRequest = (side: keyof typeof pids) => {
+        const after = treeCpuNs(pids[side]);
+        return { front: (after.front - before[side].front) / 1000 / WAKE_SAMPLES, children: (after.children - before[side].children) / 1000 / WAKE_SAMPLES };
+      };
+      const cpu = { edgeproc: perRequest('edgeproc'), node: perRequest('node'), hop: perRequest('hop') };
+      out.push({ gapMs, edgeproc: summarise(edge), node: summarise(node), hop: summarise(viaHop), cpuUsPerRequest: { ...cpu, node: { front: cpu.node.front } } });
     }
     return out;
   } finally {

@@ -9,14 +9,14 @@
  * one. The profile is saved to bench/results/profile.daemon.cpuprofile for
  * DevTools. Profiling slows the daemon, so its req/s is not a throughput figure.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { PACKAGE_ROOT } from './lib/build.js';
 import { startDaemon, type RunningDaemon } from './lib/daemon.js';
 import { InspectorSession, selfTimes, type CpuProfile } from './lib/inspector.js';
 import { describeMachine, machine } from './lib/machine.js';
-import { runnerPids } from './lib/processes.js';
+import { cpuNs, runnerPids } from './lib/processes.js';
 import { resultsPath, table, writeResult } from './lib/report.js';
 import { runWrk, wrkArgs, type WrkOptions } from './lib/wrk.js';
 
@@ -80,17 +80,4 @@ export async function profile(): Promise<void> {
     await sleep(50);
     await daemon?.stop();
   }
-}
-
-/** Nanoseconds every thread of `pid` has spent on a CPU. */
-function cpuNs(pid: number): number {
-  let total = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
-    } catch {
-      // The thread ended while listed.
-    }
-  }
-  return total;
 }

@@ -124,6 +124,30 @@ export function descendantPids(pid: number): number[] {
   return childPids(pid).flatMap((child) => [child, ...descendantPids(child)]);
 }
 
+/** Nanoseconds every thread of `pid` has spent on a CPU (0 once it is gone). */
+export function cpuNs(pid: number): number {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0; // gone
+  }
+  let total = 0;
+  for (const tid of tids) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
+    } catch {
+      // The thread ended while listed.
+    }
+  }
+  return total;
+}
+
+/** CPU of a server process and, apart, of every process under it (a daemon's fork server and children, a hop's child). */
+export function treeCpuNs(pid: number): { front: number; children: number } {
+  return { front: cpuNs(pid), children: descendantPids(pid).reduce((sum, child) => sum + cpuNs(child), 0) };
+}
+
 /** The runner children (tenants and warm pool) under a daemon, without its fork server. */
 export function runnerPids(daemonPid: number): number[] {
   return descendantPids(daemonPid).filter((pid) => {
