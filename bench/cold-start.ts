@@ -25,7 +25,7 @@ import { startBareHop } from './lib/bare-hop.js';
 import { startBareNode } from './lib/bare-node.js';
 import { adminState, poolFilled, startDaemon, type RunningDaemon } from './lib/daemon.js';
 import { describeMachine, machine } from './lib/machine.js';
-import { treeCpuNs } from './lib/processes.js';
+import { cpuNs, descendantPids } from './lib/processes.js';
 import { resultsPath, table, verdict, writeResult } from './lib/report.js';
 import { summarise, type Summary } from './lib/stats.js';
 import { tenantDir } from './lib/tenants.js';
@@ -36,6 +36,12 @@ const BARE_NODE = { warmup: 2, samples: 10 };
 /** Gaps between the wake-up reference's requests, and requests per gap to each server. */
 const WAKE_GAPS_MS = [1, 10, 50, 300] as const;
 const WAKE_SAMPLES = 30;
+/**
+ * A pause before the wake-up reference's samples, after the pool has refilled: 7-8 s after it
+ * boots, each child and the fork server run 20-30 ms of V8's memory reducer (garbage
+ * collections once a process has gone quiet), which is no request's CPU.
+ */
+const WAKE_SETTLE_MS = 10_000;
 const MISS = { warmup: 3, samples: Number(process.env.BENCH_MISS_SAMPLES ?? 25), settleMs: 150 };
 /**
  * Requests served to one more tenant before any sample, through the same client connection: a
@@ -64,7 +70,7 @@ export async function coldStart(): Promise<void> {
   console.log(`        miss: --warm-pool 0, ${MISS.settleMs} ms pause before each sample, ${MISS.warmup} warm-up discarded, ${MISS.samples} measured.`);
   console.log(`        idle: as hit, but ${IDLE.pauseMs} ms of idle before each sample and before its warm request, ${IDLE.warmup} discarded, ${IDLE.samples} measured.`);
   console.log(`        wake-up reference: a warm request to a live worker, to a bare node:http process and to a bare hop (node:http + one child), in turn, ${WAKE_SAMPLES} each after gaps of ${WAKE_GAPS_MS.join(', ')} ms.`);
-  console.log(`        and the CPU each server's processes used per request meanwhile (/proc/PID/task/*/schedstat, front process and the processes under it apart).`);
+  console.log(`        and the CPU each server's processes used per request meanwhile (/proc/PID/task/*/schedstat), after the pool refilled and ${WAKE_SETTLE_MS / 1000} s of quiet.`);
   console.log(`        before each case: ${DAEMON_WARMUP_REQUESTS} requests to one more tenant on the same connection, as a daemon in service has served (its code and the client's optimised);`);
   console.log(`        reference: ${BARE_NODE.samples} bare \`node -e 0\` starts with an empty environment, spawn to exit (${BARE_NODE.warmup} discarded).`);
   console.log(describeMachine(facts));
@@ -122,8 +128,8 @@ export async function coldStart(): Promise<void> {
   console.log('');
   console.log(
     table(
-      ['CPU per warm request after a gap of (µs, every thread)', 'edgeproc daemon', 'edgeproc children', 'bare hop front', 'bare hop child', 'bare node:http'],
-      wake.map((w) => [`${w.gapMs} ms`, w.cpuUsPerRequest.edgeproc.front, w.cpuUsPerRequest.edgeproc.children, w.cpuUsPerRequest.hop.front, w.cpuUsPerRequest.hop.children, w.cpuUsPerRequest.node.front]),
+      ['CPU per warm request after a gap of (µs, every thread)', 'edgeproc daemon', 'edgeproc instance', 'edgeproc fork server + warm pool', 'bare hop front', 'bare hop child', 'bare node:http'],
+      wake.map((w) => [`${w.gapMs} ms`, ...(['daemon', 'instance', 'daemonOthers', 'hopFront', 'hopChild', 'node'] as const).map((side) => w.cpuUsPerRequest[side])]),
     ),
   );
   console.log('');
@@ -202,12 +208,12 @@ interface WakeUp {
   node: ReturnType<typeof summarise>;
   hop: ReturnType<typeof summarise>;
   /**
-   * CPU per request at this gap, µs, every thread: the front process (the daemon, the bare
-   * node:http process, the hop's front) and, apart, the processes under it (edgeproc's fork
-   * server, tenant and warm children; the hop's child). Read around the gap's samples, so
-   * what the servers do on their own while idle (timers) is in it, as it is at that rate.
+   * CPU per request at this gap, µs, every thread, read around the gap's samples (so what
+   * the processes do on their own meanwhile, their timers, is in it, as it is at that rate):
+   * edgeproc's daemon, the worker's instance and the rest under the daemon (fork server, warm
+   * pool); the hop's front and its child; the bare node:http process.
    */
-  cpuUsPerRequest: { edgeproc: { front: number; children: number }; node: { front: number }; hop: { front: number; children: number } };
+  cpuUsPerRequest: { daemon: number; instance: number; daemonOthers: number; hopFront: number; hopChild: number; node: number };
 }
 
 /**
@@ -234,13 +240,17 @@ async function wakeUpReference(dir: string, worker: string): Promise<WakeUp[]> {
       await toNode();
       await toHop();
     }
+    // The worker's first request took a warm child; the one booted in its place collects its
+    // garbage seconds after it is Ready (see WAKE_SETTLE_MS).
+    await poolFilled(daemon, 2);
+    await sleep(WAKE_SETTLE_MS);
     const out: WakeUp[] = [];
     for (const gapMs of WAKE_GAPS_MS) {
       const edge: number[] = [];
       const node: number[] = [];
       const viaHop: number[] = [];
-      const pids = { edgeproc: daemon.process.pid, node: bare.process.pid, hop: hop.process.pid };
-      const before = { edgeproc: treeCpuNs(pids.edgeproc), node: treeCpuNs(pids.node), hop: treeCpuNs(pids.hop) };
+      const groups = cpuGroups(daemon.process.pid, await instancePids(daemon, worker), bare.process.pid, hop.process.pid);
+      const before = mapValues(groups, cpuOf);
       for (let i = 0; i < WAKE_SAMPLES; i++) {
         await sleep(gapMs);
         edge.push(await firstRequest(daemon, agents[0]!, worker));
@@ -249,18 +259,42 @@ async function wakeUpReference(dir: string, worker: string): Promise<WakeUp[]> {
         await sleep(gapMs);
         viaHop.push(await toHop());
       }
-      const perRequest = (side: keyof typeof pids) => {
-        const after = treeCpuNs(pids[side]);
-        return { front: (after.front - before[side].front) / 1000 / WAKE_SAMPLES, children: (after.children - before[side].children) / 1000 / WAKE_SAMPLES };
-      };
-      const cpu = { edgeproc: perRequest('edgeproc'), node: perRequest('node'), hop: perRequest('hop') };
-      out.push({ gapMs, edgeproc: summarise(edge), node: summarise(node), hop: summarise(viaHop), cpuUsPerRequest: { ...cpu, node: { front: cpu.node.front } } });
+      const used = mapValues(groups, (pids, side) => (cpuOf(pids) - before[side]) / 1000 / WAKE_SAMPLES);
+      out.push({ gapMs, edgeproc: summarise(edge), node: summarise(node), hop: summarise(viaHop), cpuUsPerRequest: used });
     }
     return out;
   } finally {
     await Promise.all(agents.map((a) => a.close()));
     await Promise.all([daemon?.stop(), bare.stop(), hop.stop()]);
   }
+}
+
+type CpuGroups = Record<keyof WakeUp['cpuUsPerRequest'], number[]>;
+
+/** The processes whose CPU the wake-up reference reads, by what they are. */
+function cpuGroups(daemonPid: number, instances: number[], nodePid: number, hopPid: number): CpuGroups {
+  return {
+    daemon: [daemonPid],
+    instance: instances,
+    daemonOthers: descendantPids(daemonPid).filter((pid) => !instances.includes(pid)),
+    hopFront: [hopPid],
+    hopChild: descendantPids(hopPid),
+    node: [nodePid],
+  };
+}
+
+async function instancePids(daemon: RunningDaemon, worker: string): Promise<number[]> {
+  const pids = (await adminState(daemon)).workers.find((w) => w.name === worker)?.pids ?? [];
+  if (pids.length === 0) throw new Error(`worker ${worker} has no live instance for the wake-up reference`);
+  return pids;
+}
+
+function cpuOf(pids: number[]): number {
+  return pids.reduce((sum, pid) => sum + cpuNs(pid), 0);
+}
+
+function mapValues<T>(groups: CpuGroups, f: (pids: number[], side: keyof CpuGroups) => T): Record<keyof CpuGroups, T> {
+  return Object.fromEntries(Object.entries(groups).map(([side, pids]) => [side, f(pids, side as keyof CpuGroups)])) as Record<keyof CpuGroups, T>;
 }
 
 /** For the pool-miss case: nothing booting, and a pause so the last child's start has finished. */

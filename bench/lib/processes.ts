@@ -143,11 +143,6 @@ export function cpuNs(pid: number): number {
   return total;
 }
 
-/** CPU of a server process and, apart, of every process under it (a daemon's fork server and children, a hop's child). */
-export function treeCpuNs(pid: number): { front: number; children: number } {
-  return { front: cpuNs(pid), children: descendantPids(pid).reduce((sum, child) => sum + cpuNs(child), 0) };
-}
-
 /** The runner children (tenants and warm pool) under a daemon, without its fork server. */
 export function runnerPids(daemonPid: number): number[] {
   return descendantPids(daemonPid).filter((pid) => {
