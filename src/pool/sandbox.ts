@@ -41,6 +41,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createHash, randomInt } from 'node:crypto';
+import { PERF_CHILDREN } from './perf-children.js';
 
 /** Per-child uids and gids come from [UID_BASE, UID_BASE + UID_SPAN): far above any real user's or subuid range. */
 export const UID_BASE = 1_900_000_000;
@@ -98,7 +99,10 @@ function probe(realRunner: string): SandboxPlan {
   const runnerPath = perChildUid ? readableByAll(realRunner) : realRunner;
 
   const nproc = perChildUid ? [`--nproc=${CHILD_RLIMITS.nproc}`] : [];
-  const limits = `${CHILD_RLIMITS.nofile} open files, no core dumps, no file writes${perChildUid ? `, ${CHILD_RLIMITS.nproc} tasks` : ''}`;
+  // See perf-children.ts: V8 must be able to write the child's JIT map for perf.
+  const fsize = PERF_CHILDREN ? 'unlimited' : String(CHILD_RLIMITS.fsize);
+  const writes = PERF_CHILDREN ? 'FILE WRITES ALLOWED (EDGEPROC_PERF_CHILDREN=1: V8 writes /tmp/perf-PID.map)' : 'no file writes';
+  const limits = `${CHILD_RLIMITS.nofile} open files, no core dumps, ${writes}${perChildUid ? `, ${CHILD_RLIMITS.nproc} tasks` : ''}`;
   const layers: Layer[] = [
     { name: 'globals', active: true, detail: 'frozen Web-only global scope; eval and new Function throw EvalError' },
     {
@@ -127,7 +131,7 @@ function probe(realRunner: string): SandboxPlan {
   return {
     layers,
     prlimit: prlimitOk
-      ? [`--nofile=${CHILD_RLIMITS.nofile}`, `--core=${CHILD_RLIMITS.core}`, `--fsize=${CHILD_RLIMITS.fsize}`, ...nproc]
+      ? [`--nofile=${CHILD_RLIMITS.nofile}`, `--core=${CHILD_RLIMITS.core}`, `--fsize=${fsize}`, ...nproc]
       : null,
     unshare: netProbe.ok ? netOptions : null,
     perChildUid,

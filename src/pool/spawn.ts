@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { execaNode, type ResultPromise } from 'execa';
 import type { ForkServerReply, KillRequest, SpawnRequest } from './forkserver.js';
+import { PERF_CHILD_FLAGS } from './perf-children.js';
 import * as priority from './priority.js';
 import { permissionFlags, sandboxPlan, type SandboxPlan } from './sandbox.js';
 
@@ -269,7 +270,7 @@ export function childSandbox(): SandboxPlan {
 
 export function spawnChild({ warmUp, heapMb, entry, background = false }: SpawnOptions): ChildHandle {
   const plan = entry ? { ...childSandbox(), runnerPath: entry } : childSandbox();
-  const flags = [...CHILD_FLAGS, ...permissionFlags(plan), `--max-old-space-size=${heapMb}`];
+  const flags = [...CHILD_FLAGS, ...PERF_CHILD_FLAGS, ...permissionFlags(plan), `--max-old-space-size=${heapMb}`];
   return forkServer.spawn({
     command: process.execPath,
     args: [...flags, plan.runnerPath, ...(warmUp ? [] : ['--no-warmup'])],
