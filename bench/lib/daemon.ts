@@ -18,6 +18,8 @@ export interface DaemonFlags {
   /** Keep KV in Redis instead (--kv-url). */
   kvUrl?: string;
   kvOperations?: number;
+  /** Children perf can profile (EDGEPROC_PERF_CHILDREN=1, src/pool/perf-children.ts). */
+  perfChildren?: boolean;
 }
 
 export interface RunningDaemon {
@@ -49,7 +51,8 @@ export async function startDaemon(
   if (flags.kvUrl !== undefined) args.push('--kv-url', flags.kvUrl);
   if (flags.kvOperations !== undefined) args.push('--kv-operations', String(flags.kvOperations));
   // Its stdout is the log line of every request: straight to the file, not through this process.
-  const proc = start(process.execPath, args, logPath, { stdoutToLog: true });
+  const env = flags.perfChildren ? { ...process.env, EDGEPROC_PERF_CHILDREN: '1' } : process.env;
+  const proc = start(process.execPath, args, logPath, { stdoutToLog: true, env });
   try {
     const [, url, adminUrl] = await proc.waitFor(/ on (http:\/\/\S+) \(admin API (http:\/\/\S+)\)/);
     const daemon = { process: proc, url: url!, adminUrl: adminUrl!, port: Number(new URL(url!).port), stop: () => proc.stop() };
