@@ -4,9 +4,11 @@
  * closeDaemons() closes every daemon started and fails if any child process
  * it spawned is still alive.
  */
+import type { ChildProcessByStdio } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { request as undiciRequest } from 'undici';
 import { buildServeConfig, type ServeFlags } from '../../src/config.js';
 import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon.js';
@@ -95,4 +97,20 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Waits until an `edgeproc serve` process has printed its isolation layers (the last lines of
+ * its start-up, the rlimits layer last) and resolves with its stderr up to then.
+ */
+export function layersPrinted(proc: ChildProcessByStdio<null, null, Readable>): Promise<string> {
+  let stderr = '';
+  proc.stderr.setEncoding('utf8');
+  return new Promise<string>((resolve, reject) => {
+    proc.stderr.on('data', (text: string) => {
+      stderr += text;
+      if (stderr.includes('rlimits')) resolve(stderr);
+    });
+    proc.once('exit', () => reject(new Error(`serve exited: ${stderr}`)));
+  });
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../src/lab/ports.js';
-import { writeScripts } from '../helpers/daemon.js';
+import { layersPrinted, writeScripts } from '../helpers/daemon.js';
 
 const BIN = fileURLToPath(new URL('../../bin/edgeproc.js', import.meta.url));
 
@@ -24,15 +24,7 @@ describe('EDGEPROC_PERF_CHILDREN=1', () => {
     // Every child of this daemon (the worker's and the warm pool's) leaves a map behind.
     const mapsBefore = new Set(perfMaps());
     try {
-      let stderr = '';
-      proc.stderr.setEncoding('utf8');
-      await new Promise<void>((resolve, reject) => {
-        proc.stderr.on('data', (text: string) => {
-          stderr += text;
-          if (stderr.includes('rlimits')) resolve();
-        });
-        proc.once('exit', () => reject(new Error(`serve exited: ${stderr}`)));
-      });
+      const stderr = await layersPrinted(proc);
       expect(stderr).toMatch(/rlimits .*FILE WRITES ALLOWED \(EDGEPROC_PERF_CHILDREN=1/);
 
       const res = await request(`http://127.0.0.1:${port}/`, { headers: { host: `hello.localhost:${port}` } });

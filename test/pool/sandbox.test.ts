@@ -14,7 +14,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHILD_RLIMITS, UID_BASE, type LayerName } from '../../src/pool/sandbox.js';
 import { childSandbox, spawnChild, stopForkServerIfIdle, type ChildHandle } from '../../src/pool/spawn.js';
-import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
+import { closeDaemons, layersPrinted, startTestDaemon, writeScripts } from '../helpers/daemon.js';
 import { procStat, readableProbe } from '../helpers/proc.js';
 import { freePort } from '../../src/lab/ports.js';
 
@@ -212,15 +212,7 @@ describe('edgeproc serve', () => {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     try {
-      let stderr = '';
-      proc.stderr.setEncoding('utf8');
-      await new Promise<void>((resolve, reject) => {
-        proc.stderr.on('data', (text: string) => {
-          stderr += text;
-          if (stderr.includes('rlimits')) resolve();
-        });
-        proc.once('exit', () => reject(new Error(`serve exited: ${stderr}`)));
-      });
+      const stderr = await layersPrinted(proc);
       const active = layers.filter((layer) => layer.active).length;
       expect(stderr).toContain(`child isolation: ${active} of ${layers.length} layers on`);
       for (const layer of layers) expect(stderr).toContain(`${layer.active ? 'on ' : 'OFF'} ${layer.name.padEnd(11)} ${layer.detail}`);
