@@ -95,18 +95,20 @@ export class FrameChannel {
       if (payload.byteLength > 0) this.send(payload);
       return;
     }
-    // The first of a turn goes at once, as in send(), both parts in one writev.
-    const first = !this.#corked;
-    this.#socket.cork();
+    if (!this.#corked) {
+      // The first of a turn goes at once, as in send(), both parts in one writev.
+      this.#socket.cork();
+      this.#socket.write(header);
+      if (payload.byteLength > 0) this.#socket.write(payload);
+      this.#socket.uncork();
+      this.#corkTurn();
+      return;
+    }
+    // Hot path under load: corked for the turn already, so both parts wait together.
     this.#socket.write(header);
     if (payload.byteLength > 0) this.#socket.write(payload);
-    if (!first) this.#held += 2;
-    this.#socket.uncork();
-    if (first) {
-      this.#corkTurn();
-    } else if (this.#held >= BATCH_FRAMES) {
-      this.#uncork();
-    }
+    this.#held += 2;
+    if (this.#held >= BATCH_FRAMES) this.#uncork();
   }
 
   #corkTurn(): void {

@@ -6,7 +6,7 @@ import { decodeJson, type Frame } from '../../protocol/frames.js';
 import { FrameType, MAX_DATA_FRAME_BYTES } from '../../protocol/messages.js';
 
 /** Two real sockets on loopback: the daemon's end (a 'batched' FrameChannel) and a peer that collects frames. */
-async function pair(): Promise<{ socket: Socket; received: Frame[]; peerChannel: FrameChannel }> {
+async function pair(): Promise<{ socket: Socket; received: Frame[] }> {
   const server = createServer();
   servers.push(server);
   server.listen(0, '127.0.0.1');
@@ -18,8 +18,9 @@ async function pair(): Promise<{ socket: Socket; received: Frame[]; peerChannel:
   const [peer] = await accepted;
   sockets.push(socket, peer);
   const received: Frame[] = [];
-  const peerChannel = new FrameChannel(peer, (frame) => received.push({ ...frame, payload: Uint8Array.from(frame.payload) }), () => {}, 'per-turn');
-  return { socket, received, peerChannel };
+  // The child's end: decodes what arrives (each payload copied out of the chunk it is a view of).
+  new FrameChannel(peer, (frame) => received.push({ ...frame, payload: Uint8Array.from(frame.payload) }), () => {}, 'per-turn');
+  return { socket, received };
 }
 
 const servers: Server[] = [];
