@@ -159,7 +159,7 @@ describe('faults under load', () => {
     // 2. Each failure says what happened: a 502 for the requests on a child that was killed, a 503
     //    for one killed while it loaded its script or booted; never an empty or unexplained 5xx.
     for (const status of Object.keys(result.statuses)) expect(['200', '502', '503']).toContain(status);
-    for (const kind of Object.keys(result.errorKinds ?? {})) expect(EXPLAINED.some((known) => known.test(kind))).toBe(true);
+    for (const kind of Object.keys(result.errorKinds ?? {})) expect(EXPLAINED.some((known) => known.test(kind)), `an unexplained 5xx: ${kind}`).toBe(true);
     const errors = Object.values(result.errorKinds ?? {}).reduce((a, b) => a + b, 0);
     expect(errors).toBe(answered - (result.statuses['200'] ?? 0));
     // Most requests go to an instance nobody killed (a loose bound: the machine is shared).
