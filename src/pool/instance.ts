@@ -45,7 +45,10 @@ export interface ExitOutcome {
 /** The broker's side of one request on an instance. */
 export interface Exchange {
   readonly requestId: string;
-  /** CPU time charged to this request so far (the watchdog adds to it). */
+  /**
+   * CPU time charged to this request so far: the watchdog adds to it, and takes back
+   * what the child's own counts of settled requests show was theirs (Instance.chargeCpu).
+   */
   cpuMs: number;
   /** Subrequests (tenant fetch calls) made so far. */
   subrequests: number;
@@ -135,6 +138,12 @@ export class Instance {
   #killed = false;
   #drained: (() => void) | null = null;
   #heapExhausted = false;
+  /**
+   * CPU the watchdog has measured on this child since it began watching it afresh, less the
+   * child's own counts of the requests that settled meanwhile: what the requests in flight may
+   * be charged at most. Below zero, a count the watchdog has not sampled yet (a credit).
+   */
+  #unexplainedCpuMs = 0;
   /** True from Load until Loaded/LoadFailed: CPU used meanwhile is the script's startup, not a request's. */
   loading = false;
   /** CPU time the script's global scope used while loading. */
@@ -335,7 +344,9 @@ export class Instance {
         if (!exchange) return;
         this.#exchanges.delete(id);
         this.lastActiveAt = performance.now();
-        exchange.onSettled(decodeSettled(frame));
+        const settled = decodeSettled(frame);
+        this.#reconcileCpu(settled.cpuMs);
+        exchange.onSettled(settled);
         return;
       }
       case FrameType.HandlerError:
@@ -407,22 +418,55 @@ export class Instance {
    * beside it (which would let k idle requests stretch a runaway's limit k
    * times). When no request qualifies (the work began on a timer, or the child
    * is between turns), the time is split evenly among all in flight: exact for
-   * one request, fair for many.
+   * one request, fair for many. Either guess is corrected as requests settle
+   * (#reconcileCpu): what settled requests' own counts explain is not charged.
    */
   chargeCpu(ms: number): void {
     if (this.loading) {
       this.startupCpuMs += ms;
       return;
     }
+    this.#unexplainedCpuMs += ms;
+    let chargedMs = 0;
     let suspects = 0;
     for (const exchange of this.#exchanges.values()) {
+      chargedMs += exchange.cpuMs;
       if ((exchange.deliveredSeq ?? 0) > this.#heardSeq) suspects++;
     }
-    const share = ms / (suspects || this.#exchanges.size);
+    const chargeableMs = Math.min(ms, this.#unexplainedCpuMs - chargedMs);
+    if (chargeableMs <= 0) return;
+    const share = chargeableMs / (suspects || this.#exchanges.size);
     for (const exchange of this.#exchanges.values()) {
       if (suspects && (exchange.deliveredSeq ?? 0) <= this.#heardSeq) continue;
       exchange.cpuMs += share;
     }
+  }
+
+  /** The watchdog measures this child afresh from now (nothing in flight): no charge or credit carries over. */
+  openCpuWindow(): void {
+    this.#unexplainedCpuMs = 0;
+  }
+
+  /**
+   * A request settled, with the child's own count of its CPU (its turns, read from the
+   * process's clock: exact, where the watchdog could only guess whose turn it sampled).
+   * Measured CPU that count explains is no longer owed by the requests still in flight:
+   * their charges are scaled down to fit what is left. Without this, a request waiting
+   * beside busy neighbours was charged a share of each of their turns, and CI saw a
+   * hello-world request queued behind a fresh instance's backlog stopped by the CPU
+   * limit for the backlog's work (test/limits/cpu-attribution.test.ts).
+   */
+  #reconcileCpu(childCpuMs: number): void {
+    // The child's word is worth no more than the limit it ran under: a forged count buys nothing more.
+    const limitMs = this.limits?.cpuMs ?? 0;
+    this.#unexplainedCpuMs -= Number.isFinite(childCpuMs) && childCpuMs > 0 ? Math.min(childCpuMs, limitMs) : 0;
+    if (this.#exchanges.size === 0) return;
+    const roomMs = Math.max(0, this.#unexplainedCpuMs);
+    let chargedMs = 0;
+    for (const exchange of this.#exchanges.values()) chargedMs += exchange.cpuMs;
+    if (chargedMs <= roomMs) return;
+    const keep = roomMs / chargedMs;
+    for (const exchange of this.#exchanges.values()) exchange.cpuMs *= keep;
   }
 
   /** The request in flight with the most CPU charged, for the limit check. */

@@ -136,6 +136,7 @@ export class Watchdog {
       const now = performance.now();
       const files = this.#filesOf(instance);
       const cpuNs = files?.mainCpuNs() ?? null;
+      instance.openCpuWindow();
       this.#tracked.set(instance.serial, {
         instance,
         demoted: false,
