@@ -5,14 +5,15 @@ import { hostileTarget, neighbourDuring, requestIdOf, warmNeighbour } from '../h
 afterEach(closeDaemons);
 
 describe('CPU time of the global scope at load (--startup-cpu-ms)', () => {
-  it('stops a script that burns a second while loading with 503 naming the startup limit', async () => {
+  it('stops a script that burns three seconds while loading with 503 naming the startup limit', async () => {
     const daemon = await startTestDaemon(hostileTarget('startup-burn'), { startupCpuMs: 100, warmPool: 2 });
     await warmNeighbour(daemon);
     const started = Date.now();
     const loading = daemon.fetchText('startup-burn', '/');
     for (const res of await neighbourDuring(daemon, loading)) expect(res).toMatchObject({ status: 200, text: 'neighbour ok' });
     const res = await loading;
-    expect(Date.now() - started).toBeLessThan(900);
+    // Stopped, not finished: its burn would take 3 s (generous, for a loaded machine at 100 ms of CPU).
+    expect(Date.now() - started).toBeLessThan(2_500);
     expect(res.status).toBe(503);
     const match = res.text.match(
       new RegExp(
