@@ -31,6 +31,12 @@ export const FrameType = {
    * flow-control credit, as it fits in the first window.
    */
   Response: 11,
+  /**
+   * No payload: the turn the child starts now on its own (a tenant timer firing) runs for the
+   * request on this stream. Sent before the turn runs, so that one that never ends is charged
+   * to its request alone, not split among every request in flight (src/pool/instance.ts).
+   */
+  Turn: 13,
   // either direction, while a child boots (see EchoMessage)
   Echo: 12,
   // daemon → child

@@ -174,7 +174,15 @@ export class Runtime {
   /** A tenant timer fires: a turn for the request that set it, if that request is still in flight. */
   timerTurn(): void {
     const owner = this.currentRequest();
-    this.#meter.enter(this.#requests.has(owner) ? owner : 0);
+    if (!this.#requests.has(owner)) {
+      this.#meter.enter(0);
+      return;
+    }
+    this.#meter.enter(owner);
+    // The daemon charges a turn it did not start to the request it names; sent now (flushed,
+    // not corked until a check phase a runaway never reaches), before the tenant's callback.
+    this.channel.sendEmpty(FrameType.Turn, owner);
+    this.channel.flush();
   }
 
   // Hot path: every frame from the daemon.

@@ -339,6 +339,13 @@ export class Instance {
         else this.#subrequests.get(id)?.onAbort(reason);
         return;
       }
+      case FrameType.Turn: {
+        // The child is about to run a turn of its own for this request: it is the one keeping
+        // the child busy now, as if it had just been sent something (see chargeCpu).
+        const exchange = this.#exchanges.get(id);
+        if (exchange) exchange.deliveredSeq = ++this.#seq;
+        return;
+      }
       case FrameType.Settled: {
         const exchange = this.#exchanges.get(id);
         if (!exchange) return;
@@ -416,9 +423,12 @@ export class Instance {
    * spoke is the one it is busy with now: a `for (;;) {}` woken by its request
    * head or by a subresponse is charged alone, not split with requests idle
    * beside it (which would let k idle requests stretch a runaway's limit k
-   * times). When no request qualifies (the work began on a timer, or the child
-   * is between turns), the time is split evenly among all in flight: exact for
-   * one request, fair for many. Either guess is corrected as requests settle
+   * times). A turn the child starts itself (a timer) is announced by a Turn
+   * frame naming its request, which counts the same. When no request qualifies
+   * (the child is between turns, or runs a continuation it did not start, such
+   * as a crypto.subtle result from the thread pool), the time is split evenly
+   * among all in flight: exact for one request, fair for many. Either guess is
+   * corrected as requests settle
    * (#reconcileCpu): what settled requests' own counts explain is not charged.
    */
   chargeCpu(ms: number): void {

@@ -10,6 +10,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
+import { hostileTarget, requestIdOf } from '../helpers/hostile.js';
 
 afterEach(closeDaemons);
 
@@ -17,9 +18,10 @@ const CPU_MS = 50;
 const BURNERS = 30;
 const BURN_MS = 30;
 
-// `/wait` answers once every burner has; each burner runs its 30 ms in a timer turn of its
-// own, so the child's count charges each burn to its own request, and the watchdog (which
-// sees one busy child) splits each one among the requests in flight.
+// `/wait` answers once every burner has. The burners arrive together, after the waiting
+// request, and burn in the turns their heads start: once the child has answered the first
+// of them, the watchdog cannot tell which of the rest it is busy with, and splits each burn
+// among every request in flight, the waiting one too. The child counts each exactly.
 const SCRIPT = `
 let finished = 0;
 let allDone;
@@ -32,7 +34,6 @@ export default {
       await done;
       return new Response('waited');
     }
-    await new Promise((resolve) => setTimeout(resolve, 0));
     const until = Date.now() + ${BURN_MS};
     while (Date.now() < until) {}
     if (++finished === ${BURNERS}) allDone();
@@ -47,6 +48,7 @@ describe('CPU attribution among requests on one instance', () => {
     // The instance is live and its code compiled before the measured requests (this burns once).
     expect(await daemon.fetchText('busy', '/warm-up')).toMatchObject({ status: 200, text: 'burned' });
     const waiting = daemon.fetchText('busy', '/wait');
+    await expect.poll(() => daemon.logs.some((r) => r.source === 'tenant' && r.msg === 'waiting')).toBe(true);
     const burners = Array.from({ length: BURNERS - 1 }, () => daemon.fetchText('busy', '/'));
     const results = await Promise.all([waiting, ...burners]);
     // Each request used at most BURN_MS of CPU; together, far more than the limit.
@@ -59,5 +61,23 @@ describe('CPU attribution among requests on one instance', () => {
     const waited = daemon.logs.find((r) => r.msg === 'request' && r.requestId === requestId);
     expect(waited).toMatchObject({ status: 200 });
     expect(waited!.cpuMs as number).toBeLessThan(CPU_MS / 2);
+  });
+
+  it('charges a runaway in a timer turn alone, not split with the requests idle beside it', { timeout: 60_000 }, async () => {
+    const daemon = await startTestDaemon(hostileTarget('timer-spin'), { cpuMs: 100, maxInstances: 1, warmPool: 1 });
+    const idle = Array.from({ length: 20 }, () => daemon.fetchText('timer-spin', '/idle'));
+    await expect.poll(() => daemon.broker.stats().find((w) => w.name === 'timer-spin')?.inflight).toBe(20);
+    const spin = await daemon.fetchText('timer-spin', '/spin');
+    // The spinning request is the one that exceeded the limit, at about the limit: split 21
+    // ways, it had run for 2 s of CPU and the blame fell on an idle request.
+    const used = Number(/this request used (\d+) ms of CPU; the limit is 100 ms per request/.exec(spin.text)?.[1]);
+    expect(spin.status).toBe(503);
+    expect(used).toBeGreaterThanOrEqual(100);
+    expect(used).toBeLessThan(300);
+    expect(daemon.logs).toContainEqual(expect.objectContaining({ msg: 'limit exceeded', limit: 'cpuMs', requestId: requestIdOf(spin) }));
+    for (const res of await Promise.all(idle)) {
+      expect(res.status).toBe(503);
+      expect(res.text).toMatch(/^Worker "timer-spin" was stopped because another request on the same instance exceeded the CPU time limit/);
+    }
   });
 });
