@@ -43,6 +43,7 @@ installGlobals({
   }),
   addEventListener: (type, listener) => runtime.addEventListener(type, listener),
   removeEventListener: (type, listener) => runtime.removeEventListener(type, listener),
+  turns: { current: () => runtime.currentRequest(), resume: (owner) => runtime.resumeTurn(owner) },
 });
 
 async function finishBoot(): Promise<void> {

@@ -13,6 +13,7 @@ import { Cache, CacheStorage } from './caches.js';
 import type { TenantTimers } from './timers.js';
 import { disallowWasmCodegen } from './wasm.js';
 import { guardStructuredClone } from './plain-streams.js';
+import { announceSubtleTurns, type TurnHooks } from './subtle-turns.js';
 
 /** Things the runtime supplies per child: they talk to the daemon. */
 export interface ScopeHooks {
@@ -23,6 +24,8 @@ export interface ScopeHooks {
   console: Console;
   addEventListener: (type: string, listener: unknown) => void;
   removeEventListener: (type: string, listener: unknown) => void;
+  /** Whose work runs now, and whose resumes in a turn the runner did not start (subtle-turns.ts). */
+  turns: TurnHooks;
 }
 
 class Navigator {
@@ -106,7 +109,10 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
     encoding: { TextEncoder, TextDecoder, atob, btoa },
     crypto: {
       // Handed out by a getter, the same object to every caller: as locked as the value it hangs off.
-      crypto: lazy(undefined, (value) => freezeApi((value as Crypto).subtle)),
+      crypto: lazy(undefined, (value) => {
+        announceSubtleTurns((value as Crypto).subtle, hooks.turns);
+        freezeApi((value as Crypto).subtle);
+      }),
       Crypto: lazy(),
       CryptoKey: lazy(),
       SubtleCrypto: lazy(),

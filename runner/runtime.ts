@@ -173,7 +173,14 @@ export class Runtime {
 
   /** A tenant timer fires: a turn for the request that set it, if that request is still in flight. */
   timerTurn(): void {
-    const owner = this.currentRequest();
+    this.resumeTurn(this.currentRequest());
+  }
+
+  /**
+   * Work of `owner` resumes in a turn the runner did not start from a frame (a timer, a
+   * thread-pool result): charged to it here, and named to the daemon before it runs.
+   */
+  resumeTurn(owner: number): void {
     if (!this.#requests.has(owner)) {
       this.#meter.enter(0);
       return;

@@ -63,21 +63,25 @@ describe('CPU attribution among requests on one instance', () => {
     expect(waited!.cpuMs as number).toBeLessThan(CPU_MS / 2);
   });
 
-  it('charges a runaway in a timer turn alone, not split with the requests idle beside it', { timeout: 60_000 }, async () => {
-    const daemon = await startTestDaemon(hostileTarget('timer-spin'), { cpuMs: 100, maxInstances: 1, warmPool: 1 });
-    const idle = Array.from({ length: 20 }, () => daemon.fetchText('timer-spin', '/idle'));
-    await expect.poll(() => daemon.broker.stats().find((w) => w.name === 'timer-spin')?.inflight).toBe(20);
-    const spin = await daemon.fetchText('timer-spin', '/spin');
-    // The spinning request is the one that exceeded the limit, at about the limit: split 21
-    // ways, it had run for 2 s of CPU and the blame fell on an idle request.
-    const used = Number(/this request used (\d+) ms of CPU; the limit is 100 ms per request/.exec(spin.text)?.[1]);
-    expect(spin.status).toBe(503);
-    expect(used).toBeGreaterThanOrEqual(100);
-    expect(used).toBeLessThan(300);
-    expect(daemon.logs).toContainEqual(expect.objectContaining({ msg: 'limit exceeded', limit: 'cpuMs', requestId: requestIdOf(spin) }));
-    for (const res of await Promise.all(idle)) {
-      expect(res.status).toBe(503);
-      expect(res.text).toMatch(/^Worker "timer-spin" was stopped because another request on the same instance exceeded the CPU time limit/);
-    }
-  });
+  it.each(['timer', 'digest'])(
+    'charges a runaway resumed by a %s alone, not split with the requests idle beside it',
+    { timeout: 60_000 },
+    async (via) => {
+      const daemon = await startTestDaemon(hostileTarget('spin-after-await'), { cpuMs: 100, maxInstances: 1, warmPool: 1 });
+      const idle = Array.from({ length: 20 }, () => daemon.fetchText('spin-after-await', '/idle'));
+      await expect.poll(() => daemon.broker.stats().find((w) => w.name === 'spin-after-await')?.inflight).toBe(20);
+      const spin = await daemon.fetchText('spin-after-await', `/spin?via=${via}`);
+      // The spinning request is the one that exceeded the limit, at about the limit: split 21
+      // ways, it ran for 2 s of CPU and the blame fell on an idle request.
+      const used = Number(/this request used (\d+) ms of CPU; the limit is 100 ms per request/.exec(spin.text)?.[1]);
+      expect(spin.status).toBe(503);
+      expect(used).toBeGreaterThanOrEqual(100);
+      expect(used).toBeLessThan(300);
+      expect(daemon.logs).toContainEqual(expect.objectContaining({ msg: 'limit exceeded', limit: 'cpuMs', requestId: requestIdOf(spin) }));
+      for (const res of await Promise.all(idle)) {
+        expect(res.status).toBe(503);
+        expect(res.text).toMatch(/^Worker "spin-after-await" was stopped because another request on the same instance exceeded the CPU time limit/);
+      }
+    },
+  );
 });
