@@ -84,4 +84,37 @@ describe('CPU attribution among requests on one instance', () => {
       }
     },
   );
+
+  it('still stops a request that burns in slices while its neighbours on the instance settle', { timeout: 60_000 }, async () => {
+    const script = `export default {
+      async fetch(request) {
+        if (new URL(request.url).pathname !== '/hog') return new Response('quick');
+        // 5 ms slices, each in a timer turn of its own, for up to 10 s: far past the limit.
+        for (let i = 0; i < 2000; i++) {
+          const until = Date.now() + 5;
+          while (Date.now() < until) {}
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
+        return new Response('finished');
+      },
+    };`;
+    const daemon = await startTestDaemon(writeScripts({ 'mixed.mjs': script }), { cpuMs: 100, maxInstances: 1, warmPool: 1 });
+    expect(await daemon.fetchText('mixed', '/')).toMatchObject({ status: 200, text: 'quick' });
+    const hog = daemon.fetchText('mixed', '/hog');
+    // Quick requests on the same instance settle all the while, each with its own count.
+    let stop = false;
+    const quick = (async () => {
+      const statuses: number[] = [];
+      while (!stop) statuses.push((await daemon.fetchText('mixed', '/')).status);
+      return statuses;
+    })();
+    const res = await hog;
+    stop = true;
+    await quick;
+    const used = Number(/^Worker "mixed" exceeded its CPU time limit: this request used (\d+) ms of CPU/.exec(res.text)?.[1]);
+    expect(res.status).toBe(503);
+    expect(used).toBeGreaterThanOrEqual(100);
+    // Generous: stopped within a few slices of its limit, not after its 10 s.
+    expect(used).toBeLessThan(400);
+  });
 });
