@@ -339,13 +339,11 @@ export class Instance {
         else this.#subrequests.get(id)?.onAbort(reason);
         return;
       }
-      case FrameType.Turn: {
+      case FrameType.Turn:
         // The child is about to run a turn of its own for this request: it is the one keeping
         // the child busy now, as if it had just been sent something (see chargeCpu).
-        const exchange = this.#exchanges.get(id);
-        if (exchange) exchange.deliveredSeq = ++this.#seq;
+        this.#delivered(id);
         return;
-      }
       case FrameType.Settled: {
         const exchange = this.#exchanges.get(id);
         if (!exchange) return;
