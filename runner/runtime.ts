@@ -531,7 +531,7 @@ export class Runtime {
   /** Whether anything is pending that could settle a promise the tenant waits on. */
   #workPending(): boolean {
     if (this.timers.pending > 0 || this.#subrequests.size > 0) return true;
-    for (const stream of this.#requests.values()) if (stream.incoming && !stream.incoming.finished) return true;
+    for (const stream of this.#requests.live()) if (stream.incoming && !stream.incoming.finished) return true;
     // Other work Node runs for the tenant (DNS, file handles, ...) shows up as active resources;
     // the channel and stdio pipes are always there, and timers are counted above.
     for (const type of process.getActiveResourcesInfo()) if (!IDLE_RESOURCES.has(type)) return true;

@@ -70,6 +70,6 @@ export class TurnMeter {
     const count = this.#owners.size;
     if (count === 0 || used <= 0) return;
     const share = used / count;
-    for (const owner of this.#owners.ids()) this.#charged.set(owner, (this.#charged.get(owner) ?? 0) + share);
+    for (const owner of this.#owners.liveIds()) this.#charged.set(owner, (this.#charged.get(owner) ?? 0) + share);
   }
 }

@@ -437,14 +437,14 @@ export class Instance {
     this.#unexplainedCpuMs += ms;
     let chargedMs = 0;
     let suspects = 0;
-    for (const exchange of this.#exchanges.values()) {
+    for (const exchange of this.#exchanges.live()) {
       chargedMs += exchange.cpuMs;
       if ((exchange.deliveredSeq ?? 0) > this.#heardSeq) suspects++;
     }
     const chargeableMs = Math.min(ms, this.#unexplainedCpuMs - chargedMs);
     if (chargeableMs <= 0) return;
     const share = chargeableMs / (suspects || this.#exchanges.size);
-    for (const exchange of this.#exchanges.values()) {
+    for (const exchange of this.#exchanges.live()) {
       if (suspects && (exchange.deliveredSeq ?? 0) <= this.#heardSeq) continue;
       exchange.cpuMs += share;
     }
@@ -471,16 +471,16 @@ export class Instance {
     if (this.#exchanges.size === 0) return;
     const roomMs = Math.max(0, this.#unexplainedCpuMs);
     let chargedMs = 0;
-    for (const exchange of this.#exchanges.values()) chargedMs += exchange.cpuMs;
+    for (const exchange of this.#exchanges.live()) chargedMs += exchange.cpuMs;
     if (chargedMs <= roomMs) return;
     const keep = roomMs / chargedMs;
-    for (const exchange of this.#exchanges.values()) exchange.cpuMs *= keep;
+    for (const exchange of this.#exchanges.live()) exchange.cpuMs *= keep;
   }
 
   /** The request in flight with the most CPU charged, for the limit check. */
   topCpu(): Exchange | null {
     let top: Exchange | null = null;
-    for (const exchange of this.#exchanges.values()) {
+    for (const exchange of this.#exchanges.live()) {
       if (!top || exchange.cpuMs > top.cpuMs) top = exchange;
     }
     return top;
