@@ -290,18 +290,29 @@ export class Runtime {
     const stream: RequestStream = { incoming, outgoing: null };
     this.#requests.set(id, stream);
     this.#inflight++;
-    this.#context.run(id, () => {
-      this.#serve(id, head, stream).finally(() => {
-        // A stalled request was already counted out when it was answered.
-        if (this.#stalled.delete(id)) return;
-        this.#requests.delete(id);
-        this.#inflight--;
-        this.#maybeDrained();
-      });
-    });
+    this.#context.run(id, () => void this.#serve(id, head, stream));
   }
 
+  /** The request is over: it leaves the tables (a stalled one left them when it was answered). */
+  #served(id: number): void {
+    if (this.#stalled.delete(id)) return;
+    this.#requests.delete(id);
+    this.#inflight--;
+    this.#maybeDrained();
+  }
+
+  // Each promise made on this path costs AsyncLocalStorage's hooks (init, and before and
+  // after each reaction), so it makes none it does not need: no .finally() chain, and the
+  // response and the settle are awaited only when they have something to wait for.
   async #serve(id: number, head: RequestHeadMessage, stream: RequestStream): Promise<void> {
+    try {
+      await this.#serveRequest(id, head, stream);
+    } finally {
+      this.#served(id);
+    }
+  }
+
+  async #serveRequest(id: number, head: RequestHeadMessage, stream: RequestStream): Promise<void> {
     if (this.#loading) await this.#loading;
     // The script failed to load: the daemon, told by LoadFailed, answers this request itself.
     if (!this.#script) return;
@@ -335,13 +346,15 @@ export class Runtime {
       return;
     }
     try {
-      await this.#respond(id, response as Response, stream);
+      const streaming = this.#respond(id, response as Response, stream);
+      if (streaming) await streaming;
     } catch (error) {
       // The Response could not be turned into a head (reading it ran tenant code that threw):
       // answer with the error rather than leave the request to its wall-time limit.
       this.#sendHandlerError(id, error, invocation.passThrough);
     }
-    await this.#settle(id, invocation);
+    const settling = this.#settle(id, invocation);
+    if (settling) await settling;
   }
 
   #invoke(request: Request, invocation: Invocation): unknown {
@@ -407,8 +420,12 @@ export class Runtime {
     for (const listener of listeners) listener.call(globalThis, event);
   }
 
-  /** Sends the head and body; throws only before the head is sent (the body's own failures are logged). */
-  async #respond(id: number, response: Response, stream: RequestStream): Promise<void> {
+  /**
+   * Sends the head and body; throws only before the head is sent (the body's own failures
+   * are logged). A body it has whole goes out at once and nothing is returned; a streamed
+   * one returns the promise of its end.
+   */
+  #respond(id: number, response: Response, stream: RequestStream): Promise<void> | undefined {
     const head: ResponseHeadMessage = { ...responseParts(response), hasBody: true, bodyLength: null };
     const source = responseSource(response);
     if (source !== null) {
@@ -436,6 +453,10 @@ export class Runtime {
       this.channel.sendJson(FrameType.ResponseHead, id, head);
       return;
     }
+    return this.#streamResponse(id, head, body, stream);
+  }
+
+  async #streamResponse(id: number, head: ResponseHeadMessage, body: ReadableStream<Uint8Array>, stream: RequestStream): Promise<void> {
     // The first read starts before the head goes out. A body that fails within this turn (a
     // pull() that throws at once) is then answered as a handler error, a clean 500, instead of a
     // head the daemon can only follow by cutting the connection: nothing has been sent yet.
@@ -589,20 +610,24 @@ export class Runtime {
     this.channel.sendJson(FrameType.HandlerError, id, message);
   }
 
-  /** Waits for every waitUntil promise (including ones added meanwhile), then tells the daemon. */
   /**
    * Waits for every waitUntil promise (including ones added meanwhile), at most
    * waitUntilMs from the response, then tells the daemon the request is done.
    * Work still running then is abandoned, as on Workers: it cannot be cancelled,
-   * but it no longer holds the instance (it may be drained and stopped).
+   * but it no longer holds the instance (it may be drained and stopped). Without
+   * waitUntil work it tells the daemon at once and returns nothing to wait for.
    */
-  async #settle(id: number, invocation: Invocation): Promise<void> {
+  #settle(id: number, invocation: Invocation): Promise<void> | undefined {
     if (invocation.waitUntil.length === 0) {
-      // Hot path: most requests have no background work.
+      // Hot path: most requests have no background work, and nothing to wait for.
       this.#cancelSubrequests(id);
       this.channel.sendSettled(id, { waitUntilFailures: 0, waitUntilTimedOut: false, cpuMs: this.#meter.settle(id) });
       return;
     }
+    return this.#settleAfterWaitUntil(id, invocation);
+  }
+
+  async #settleAfterWaitUntil(id: number, invocation: Invocation): Promise<void> {
     let failures = 0;
     let timedOut = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
