@@ -37,7 +37,7 @@ import type { Channel } from './ipc.js';
 import { ScriptLoadError, loadScript, type LoadedScript } from './loader.js';
 import { describeError, describeValue, stackOf } from './describe.js';
 import { clipLine, LogBudget } from './log-budget.js';
-import { Request, asResponse, responseParts, responseSource, type Response } from './web.js';
+import { asResponse, incomingRequest, responseParts, responseSource, type Request, type Response } from './web.js';
 
 const STALL_CHECK_MS = 100;
 /** Process CPU between two stall checks above which the child counts as working. */
@@ -320,12 +320,7 @@ export class Runtime {
     const invocation = new Invocation();
     let response: unknown;
     try {
-      const request = new Request(head.url, {
-        method: head.method,
-        headers: head.headers,
-        body: stream.incoming?.stream ?? null,
-        duplex: 'half',
-      } as RequestInit);
+      const request = incomingRequest(head.url, head.method, head.headers, stream.incoming?.stream ?? null);
       this.#awaiting.add(id);
       this.#watchForStallsSoon();
       try {

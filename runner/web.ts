@@ -10,7 +10,7 @@ import { Response as UndiciResponse, getResponseState } from 'undici/lib/web/fet
 // @ts-expect-error undici ships no types for its internal files
 import { Request as UndiciRequest } from 'undici/lib/web/fetch/request.js';
 // @ts-expect-error undici ships no types for its internal files
-import { Headers as UndiciHeaders } from 'undici/lib/web/fetch/headers.js';
+import { Headers as UndiciHeaders, getHeadersList } from 'undici/lib/web/fetch/headers.js';
 // @ts-expect-error undici ships no types for its internal files
 import { FormData as UndiciFormData } from 'undici/lib/web/fetch/formdata.js';
 import { isProxy } from 'node:util/types';
@@ -22,6 +22,27 @@ export const Headers: typeof globalThis.Headers = UndiciHeaders;
 export const FormData: typeof globalThis.FormData = UndiciFormData;
 export type Response = globalThis.Response;
 export type Request = globalThis.Request;
+
+interface HeadersListInternal {
+  append(name: string, value: string, isLowerCase: boolean): void;
+}
+
+/**
+ * The Request a handler receives, built from the head the daemon parsed. The same object
+ * `new Request(url, { method, headers, body, duplex: 'half' })` makes, for less: the
+ * header list is filled directly instead of through RequestInit's conversion and Headers'
+ * per-header validation (~0.8 of the constructor's ~1.7 µs with three headers), which
+ * Node's HTTP parser in the daemon already did (names are tokens, values have no CR, LF
+ * or NUL and no surrounding whitespace). A GET without a body takes no init at all,
+ * which for a URL string makes the same request.
+ */
+export function incomingRequest(url: string, method: string, headers: HeaderList, body: ReadableStream<Uint8Array> | null): Request {
+  const request: Request =
+    method === 'GET' && body === null ? new UndiciRequest(url) : new UndiciRequest(url, { method, body, duplex: 'half' } as RequestInit);
+  const list = getHeadersList(request.headers) as HeadersListInternal;
+  for (const [name, value] of headers) list.append(name, value, false);
+  return request;
+}
 
 interface ResponseState {
   status: number;
