@@ -35,7 +35,7 @@ const HAS_PERF = spawnSync('perf', ['--version']).status === 0;
 export async function profile(): Promise<void> {
   const facts = machine();
   console.log('\n## profile — CPU per request of the daemon and the tenant child, and the daemon\'s profile, under wrk\n');
-  console.log(`method: bin/edgeproc.js serve ${SCRIPT} --warm-pool 0; one request makes the single tenant child;`);
+  console.log(`method: bin/edgeproc.js serve ${SCRIPT} --warm-pool 0 --recycle-after 0; one request makes the single tenant child;`);
   console.log(`        a 5 s wrk warm-up (discarded); wrk ${wrkArgs('URL', WRK).join(' ')} with /proc/PID/task/TID/schedstat of both read around it;`);
   console.log('        then the daemon\'s V8 profiler (1 ms sampling) over another such run;');
   console.log(
@@ -48,7 +48,9 @@ export async function profile(): Promise<void> {
   let daemon: RunningDaemon | undefined;
   let session: InspectorSession | undefined;
   try {
-    daemon = await startDaemon(SCRIPT, { warmPool: 0, perfChildren: HAS_PERF }, resultsPath('profile.daemon.log'), ['--inspect=127.0.0.1:0']);
+    // Never recycled: at ~40k req/s the default (a million requests) replaced the one child
+    // during the perf recording, which then ended early.
+    daemon = await startDaemon(SCRIPT, { warmPool: 0, perfChildren: HAS_PERF, recycleAfter: 0 }, resultsPath('profile.daemon.log'), ['--inspect=127.0.0.1:0']);
     const [, daemonWs] = await daemon.process.waitFor(/Debugger listening on (ws:\/\/\S+)/);
     const { body } = await request(`${daemon.url}/`);
     await body.text();

@@ -42,7 +42,7 @@ export async function throughput(): Promise<void> {
   console.log('        node: one bare node:http process answering the same body, nothing of edgeproc in it (the ceiling of a Node.js front door).');
   console.log('        hop: a bare node:http front handing each request to one child as binary frames (JSON head) and writing its answer (bench/lib/bare-hop.ts):');
   console.log('             the hop alone, nothing else of edgeproc: the ceiling of a process per tenant.');
-  console.log(`        edgeproc: bin/edgeproc.js serve --idle-timeout ${IDLE_TIMEOUT_MS} (otherwise defaults: --warm-pool 2, --max-instances 4), its own process.`);
+  console.log(`        edgeproc: bin/edgeproc.js serve --idle-timeout ${IDLE_TIMEOUT_MS} --recycle-after 0 (otherwise defaults: --warm-pool 2, --max-instances 4), its own process.`);
   console.log(describeMachine(facts));
 
   let daemon: RunningDaemon | undefined;
@@ -53,7 +53,9 @@ export async function throughput(): Promise<void> {
     // Warm throughput: in the rotation edgeproc waits up to a minute between its rounds, which
     // the default --idle-timeout (60 s) would end by evicting its instance, so that a round
     // measured a fresh child's first seconds (p99 12–15 ms, against 4–5 once warm).
-    daemon = await startDaemon(SCRIPT, { idleTimeoutMs: IDLE_TIMEOUT_MS }, resultsPath('throughput.daemon.log'));
+    // Not recycled either: at ~40k req/s the default (a million requests per instance) replaced
+    // the instance once or twice per run, a cold start inside a round of warm throughput.
+    daemon = await startDaemon(SCRIPT, { idleTimeoutMs: IDLE_TIMEOUT_MS, recycleAfter: 0 }, resultsPath('throughput.daemon.log'));
     workerd = await startWorkerd(SCRIPT, resultsPath('throughput.workerd.log'));
     bare = await startBareNode(resultsPath('throughput.node.log'));
     hop = await startBareHop(resultsPath('throughput.hop.log'));

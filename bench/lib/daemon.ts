@@ -20,6 +20,8 @@ export interface DaemonFlags {
   kvOperations?: number;
   /** Children perf can profile (EDGEPROC_PERF_CHILDREN=1, src/pool/perf-children.ts). */
   perfChildren?: boolean;
+  /** --recycle-after: requests an instance serves before it is replaced (0: never). */
+  recycleAfter?: number;
 }
 
 export interface RunningDaemon {
@@ -46,6 +48,7 @@ export async function startDaemon(
   if (flags.maxInstances !== undefined) args.push('--max-instances', String(flags.maxInstances));
   if (flags.idleTimeoutMs !== undefined) args.push('--idle-timeout', String(flags.idleTimeoutMs));
   if (flags.cpuMs !== undefined) args.push('--cpu-ms', String(flags.cpuMs));
+  if (flags.recycleAfter !== undefined) args.push('--recycle-after', String(flags.recycleAfter));
   if (flags.memoryMb !== undefined) args.push('--memory-mb', String(flags.memoryMb));
   if (flags.persistTo !== undefined) args.push('--persist-to', flags.persistTo);
   if (flags.kvUrl !== undefined) args.push('--kv-url', flags.kvUrl);
