@@ -1,0 +1,66 @@
+/**
+ * The child's own count of each request's CPU (runner/turn-meter.ts), which the accounting
+ * line reports and the daemon's watchdog corrects its guesses with. A settle right after
+ * the last reading charges the wall time since (no system call); any longer gap is read
+ * from the process's CPU clock. Either way a request that burned CPU is charged what it
+ * burned, and quick requests are charged no more than the time they took.
+ */
+import { describe, expect, it } from 'vitest';
+import { TurnMeter } from '../../runner/turn-meter.js';
+
+function burn(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
+/** Lets the meter's end-of-turn microtask run, so that the next enter() starts a new turn. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('TurnMeter', () => {
+  it('charges a request that burned CPU in its turn what it burned, read from the clock', async () => {
+    const meter = new TurnMeter();
+    await nextTurn();
+    meter.enter(1);
+    burn(30);
+    const ms = meter.settle(1);
+    // The clock is the whole process's (every thread, as the watchdog counts it): the test
+    // runner's other threads may add to it; a busy machine may take some of the 30 ms away.
+    expect(ms).toBeGreaterThan(5);
+    expect(ms).toBeLessThan(60);
+  });
+
+  it('charges quick requests settled in one turn no more than the turn took, and the turn’s later work to those left', async () => {
+    const meter = new TurnMeter();
+    await nextTurn();
+    const started = performance.now();
+    for (let owner = 1; owner <= 51; owner++) meter.enter(owner);
+    const quick: number[] = [];
+    for (let owner = 1; owner <= 50; owner++) quick.push(meter.settle(owner));
+    const tookMs = performance.now() - started;
+    // Each is charged a share of the time the turn had taken when it settled: all of them
+    // together about the turn's time (a reading counts the runner's other threads too).
+    for (const ms of quick) expect(ms).toBeLessThan(1);
+    expect(quick.reduce((a, b) => a + b, 0)).toBeLessThan(2 * tookMs + 1);
+    burn(20);
+    // The last one's settle comes long after the last estimate: read exactly, and what the
+    // estimates charged before is not charged again.
+    const last = meter.settle(51);
+    expect(last).toBeGreaterThan(5);
+    expect(last).toBeLessThan(40);
+  });
+
+  it('charges a request across turns: each turn it ran in, once', async () => {
+    const meter = new TurnMeter();
+    await nextTurn();
+    meter.enter(1);
+    burn(10);
+    await nextTurn();
+    meter.enter(1);
+    burn(10);
+    await nextTurn();
+    meter.enter(1);
+    const ms = meter.settle(1);
+    expect(ms).toBeGreaterThan(5);
+    expect(ms).toBeLessThan(40);
+  });
+});
