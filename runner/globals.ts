@@ -13,6 +13,7 @@ import { Cache, CacheStorage } from './caches.js';
 import type { TenantTimers } from './timers.js';
 import { disallowWasmCodegen } from './wasm.js';
 import { guardStructuredClone } from './plain-streams.js';
+import { announcePortTurns } from './port-turns.js';
 import { announceSubtleTurns, type TurnHooks } from './subtle-turns.js';
 
 /** Things the runtime supplies per child: they talk to the daemon. */
@@ -24,7 +25,7 @@ export interface ScopeHooks {
   console: Console;
   addEventListener: (type: string, listener: unknown) => void;
   removeEventListener: (type: string, listener: unknown) => void;
-  /** Whose work runs now, and whose resumes in a turn the runner did not start (subtle-turns.ts). */
+  /** Whose work runs now, and whose resumes in a turn the runner did not start (subtle-turns.ts, port-turns.ts). */
   turns: TurnHooks;
 }
 
@@ -128,7 +129,19 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
     abort: { AbortController, AbortSignal },
     files: { Blob, File },
     events: { Event, EventTarget, CustomEvent, ExtendableEvent, FetchEvent, ScheduledEvent, DOMException },
-    messaging: { MessageChannel: lazy(), MessagePort: lazy(), MessageEvent: lazy() },
+    messaging: {
+      // A channel's ports are MessagePorts: reading MessagePort (our accessor) hooks their prototype first.
+      MessageChannel: lazy((value) => {
+        void (globalThis as { MessagePort?: unknown }).MessagePort;
+        return value;
+      }),
+      // Before the prototype is frozen: each message announces its turn (port-turns.ts).
+      MessagePort: lazy((value) => {
+        announcePortTurns(value, hooks.turns);
+        return value;
+      }),
+      MessageEvent: lazy(),
+    },
     platform: {
       console: hooks.console,
       performance: lazy((value) => tenantPerformance(value as Performance)),

@@ -421,10 +421,11 @@ export class Instance {
    * spoke is the one it is busy with now: a `for (;;) {}` woken by its request
    * head or by a subresponse is charged alone, not split with requests idle
    * beside it (which would let k idle requests stretch a runaway's limit k
-   * times). A turn the child starts itself (a timer, a crypto.subtle result)
-   * is announced by a Turn frame naming its request, which counts the same.
-   * When no request qualifies (the child is between turns, or runs a
-   * continuation nobody announced, such as a MessagePort message), the time is
+   * times). A turn the child starts itself (a timer, a crypto.subtle result,
+   * a MessagePort message) is announced by a Turn frame naming its request,
+   * which counts the same. When no request qualifies (the child is between
+   * turns, or runs a continuation nobody announced, such as a
+   * CompressionStream chunk), the time is
    * split evenly among all in flight: exact for one request, fair for many.
    * Either guess is corrected as requests settle (#reconcileCpu): what settled
    * requests' own counts explain is not charged.
