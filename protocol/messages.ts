@@ -33,7 +33,7 @@ export const FrameType = {
   Response: 11,
   /**
    * No payload: the turn the child starts now on its own (a tenant timer firing, a crypto.subtle
-   * result arriving from the thread pool, a MessagePort message) runs for the request on this stream. Sent before the turn runs, so that one that never ends is charged
+   * result arriving from the thread pool, a MessagePort message, a chunk zlib compressed) runs for the request on this stream. Sent before the turn runs, so that one that never ends is charged
    * to its request alone, not split among every request in flight (src/pool/instance.ts).
    */
   Turn: 13,

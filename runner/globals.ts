@@ -13,6 +13,7 @@ import { Cache, CacheStorage } from './caches.js';
 import type { TenantTimers } from './timers.js';
 import { disallowWasmCodegen } from './wasm.js';
 import { guardStructuredClone } from './plain-streams.js';
+import { announceCompressionTurns } from './compression-turns.js';
 import { announcePortTurns } from './port-turns.js';
 import { announceSubtleTurns, type TurnHooks } from './subtle-turns.js';
 
@@ -25,7 +26,7 @@ export interface ScopeHooks {
   console: Console;
   addEventListener: (type: string, listener: unknown) => void;
   removeEventListener: (type: string, listener: unknown) => void;
-  /** Whose work runs now, and whose resumes in a turn the runner did not start (subtle-turns.ts, port-turns.ts). */
+  /** Whose work runs now, and whose resumes in a turn the runner did not start (subtle-turns.ts, port-turns.ts, compression-turns.ts). */
   turns: TurnHooks;
 }
 
@@ -104,8 +105,15 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
       CountQueuingStrategy,
       TextEncoderStream: lazy(),
       TextDecoderStream: lazy(),
-      CompressionStream: lazy(),
-      DecompressionStream: lazy(),
+      // Each chunk zlib hands back announces its turn (compression-turns.ts).
+      CompressionStream: lazy((value) => {
+        announceCompressionTurns(hooks.turns);
+        return value;
+      }),
+      DecompressionStream: lazy((value) => {
+        announceCompressionTurns(hooks.turns);
+        return value;
+      }),
     },
     encoding: { TextEncoder, TextDecoder, atob, btoa },
     crypto: {

@@ -63,7 +63,7 @@ describe('CPU attribution among requests on one instance', () => {
     expect(waited!.cpuMs as number).toBeLessThan(CPU_MS / 2);
   });
 
-  it.each(['timer', 'digest', 'message'])(
+  it.each(['timer', 'digest', 'message', 'compression'])(
     'charges a runaway resumed by a %s alone, not split with the requests idle beside it',
     { timeout: 60_000 },
     async (via) => {
