@@ -44,6 +44,8 @@ export class FrameChannel {
   /** Frames written since the channel corked ('batched'). */
   #held = 0;
   #closed = false;
+  /** Grows with every frame sent (a header and its payload may count once or twice). */
+  #sent = 0;
   readonly #uncork = (): void => {
     // The check phase of a turn whose frames already left when BATCH_FRAMES were held.
     if (!this.#corked) return;
@@ -73,9 +75,15 @@ export class FrameChannel {
     return this.#closed;
   }
 
+  /** How many frames were sent so far: a sender can tell whether anything left since it last sent. */
+  get sent(): number {
+    return this.#sent;
+  }
+
   // Hot path: every frame sent goes through here.
   send(frame: Uint8Array): void {
     if (this.#closed) return;
+    this.#sent++;
     if (!this.#corked) {
       if (this.#batched) {
         this.#socket.write(frame);
@@ -95,6 +103,7 @@ export class FrameChannel {
       if (payload.byteLength > 0) this.send(payload);
       return;
     }
+    this.#sent++;
     if (!this.#corked) {
       // The first of a turn goes at once, as in send(), both parts in one writev.
       this.#socket.cork();

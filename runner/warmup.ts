@@ -47,6 +47,9 @@ class NullChannel implements Public<FrameChannel> {
   get closed(): boolean {
     return false;
   }
+  get sent(): number {
+    return 0;
+  }
 }
 
 type Public<T> = { [K in keyof T]: T[K] };
