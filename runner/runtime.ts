@@ -188,8 +188,8 @@ export class Runtime {
       return;
     }
     this.#meter.enter(owner);
-    // Announced already, and nothing sent since: the daemon still takes this request for the
-    // one keeping the child busy. A burst of messages or timer firings costs one frame, not a
+    // Announced already, and nothing sent or received since: the daemon still takes this
+    // request for the one keeping the child busy. A burst of messages or timer firings costs one frame, not a
     // write each (10k MessagePort messages to one port took 3x the CPU with a write each).
     if (owner === this.#announced.owner && this.channel.sent === this.#announced.sent) return;
     // The daemon charges a turn it did not start to the request it names; sent now (flushed,
@@ -202,6 +202,9 @@ export class Runtime {
 
   // Hot path: every frame from the daemon.
   onFrame(frame: Frame): void {
+    // The daemon sent something, so it may take another request for the busy one: the next
+    // turn of a request the runner starts itself is announced again.
+    this.#announced.owner = 0;
     this.#meter.enter(frame.type === FrameType.RequestHead ? frame.stream : this.#ownerOf(frame.stream));
     switch (frame.type) {
       case FrameType.RequestHead:
