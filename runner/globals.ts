@@ -26,7 +26,10 @@ export interface ScopeHooks {
   console: Console;
   addEventListener: (type: string, listener: unknown) => void;
   removeEventListener: (type: string, listener: unknown) => void;
-  /** Whose work runs now, and whose resumes in a turn the runner did not start (subtle-turns.ts, port-turns.ts, compression-turns.ts). */
+  /**
+   * Whose work runs now, and whose resumes in a turn the runner did not start
+   * (subtle-turns.ts, port-turns.ts, compression-turns.ts).
+   */
   turns: TurnHooks;
 }
 
