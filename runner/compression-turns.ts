@@ -7,11 +7,10 @@
  * push(); theirs now first announces the turn for the request that created the
  * stream (the zlib handle's async context is its creator's: Runtime.currentRequest).
  */
-import type { TurnHooks } from './subtle-turns.js';
+import { announceBefore, type TurnHooks } from './turn-hooks.js';
 
 // Captured at boot: the hooking happens when the tenant first reads one of the classes, in its own code.
-const { apply } = Reflect;
-const { defineProperty, getPrototypeOf } = Object;
+const { getPrototypeOf } = Object;
 let hooked = false;
 
 /** Gives the prototype every zlib stream of Node's inherits (Zlib.prototype) a push() that announces each chunk's turn. */
@@ -25,14 +24,5 @@ export function announceCompressionTurns(hooks: TurnHooks): void {
   const original = proto?.push;
   // Another Node, another shape: chunks stay unannounced (their CPU split evenly), as before.
   if (!proto || typeof original !== 'function' || getPrototypeOf(zlib.Inflate.prototype) !== proto) return;
-  defineProperty(proto, 'push', {
-    value: function push(this: unknown, ...args: unknown[]): unknown {
-      const owner = hooks.current();
-      if (owner !== 0) hooks.resume(owner);
-      return apply(original, this, args);
-    },
-    writable: false,
-    enumerable: false,
-    configurable: false,
-  });
+  announceBefore(proto, 'push', original as (...args: unknown[]) => unknown, hooks);
 }

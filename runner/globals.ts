@@ -15,7 +15,8 @@ import { disallowWasmCodegen } from './wasm.js';
 import { guardStructuredClone } from './plain-streams.js';
 import { announceCompressionTurns } from './compression-turns.js';
 import { announcePortTurns } from './port-turns.js';
-import { announceSubtleTurns, type TurnHooks } from './subtle-turns.js';
+import { announceSubtleTurns } from './subtle-turns.js';
+import type { TurnHooks } from './turn-hooks.js';
 
 /** Things the runtime supplies per child: they talk to the daemon. */
 export interface ScopeHooks {

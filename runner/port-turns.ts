@@ -9,14 +9,10 @@
  * for the request that created the port (its async context is the creator's:
  * Runtime.currentRequest), then dispatches as before.
  */
-import type { TurnHooks } from './subtle-turns.js';
+import { announceBefore, type TurnHooks } from './turn-hooks.js';
 
 /** Node's (lib/internal/event_target.js): how a MessagePort hands a message to its listeners. */
 const HYBRID_DISPATCH = Symbol.for('nodejs.internal.kHybridDispatch');
-
-// Captured at boot: the wrapping happens when the tenant first reads MessagePort, in its own code.
-const { apply } = Reflect;
-const { defineProperty } = Object;
 
 /** Gives MessagePort.prototype (before it is frozen) a dispatch that announces each message's turn. */
 export function announcePortTurns(messagePort: unknown, hooks: TurnHooks): void {
@@ -24,14 +20,5 @@ export function announcePortTurns(messagePort: unknown, hooks: TurnHooks): void 
   const original = proto?.[HYBRID_DISPATCH];
   // Another Node, another mechanism: messages stay unannounced (their CPU split evenly), as before.
   if (!proto || typeof original !== 'function') return;
-  defineProperty(proto, HYBRID_DISPATCH, {
-    value: function dispatch(this: unknown, ...args: unknown[]): unknown {
-      const owner = hooks.current();
-      if (owner !== 0) hooks.resume(owner);
-      return apply(original, this, args);
-    },
-    writable: false,
-    enumerable: false,
-    configurable: false,
-  });
+  announceBefore(proto, HYBRID_DISPATCH, original as (...args: unknown[]) => unknown, hooks);
 }

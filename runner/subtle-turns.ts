@@ -8,6 +8,7 @@
  * the turn for the request that called it (Runtime.resumeTurn), before any of
  * the tenant's own reactions run.
  */
+import type { TurnHooks } from './turn-hooks.js';
 
 /** The SubtleCrypto methods that return a promise (W3C Web Cryptography API §14). */
 const METHODS = ['encrypt', 'decrypt', 'sign', 'verify', 'digest', 'generateKey', 'deriveKey', 'deriveBits', 'importKey', 'exportKey', 'wrapKey', 'unwrapKey'];
@@ -16,13 +17,6 @@ const METHODS = ['encrypt', 'decrypt', 'sign', 'verify', 'digest', 'generateKey'
 const { apply } = Reflect;
 const { defineProperty, getOwnPropertyDescriptor, getPrototypeOf } = Object;
 const promiseThen = Promise.prototype.then;
-
-export interface TurnHooks {
-  /** The request the running code belongs to (0: none). */
-  current(): number;
-  /** Work of `owner` resumes now, in a turn the runner did not start. */
-  resume(owner: number): void;
-}
 
 /** Replaces the promise-returning methods of `subtle`'s prototype (before it is frozen). */
 export function announceSubtleTurns(subtle: object, hooks: TurnHooks): void {
