@@ -425,8 +425,8 @@ export class Instance {
    * a MessagePort message) is announced by a Turn frame naming its request,
    * which counts the same. When no request qualifies (the child is between
    * turns, or runs a continuation nobody announced, such as a message to a
-   * port made at global scope), the time is
-   * split evenly among all in flight: exact for one request, fair for many.
+   * port made at global scope), the time is split evenly among all in flight:
+   * exact for one request, fair for many.
    * Either guess is corrected as requests settle (#reconcileCpu): what settled
    * requests' own counts explain is not charged.
    */
