@@ -1,9 +1,11 @@
-// Builds the daemon (tsc → dist/) and the runner (esbuild → one file, dist/runner.cjs).
+// Builds the daemon (tsc → dist/), the runner (esbuild → one file, dist/runner.cjs) and the
+// scheduling addon (node-gyp → dist/sched_policy.node, see src/pool/sched-policy.ts).
 // The runner is written to a temporary file and renamed, so children spawned while a
 // build runs (another test run, a daemon in use) never load a half-written bundle.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, renameSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
 import { childStubsPlugin } from './child-stubs-plugin.mjs';
 import { lazyBodyPlugin } from './lazy-body-plugin.mjs';
@@ -33,3 +35,30 @@ await build({
   logLevel: 'warning',
 });
 renameSync(temporary, 'dist/runner.cjs');
+
+buildAddon();
+
+/**
+ * The addon is optional: without a compiler (or node-gyp, or Node's headers) background work
+ * runs at nice 19 only, and the build says so instead of failing. npm runs this script with
+ * its own node-gyp (npm_config_node_gyp); Node's headers come from npm's nodedir setting or
+ * from beside the node binary, never from the network.
+ */
+function buildAddon() {
+  const target = 'dist/sched_policy.node';
+  rmSync(target, { force: true });
+  const nodeGyp = process.env.npm_config_node_gyp ?? join(dirname(process.execPath), '../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js');
+  const besideNode = join(dirname(process.execPath), '..');
+  const nodedir = process.env.npm_config_nodedir || (existsSync(join(besideNode, 'include/node/node_api.h')) ? besideNode : null);
+  if (process.platform !== 'linux' || !existsSync(nodeGyp) || !nodedir) {
+    console.warn(`edgeproc build: the scheduling addon was not built (${process.platform !== 'linux' ? 'not Linux' : !existsSync(nodeGyp) ? 'node-gyp not found' : "Node's headers not found"}); background work runs at nice 19 only`);
+    return;
+  }
+  try {
+    execFileSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`, '--loglevel=warn'], { cwd: 'native', stdio: ['ignore', 'ignore', 'pipe'] });
+    copyFileSync('native/build/Release/sched_policy.node', target);
+  } catch (error) {
+    const detail = String(error.stderr ?? error.message).trim().split('\n').slice(-3).join(' / ');
+    console.warn(`edgeproc build: the scheduling addon was not built (${detail}); background work runs at nice 19 only`);
+  }
+}

@@ -16,7 +16,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, readdirSync, readFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { startAt } from './priority.js';
 import { UidAllocator, wrapCommand, type SandboxPlan } from './sandbox.js';
 
 export interface SpawnRequest {
@@ -102,7 +102,7 @@ function start({ id, command, args, env, sandbox, nice }: SpawnRequest): void {
   if (child.pid === undefined) return;
   try {
     // Still one thread (prlimit, about to exec): every thread node starts later inherits this.
-    setPriority(child.pid, nice);
+    startAt(child.pid, nice);
   } catch {
     // Gone already, or not allowed: priority is a refinement, never a reason to fail.
   }

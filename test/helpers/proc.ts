@@ -25,6 +25,24 @@ export function procStat(pid: number): string[] {
 
 export const niceOf = (pid: number): number => Number(procStat(pid)[16]);
 
+/**
+ * The scheduling policy of every thread of `pid` (/proc/PID/task/TID/stat field 41), by name:
+ * 'other' or 'idle'. A thread that ended while listed is left out.
+ */
+export function threadPolicies(pid: number): Set<string> {
+  const names: Record<string, string> = { '0': 'other', '3': 'batch', '5': 'idle' };
+  const policies = new Set<string>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const policy = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[38]!;
+      policies.add(names[policy] ?? policy);
+    } catch {
+      // Ended meanwhile.
+    }
+  }
+  return policies;
+}
+
 /** The process's CPU in ms, in the kernel's 10 ms ticks. */
 export function cpuMsOf(pid: number): number {
   const fields = procStat(pid);

@@ -5,10 +5,10 @@
  * from /proc as the kernel holds it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { BACKGROUND_NICE, CHILD_NICE } from '../../src/pool/priority.js';
+import { BACKGROUND_IDLE, BACKGROUND_NICE, CHILD_NICE } from '../../src/pool/priority.js';
 import { closeDaemons, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { hostileTarget, neighbourDuring, warmNeighbour } from '../helpers/hostile.js';
-import { cpuMsOf, niceOf } from '../helpers/proc.js';
+import { cpuMsOf, niceOf, threadPolicies } from '../helpers/proc.js';
 
 afterEach(() => closeDaemons());
 
@@ -33,9 +33,12 @@ describe('priority of a request running flat out', () => {
     // Polled at every turn of the (shared) event loop: on a saturated machine the watchdog puts a
     // starved child back at the tenants' priority at the end of its first 20 ms window.
     let demotedAfterMs: number | null = null;
+    let demotedPolicies: string[] = [];
     while (!settled && demotedAfterMs === null) {
-      if (niceOf(pid) === BACKGROUND_NICE) demotedAfterMs = cpuMsOf(pid) - cpuBefore;
-      else await new Promise((resolve) => setImmediate(resolve));
+      if (niceOf(pid) === BACKGROUND_NICE) {
+        demotedAfterMs = cpuMsOf(pid) - cpuBefore;
+        demotedPolicies = [...threadPolicies(pid)];
+      } else await new Promise((resolve) => setImmediate(resolve));
     }
     const res = await hostile;
     const served = await neighbours;
@@ -43,9 +46,12 @@ describe('priority of a request running flat out', () => {
     // Generous: the watchdog demotes at its first sample past DEMOTE_AFTER_MS (3 ms); ticks are 10 ms.
     expect(demotedAfterMs).not.toBeNull();
     expect(demotedAfterMs!).toBeLessThan(500);
+    // Every thread's policy is set before its nice, so a demoted child is SCHED_IDLE throughout.
+    expect(demotedPolicies).toEqual([BACKGROUND_IDLE ? 'idle' : 'other']);
     expect(res.status).toBe(503);
     expect(res.text).toMatch(/exceeded its CPU time limit: this request used \d+ ms of CPU; the limit is 1000 ms/);
     for (const one of served) expect(one).toMatchObject({ status: 200, text: 'neighbour ok' });
     expect(niceOf(neighbourPid)).toBe(CHILD_NICE);
+    expect([...threadPolicies(neighbourPid)]).toEqual(['other']);
   });
 });

@@ -8,10 +8,11 @@ import { readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BACKGROUND_NICE, CAN_RAISE, CHILD_NICE } from '../../src/pool/priority.js';
+import { BACKGROUND_IDLE, BACKGROUND_NICE, CAN_RAISE, CHILD_NICE } from '../../src/pool/priority.js';
+import { schedIdleSupported } from '../../src/pool/sched-policy.js';
 import { spawnChild, stopForkServerIfIdle } from '../../src/pool/spawn.js';
 import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
-import { niceOf, readableProbe } from '../helpers/proc.js';
+import { niceOf, readableProbe, threadPolicies } from '../helpers/proc.js';
 
 let dir: string;
 let entry: string;
@@ -25,8 +26,11 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** The nice value of a child's main thread, once it runs node (before that it is prlimit or unshare). */
-async function bootNiceOf(background: boolean): Promise<number> {
+/**
+ * The nice value of a child's main thread, once it runs node (before that it is prlimit or
+ * unshare), and the policies of all its threads then.
+ */
+async function bootPriorityOf(background: boolean): Promise<{ nice: number; policies: string[] }> {
   const child = spawnChild({ warmUp: false, heapMb: 64, entry, background });
   const channel = await child.channel;
   const pid = child.pid!;
@@ -35,7 +39,7 @@ async function bootNiceOf(background: boolean): Promise<number> {
       if (i > 1000) throw new Error('the child never ran node');
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
-    return niceOf(pid);
+    return { nice: niceOf(pid), policies: [...threadPolicies(pid)] };
   } finally {
     channel.destroy();
     await child.exited;
@@ -44,11 +48,35 @@ async function bootNiceOf(background: boolean): Promise<number> {
 
 describe('boot priority of a child a request waits for', () => {
   it("is the tenants' priority for an ordinary pool miss", async () => {
-    expect(await bootNiceOf(false)).toBe(CHILD_NICE);
+    expect(await bootPriorityOf(false)).toEqual({ nice: CHILD_NICE, policies: ['other'] });
   });
 
   it('is background priority for a worker that keeps breaching its limits, where it can be raised again', async () => {
-    expect(await bootNiceOf(true)).toBe(CAN_RAISE ? BACKGROUND_NICE : CHILD_NICE);
+    expect(await bootPriorityOf(true)).toEqual({
+      nice: CAN_RAISE ? BACKGROUND_NICE : CHILD_NICE,
+      policies: [BACKGROUND_IDLE ? 'idle' : 'other'],
+    });
+  });
+});
+
+describe('SCHED_IDLE for background work', () => {
+  it('is available wherever priorities can be raised again on Linux: the build compiled its addon', () => {
+    // CI runs as root with a compiler; a build that silently lost the addon would lose this.
+    if (CAN_RAISE && process.platform === 'linux') expect(schedIdleSupported).toBe(true);
+    expect(BACKGROUND_IDLE).toBe(CAN_RAISE && schedIdleSupported);
+  });
+
+  it('leaves a warm child under SCHED_OTHER on every thread once it is ready', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'hello.js': 'export default { fetch: () => new Response("hi") };' }), { warmPool: 2 });
+    try {
+      for (const pid of daemon.pool.stats().warmPids) {
+        expect(niceOf(pid)).toBe(CHILD_NICE);
+        expect([...threadPolicies(pid)]).toEqual(['other']);
+      }
+      expect(await daemon.fetchText('hello')).toMatchObject({ status: 200, text: 'hi' });
+    } finally {
+      await closeDaemons();
+    }
   });
 });
 
@@ -62,7 +90,10 @@ describe('boot priority of a child for the warm pool', () => {
     try {
       const daemon = await startTestDaemon(writeScripts({ 'hello.js': 'export default { fetch: () => new Response("hi") };' }), { warmPool: 2 });
       expect(daemon.pool.stats().warm).toBe(2);
-      for (const pid of daemon.pool.stats().warmPids) expect(niceOf(pid)).toBe(CHILD_NICE);
+      for (const pid of daemon.pool.stats().warmPids) {
+        expect(niceOf(pid)).toBe(CHILD_NICE);
+        expect([...threadPolicies(pid)]).toEqual(['other']);
+      }
       expect(daemon.logs.filter((l) => /did not become ready in time/.test(l.msg))).toEqual([]);
       expect(await daemon.fetchText('hello')).toMatchObject({ status: 200, text: 'hi' });
     } finally {
