@@ -40,6 +40,15 @@ class WorkerGroup {
   constructor(readonly name: string) {}
 }
 
+/**
+ * Whether a worker's instances are in their penalty after a limit stopped one of them
+ * (priority.ts, BREACH_PENALTY_MS): children booted for it, and each of its requests, run
+ * at background priority. Per request: one comparison for a worker that never breached.
+ */
+function penalised(group: WorkerGroup): boolean {
+  return group.limitBreaches > 0 && performance.now() - group.lastBreachAt < BREACH_PENALTY_MS;
+}
+
 export interface WorkerStats {
   name: string;
   version: number;
@@ -182,7 +191,7 @@ export class Broker {
     const instance = this.#pick(group, script);
     if (instance) {
       exchange.start(instance, url, hasBody);
-      this.#watchdog.watch(instance);
+      this.#watchdog.watch(instance, penalised(group));
       const { recycleAfterRequests } = limits;
       if (recycleAfterRequests > 0 && instance.served >= recycleAfterRequests) {
         this.#recycle(instance, `it served ${instance.served} requests (recycleAfterRequests)`);
@@ -192,7 +201,7 @@ export class Broker {
     this.#specialise(group, script).then(
       (fresh) => {
         exchange.start(fresh, url, hasBody);
-        this.#watchdog.watch(fresh);
+        this.#watchdog.watch(fresh, penalised(group));
       },
       (error: Error) => {
         if (error instanceof ScriptLoadError) {
@@ -260,13 +269,13 @@ export class Broker {
       const instance = this.#pick(group, script);
       if (instance) {
         exchange.start(instance);
-        this.#watchdog.watch(instance);
+        this.#watchdog.watch(instance, penalised(group));
         return;
       }
       this.#specialise(group, script).then(
         (fresh) => {
           exchange.start(fresh);
-          this.#watchdog.watch(fresh);
+          this.#watchdog.watch(fresh, penalised(group));
         },
         (error: Error) =>
           exchange.fail(503, error instanceof ScriptLoadError ? loadFailureReason(error, script) : `No instance is available for worker "${workerName}": ${error.message}`),
@@ -390,8 +399,7 @@ export class Broker {
       return Promise.reject(failed.error);
     }
     const pending = (async () => {
-      const penalised = performance.now() - group.lastBreachAt < BREACH_PENALTY_MS;
-      const instance = await this.#pool.acquire(script.limits.memoryMb, penalised);
+      const instance = await this.#pool.acquire(script.limits.memoryMb, penalised(group));
       instance.limits = script.limits;
       group.coldStarts++;
       this.#metrics.coldStart(script.name, this.#pool.handedOutWarm(instance) ? 'pool_hit' : 'pool_miss');

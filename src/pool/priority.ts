@@ -95,6 +95,11 @@ export function demote(pid: number | undefined): boolean {
   return renice(pid, BACKGROUND_NICE, BACKGROUND_IDLE);
 }
 
+/** Halfway back from demote() where allowed: out of SCHED_IDLE, still at nice 19. True if set. */
+export function ease(pid: number | undefined): boolean {
+  return CAN_RAISE && renice(pid, BACKGROUND_NICE, false);
+}
+
 /** Undoes demote() where allowed. True if the child is back at the tenants' priority. */
 export function restore(pid: number | undefined): boolean {
   return CAN_RAISE && renice(pid, CHILD_NICE, false);

@@ -69,6 +69,10 @@ interface Tracked {
   readonly instance: Instance;
   /** Running at background priority now (see priority.ts). */
   demoted: boolean;
+  /** Demoted under SCHED_IDLE, not yet eased to nice 19 alone (see #sampleCpu). */
+  idle: boolean;
+  /** Its worker is in its penalty after a breach (see watch): eased, never restored. */
+  penalised: boolean;
   /** Demoted and restored since its last request began, for not running flat out (see #sampleCpu). */
   restored: boolean;
   lastCpuNs: number | null;
@@ -126,10 +130,16 @@ export class Watchdog {
     void instance.exited.then(() => this.#forget(instance));
   }
 
-  /** Starts watching an instance that has just been given work; cheap to call per request. */
-  watch(instance: Instance): void {
+  /**
+   * Starts watching an instance that has just been given work; cheap to call per request.
+   * With `background` (its worker breached a limit moments ago, see Broker), the child runs
+   * at background priority from the request's first instruction instead of its first sample
+   * past DEMOTE_AFTER_MS: runaways sent back to back each ran 3-8 ms at the tenants' priority
+   * before that sample, and perf sched showed the neighbour's daemon waiting out those slices.
+   */
+  watch(instance: Instance, background = false): void {
     this.#idle.delete(instance.serial);
-    const tracked = this.#tracked.get(instance.serial);
+    let tracked = this.#tracked.get(instance.serial);
     // Each request may be demoted early once (see #sampleCpu).
     if (tracked) tracked.restored = false;
     else {
@@ -137,9 +147,11 @@ export class Watchdog {
       const files = this.#filesOf(instance);
       const cpuNs = files?.mainCpuNs() ?? null;
       instance.openCpuWindow();
-      this.#tracked.set(instance.serial, {
+      this.#tracked.set(instance.serial, (tracked = {
         instance,
         demoted: false,
+        idle: false,
+        penalised: false,
         restored: false,
         lastCpuNs: cpuNs,
         samples: 0,
@@ -150,7 +162,11 @@ export class Watchdog {
         nearLimit: null,
         // The threads the last listing found (see threadsCpuNs): per request, no listing.
         threadsCpuNs: files?.threadsCpuNs(false) ?? null,
-      });
+      }));
+    }
+    if (background) {
+      tracked.penalised = true;
+      if (!tracked.demoted) this.#demote(instance, tracked, performance.now(), tracked.lastCpuNs);
     }
     if (!this.#timer) {
       this.#timer = setInterval(() => this.#tick(), this.#limits.watchdogIntervalMs);
@@ -314,28 +330,45 @@ export class Watchdog {
     tracked.lastCpuNs = cpuNs;
     // First demoted at the first sample past DEMOTE_AFTER_MS, not at the end of a burn window: a
     // runaway's first tens of ms at the tenants' priority were what its neighbours felt most.
-    // A demoted child that then does not get most of a CPU is restored at the window's end, and
-    // demoted again only once a whole window shows it flat out: on a saturated machine,
-    // background priority would otherwise starve it into a 504 before its CPU limit.
+    // A demoted child that then does not get most of a CPU is raised a step at the window's end
+    // (SCHED_IDLE to nice 19, then nice 19 to the tenants' priority), and demoted again only once
+    // a whole window shows it flat out: on a saturated machine, background priority would
+    // otherwise starve it into a 504 before its CPU limit. The first step stays below the
+    // tenants: SCHED_IDLE runaways and boots share the CPU that no one else wants, and a runaway
+    // starved by them alone went straight back to the tenants' priority for the rest of its 50 ms.
+    // A penalised worker's child stops at nice 19: it cannot starve there (nice 19 against nice
+    // 0 still gets ~1.5% of a CPU, 50 ms of CPU in under 4 s), and the schedstat figure, a tick
+    // behind, judged runaways starved that were not.
     if (!tracked.demoted && !instance.loading && (tracked.burning || !tracked.restored) && (instance.topCpu()?.cpuMs ?? 0) >= priority.DEMOTE_AFTER_MS) {
-      tracked.demoted = priority.demote(instance.pid);
-      // Its window starts now: whether it is starved is judged on a whole window at background
-      // priority. A demotion in the sample that closed a window was undone at once on a busy
-      // machine, where the child had not had most of a CPU before it, at the tenants' priority.
-      if (tracked.demoted) {
-        tracked.windowAt = now;
-        tracked.windowCpuNs = cpuNs;
-      }
+      this.#demote(instance, tracked, now, cpuNs);
     } else if (now - tracked.windowAt >= BURN_WINDOW_MS) {
       tracked.burning = tracked.windowCpuNs !== null && (cpuNs - tracked.windowCpuNs) / 1e6 >= 0.75 * (now - tracked.windowAt);
       tracked.windowAt = now;
       tracked.windowCpuNs = cpuNs;
       if (!tracked.burning && tracked.demoted && priority.CAN_RAISE) {
-        tracked.demoted = !priority.restore(instance.pid);
-        tracked.restored = true;
+        if (tracked.idle) tracked.idle = !priority.ease(instance.pid);
+        else if (!tracked.penalised) {
+          tracked.demoted = !priority.restore(instance.pid);
+          tracked.restored = true;
+        }
       }
     }
     this.#check(instance, tracked, now);
+  }
+
+  /**
+   * Background priority for a busy child. Its window starts now: whether it is starved is judged
+   * on a whole window at background priority. A demotion in the sample that closed a window was
+   * undone at once on a busy machine, where the child had not had most of a CPU before it, at
+   * the tenants' priority.
+   */
+  #demote(instance: Instance, tracked: Tracked, now: number, cpuNs: number | null): void {
+    tracked.demoted = priority.demote(instance.pid);
+    tracked.idle = tracked.demoted && priority.BACKGROUND_IDLE;
+    if (tracked.demoted) {
+      tracked.windowAt = now;
+      tracked.windowCpuNs = cpuNs;
+    }
   }
 
   #check(instance: Instance, tracked: Tracked, now: number): void {

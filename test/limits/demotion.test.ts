@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKGROUND_IDLE, BACKGROUND_NICE, CHILD_NICE } from '../../src/pool/priority.js';
-import { closeDaemons, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { closeDaemons, startTestDaemon, writeScripts, type TestDaemon } from '../helpers/daemon.js';
 import { hostileTarget, neighbourDuring, warmNeighbour } from '../helpers/hostile.js';
 import { cpuMsOf, niceOf, threadPolicies } from '../helpers/proc.js';
 
@@ -53,5 +53,56 @@ describe('priority of a request running flat out', () => {
     for (const one of served) expect(one).toMatchObject({ status: 200, text: 'neighbour ok' });
     expect(niceOf(neighbourPid)).toBe(CHILD_NICE);
     expect([...threadPolicies(neighbourPid)]).toEqual(['other']);
+  });
+});
+
+describe('priority of a worker that just breached a limit', () => {
+  const script = `export default {
+  async fetch(request) {
+    if (new URL(request.url).pathname === '/spin') for (;;) {}
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return new Response('waited');
+  },
+};
+`;
+
+  /** The worker's live instance, once it has one with a pid. */
+  async function instancePid(daemon: TestDaemon, worker: string): Promise<number> {
+    for (let i = 0; ; i++) {
+      const pid = daemon.broker.instances().find((one) => one.worker === worker && one.state !== 'dead')?.pid;
+      if (pid) return pid;
+      if (i > 2000) throw new Error(`worker ${worker} never got an instance`);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
+  it('runs its next requests at background priority from their first instruction, and only its own', async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'breacher.js': script, 'other.js': script }), { cpuMs: 100, warmPool: 2 });
+    const stopped = await daemon.fetchText('breacher', '/spin');
+    expect(stopped.status).toBe(503);
+    expect(stopped.text).toMatch(/exceeded its CPU time limit/);
+
+    // A request that uses almost no CPU: nothing the watchdog samples would demote it.
+    const waiting = daemon.fetchText('breacher', '/wait');
+    const pid = await instancePid(daemon, 'breacher');
+    // Polled at every turn of the (shared) event loop: a request that waits does not use most of
+    // a CPU, so at the end of its first 20 ms window it is eased out of SCHED_IDLE (to nice 19).
+    let policies: string[] = [];
+    for (let i = 0; policies.length === 0; i++) {
+      if (niceOf(pid) === BACKGROUND_NICE) policies = [...threadPolicies(pid)];
+      else if (i > 100_000) throw new Error('the request never ran at background priority');
+      else await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(policies).toEqual([BACKGROUND_IDLE ? 'idle' : 'other']);
+    const other = daemon.fetchText('other', '/wait');
+    const otherPid = await instancePid(daemon, 'other');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Eased at most: a penalised worker's request is not put back at the tenants' priority.
+    expect(niceOf(pid)).toBe(BACKGROUND_NICE);
+    expect(niceOf(otherPid)).toBe(CHILD_NICE);
+    expect([...threadPolicies(otherPid)]).toEqual(['other']);
+
+    expect(await waiting).toMatchObject({ status: 200, text: 'waited' });
+    expect(await other).toMatchObject({ status: 200, text: 'waited' });
   });
 });
