@@ -64,6 +64,13 @@ const TICK_LAG_CAP_MS = 4;
 const NEAR_LIMIT_SAMPLE_MS = 1;
 /** Burn rate over a window at least this long tells a child running flat out. */
 const BURN_WINDOW_MS = 20;
+/**
+ * A child under SCHED_IDLE that got less than this share of a CPU over a window is starved by
+ * work above it and eased to nice 19. Not the 75% that tells a child flat out: SCHED_IDLE
+ * runaways and boots share what no one else wants, ~50% each on one core, and runaways eased
+ * for that held whole slices at nice 19 against the neighbour's daemon again (perf sched).
+ */
+const IDLE_STARVED_SHARE = 0.25;
 
 interface Tracked {
   readonly instance: Instance;
@@ -342,12 +349,14 @@ export class Watchdog {
     if (!tracked.demoted && !instance.loading && (tracked.burning || !tracked.restored) && (instance.topCpu()?.cpuMs ?? 0) >= priority.DEMOTE_AFTER_MS) {
       this.#demote(instance, tracked, now, cpuNs);
     } else if (now - tracked.windowAt >= BURN_WINDOW_MS) {
-      tracked.burning = tracked.windowCpuNs !== null && (cpuNs - tracked.windowCpuNs) / 1e6 >= 0.75 * (now - tracked.windowAt);
+      const share = tracked.windowCpuNs === null ? 0 : (cpuNs - tracked.windowCpuNs) / 1e6 / (now - tracked.windowAt);
+      tracked.burning = share >= 0.75;
       tracked.windowAt = now;
       tracked.windowCpuNs = cpuNs;
       if (!tracked.burning && tracked.demoted && priority.CAN_RAISE) {
-        if (tracked.idle) tracked.idle = !priority.ease(instance.pid);
-        else if (!tracked.penalised) {
+        if (tracked.idle) {
+          if (share < IDLE_STARVED_SHARE) tracked.idle = !priority.ease(instance.pid);
+        } else if (!tracked.penalised) {
           tracked.demoted = !priority.restore(instance.pid);
           tracked.restored = true;
         }
