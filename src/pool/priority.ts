@@ -19,8 +19,9 @@
  * (the kernel protects a task's slice once picked, whatever its nice). The kernel
  * preempts a SCHED_IDLE task for any other at once, and counts a core running
  * only those as idle when it places a waking task. With runaways sent back to back
- * (bench/limits part b), the neighbour's p99 ratio read 1.51–1.84 (median 1.61
- * over 4 runs) against 1.88–1.97 at nice 19 alone, interleaved.
+ * (as in bench/limits part b), a prototype of this read the neighbour's p99 ratio
+ * 1.51–1.84 (median 1.61, 4 runs) against 1.88–1.97 at nice 19 alone, interleaved;
+ * the bench itself read 1.37–1.92 over six runs afterwards, inside its noise.
  *
  * Nice values and policies are per thread on Linux, and a thread starts with its
  * creator's: these set every thread of the child. Setting only the main thread
