@@ -65,6 +65,39 @@ describe('IdTable', () => {
     expect([...table.liveIds()].sort((a, b) => a - b)).toEqual([...kept.keys()].sort((a, b) => a - b));
   });
 
+  it('keeps finding ids that share a hash after any of them is deleted, as it grows and after a clear', () => {
+    // Ids 2^32 apart hash alike (the hash takes an id's low 32 bits), so they pile up in one
+    // run of the index: deleting from the middle of a run must not hide the ids after it.
+    const table = new IdTable<number>();
+    const kept = new Map<number, number>();
+    let seed = 12345;
+    const random = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    for (let round = 0; round < 3; round++) {
+      for (let step = 0; step < 3000; step++) {
+        if (kept.size < 300 && random(3) !== 0) {
+          const id = random(8) + 2 ** 32 * random(40) + (random(2) ? 1000 * random(50) : 0);
+          table.set(id, step);
+          kept.set(id, step);
+        } else if (kept.size > 0) {
+          const ids = [...kept.keys()];
+          const victim = ids[random(ids.length)]!;
+          expect(table.delete(victim)).toBe(true);
+          kept.delete(victim);
+        }
+        expect(table.size).toBe(kept.size);
+        if (step % 50 === 0) for (const [id, value] of kept) expect(table.get(id)).toBe(value);
+      }
+      for (const [id, value] of kept) expect(table.get(id)).toBe(value);
+      expect(table.has(2 ** 32 * 41)).toBe(false);
+      table.clear();
+      kept.clear();
+      expect(table.get(2 ** 32)).toBeUndefined();
+    }
+  });
+
   it('takes ids far apart (stream ids only grow)', () => {
     const table = new IdTable<number>();
     table.set(1, 1);
