@@ -1,10 +1,12 @@
 /**
- * Attack: subvert the runner's flow control. DataView.prototype.getUint32 is writable and
- * the runner reads the credit of the daemon's WINDOW frames with it, so the tenant
- * grants its own response body unlimited credit: the runner then pumps an
- * endless body as fast as it can, and the daemon, writing to a client that
- * reads at its own pace, would buffer all of it. The daemon holds every child
- * to the window it granted: past it, the response is cut and the log says why.
+ * Attack: subvert the runner's flow control. The runner cuts a body chunk to its credit
+ * with the chunk's own subarray(), and the tenant's chunk carries one that ignores the
+ * cut, so the runner sends more than the daemon granted, chunk after chunk of an
+ * endless body, and the daemon, writing to a client that reads at its own pace, would
+ * buffer all of it. The daemon holds every child to the window it granted: past it, the
+ * response is cut and the log says why. (Until 2026-12-06 the fixture forged
+ * DataView.prototype.getUint32, with which the runner then read the credit of the
+ * daemon's WINDOW frames; it reads them byte by byte now.)
  */
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -90,3 +90,23 @@ describe('Settled frames', () => {
     expect(() => decodeSettled(frame!)).toThrow(/a Settled frame of \d+ bytes, not 13/);
   });
 });
+
+describe('frames made one after another', () => {
+  it('keep their own bytes while later ones are made (small frames share slabs of memory)', () => {
+    // Small frames are views into shared slabs: each must stay intact while it waits in a
+    // socket's queue and thousands more are made, across slab boundaries and past 2^31 in ids.
+    const sent: Array<{ frame: Uint8Array; stream: number; message: unknown }> = [];
+    for (let i = 0; i < 3000; i++) {
+      const stream = i % 2 ? i : 2 ** 32 - 1 - i;
+      const message = { i, text: 'x'.repeat(i % 300), wide: i % 7 === 0 ? 'é'.repeat(i % 200) : '' };
+      const frame = i % 5 === 0 ? encodeSettledFrame(stream, { waitUntilFailures: i, waitUntilTimedOut: i % 2 === 0, cpuMs: i / 3 }) : encodeJsonFrame(FrameType.ResponseHead, stream, message);
+      sent.push({ frame, stream, message });
+    }
+    for (const [i, { frame, stream, message }] of sent.entries()) {
+      const [decoded] = decodeAll(frame);
+      expect(decoded!.stream).toBe(stream);
+      if (i % 5 === 0) expect(decodeSettled(decoded!)).toEqual({ waitUntilFailures: i, waitUntilTimedOut: i % 2 === 0, cpuMs: i / 3 });
+      else expect(decodeJson(decoded!)).toEqual(message);
+    }
+  });
+});
