@@ -433,7 +433,12 @@ export class Runtime {
    * one returns the promise of its end.
    */
   #respond(id: number, response: Response, stream: RequestStream): Promise<void> | undefined {
-    const head: ResponseHeadMessage = { ...responseParts(response), hasBody: true, bodyLength: null };
+    // A literal of its final shape, not a spread of responseParts() plus two fields: V8 gives a
+    // spread's result a map outside its transition tree, so adding hasBody and bodyLength made
+    // new maps for every response (Map::CopyAddDescriptor, MigrateToMap: ~6% of a hello
+    // child's CPU under wrk in perf).
+    const { status, statusText, headers } = responseParts(response);
+    const head: ResponseHeadMessage = { status, statusText, headers, hasBody: true, bodyLength: null };
     const source = responseSource(response);
     if (source !== null) {
       // Fast path: a body built from a string or bytes goes out as is, if it fits in one
