@@ -93,8 +93,8 @@ export function responseSource(response: Response): string | Uint8Array | null {
   const source = state.source;
   if (typeof source !== 'string' && !(source instanceof Uint8Array)) return null;
   // With the lazy-body build patch (scripts/lazy-body-plugin.mjs), a stream nobody asked
-  // for does not exist yet: the body is untouched by definition.
-  if (Object.getOwnPropertyDescriptor(state, 'stream')?.get) return source;
+  // for does not exist yet (the body has no `stream` of its own): untouched by definition.
+  if (!Object.hasOwn(state, 'stream')) return source;
   const stream = response.body;
   return stream && !stream.locked && !response.bodyUsed ? source : null;
 }
