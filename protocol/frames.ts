@@ -28,7 +28,7 @@ const SLAB_MAX_FRAME_BYTES = 1024;
 let slab = new ArrayBuffer(SLAB_BYTES);
 let slabUsed = 0;
 
-function allocFrame(bytes: number): Uint8Array {
+export function allocFrame(bytes: number): Uint8Array {
   if (bytes > SLAB_MAX_FRAME_BYTES) return new Uint8Array(bytes);
   if (slabUsed + bytes > SLAB_BYTES) {
     slab = new ArrayBuffer(SLAB_BYTES);
@@ -145,20 +145,20 @@ export function decodeWindow(frame: Frame): number {
 }
 
 // Big-endian, byte by byte: a DataView per frame was an object per header written or read.
-function writeHeader(out: Uint8Array, type: FrameType, stream: number, payloadBytes: number): void {
+export function writeHeader(out: Uint8Array, type: FrameType, stream: number, payloadBytes: number): void {
   writeU32(out, 0, payloadBytes);
   out[4] = type;
   writeU32(out, 5, stream);
 }
 
-function writeU32(out: Uint8Array, at: number, value: number): void {
+export function writeU32(out: Uint8Array, at: number, value: number): void {
   out[at] = value >>> 24;
   out[at + 1] = value >>> 16;
   out[at + 2] = value >>> 8;
   out[at + 3] = value;
 }
 
-function readU32(bytes: Uint8Array, at: number): number {
+export function readU32(bytes: Uint8Array, at: number): number {
   return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
 }
 

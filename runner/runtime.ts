@@ -9,6 +9,7 @@ import { Buffer } from 'node:buffer';
 import process from 'node:process';
 import type { Frame } from '../protocol/frames.js';
 import { decodeJson, decodeWindow } from '../protocol/frames.js';
+import { decodeRequestHead } from '../protocol/request-head.js';
 import { IdSet, IdTable } from '../protocol/id-table.js';
 import {
   FrameType,
@@ -209,7 +210,7 @@ export class Runtime {
     this.#meter.enter(frame.type === FrameType.RequestHead ? frame.stream : this.#ownerOf(frame.stream));
     switch (frame.type) {
       case FrameType.RequestHead:
-        this.#onRequest(frame.stream, decodeJson<RequestHeadMessage>(frame));
+        this.#onRequest(frame.stream, decodeRequestHead(frame));
         return;
       case FrameType.Data:
         this.#incoming(frame.stream)?.onData(frame.payload);

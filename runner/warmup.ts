@@ -4,6 +4,7 @@
  * before any tenant arrives. Nothing tenant-specific exists yet: a warm child
  * holds no tenant data.
  */
+import { encodeRequestHeadFrame } from '../protocol/request-head.js';
 import { FrameChannel } from '../protocol/channel.js';
 import { FrameDecoder, encodeFrame, encodeHeader, encodeJsonBodyHeader, encodeJsonFrame, encodeSettledFrame, encodeWindowFrame, type Frame } from '../protocol/frames.js';
 import { FrameType, type EchoMessage, type HandlerErrorMessage, type LoadMessage, type ResponseHeadMessage, type SettledMessage } from '../protocol/messages.js';
@@ -97,7 +98,7 @@ function serveSynthetic(runtime: Runtime, first: number, count: number): void {
     const id = i * 2 + 1;
     const hasBody = i % 4 === 0;
     feed.push(
-      encodeJsonFrame(FrameType.RequestHead, id, {
+      encodeRequestHeadFrame(id, {
         method: hasBody ? 'POST' : 'GET',
         url: `http://warmup.localhost/path?i=${i}`,
         headers: [

@@ -5,6 +5,7 @@
  * says is routed from here by stream id.
  */
 import { FrameChannel } from '../../protocol/channel.js';
+import { encodeRequestHeadFrame } from '../../protocol/request-head.js';
 import { IdTable } from '../../protocol/id-table.js';
 import { decodeJson, decodeJsonBody, decodeSettled, decodeWindow, type Frame } from '../../protocol/frames.js';
 import {
@@ -237,7 +238,7 @@ export class Instance {
     exchange.deliveredSeq = ++this.#seq;
     this.served++;
     this.lastActiveAt = performance.now();
-    this.#channel!.sendJson(FrameType.RequestHead, id, head);
+    this.#channel!.send(encodeRequestHeadFrame(id, head));
     return id;
   }
 

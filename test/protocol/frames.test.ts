@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeJson, decodeJsonBody, decodeSettled, encodeJsonBodyHeader, encodeJsonFrame, encodeSettledFrame, FrameDecoder, type Frame } from '../../protocol/frames.js';
-import { FRAME_HEADER_BYTES, FrameType } from '../../protocol/messages.js';
+import { FRAME_HEADER_BYTES, FrameType, type RequestHeadMessage } from '../../protocol/messages.js';
+import { decodeRequestHead, encodeRequestHeadFrame } from '../../protocol/request-head.js';
 
 function decodeAll(bytes: Uint8Array, chunk = bytes.byteLength): Frame[] {
   const frames: Frame[] = [];
@@ -108,5 +109,42 @@ describe('frames made one after another', () => {
       if (i % 5 === 0) expect(decodeSettled(decoded!)).toEqual({ waitUntilFailures: i, waitUntilTimedOut: i % 2 === 0, cpuMs: i / 3 });
       else expect(decodeJson(decoded!)).toEqual(message);
     }
+  });
+});
+
+describe('RequestHead frames', () => {
+  const heads: Array<[string, RequestHeadMessage]> = [
+    ['a GET with a header', { method: 'GET', url: 'http://hello.localhost:8787/?q=1', headers: [['Host', 'hello.localhost:8787']], hasBody: false }],
+    ['a POST with latin1 bytes and an empty value', { method: 'POST', url: 'http://a.localhost/caf\u00e9', headers: [['x-latin', '\u00ff\u00e9\u0080 ok'], ['x-empty', '']], hasBody: true }],
+    ['no headers', { method: 'DELETE', url: 'http://a.localhost/', headers: [], hasBody: false }],
+    ['a long header', { method: 'GET', url: 'http://a.localhost/', headers: [['cookie', 'c'.repeat(20_000)]], hasBody: false }],
+    ['a character past U+00FF (sent as JSON)', { method: 'GET', url: 'http://a.localhost/\u65e5\u672c', headers: [['x-wide', '\u{1f642}']], hasBody: false }],
+    ['a scheduled event (sent as JSON)', { method: 'GET', url: 'http://a.localhost/', headers: [], hasBody: false, scheduled: { cron: '* * * * *', scheduledTime: 1_700_000_000_000 } }],
+  ];
+  for (const [name, head] of heads) {
+    it(`carry ${name} exactly, whole or in pieces`, () => {
+      const frame = encodeRequestHeadFrame(21, head);
+      for (const chunk of [frame.byteLength, 7, 1]) {
+        const frames = decodeAll(frame, chunk);
+        expect(frames.map((f) => [f.type, f.stream])).toEqual([[FrameType.RequestHead, 21]]);
+        expect(decodeRequestHead(frames[0]!)).toEqual(head);
+      }
+    });
+  }
+
+  it('refuse a payload that is cut short, runs on, or has an unknown format', () => {
+    const [frame] = decodeAll(encodeRequestHeadFrame(1, heads[0]![1]));
+    const payload = frame!.payload;
+    const cut = { ...frame!, payload: payload.subarray(0, payload.byteLength - 3) };
+    expect(() => decodeRequestHead(cut)).toThrow(/runs past its end|ends inside a length/);
+    const longer = new Uint8Array(payload.byteLength + 2);
+    longer.set(payload);
+    expect(() => decodeRequestHead({ ...frame!, payload: longer })).toThrow(/bytes after its last header/);
+    const unknown = payload.slice();
+    unknown[0] = 9;
+    expect(() => decodeRequestHead({ ...frame!, payload: unknown })).toThrow(/unknown format 9/);
+    const lying = payload.slice();
+    lying[5] = 200; // header count 200, with one header's bytes behind it
+    expect(() => decodeRequestHead({ ...frame!, payload: lying })).toThrow(/ends inside a length|runs past its end/);
   });
 });
