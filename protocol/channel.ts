@@ -21,8 +21,9 @@
  *     own bookkeeping.
  */
 import type { Socket } from 'node:net';
-import { FrameDecoder, type Frame, encodeHeader, encodeJsonBodyHeader, encodeJsonFrame, encodeSettledFrame, encodeWindowFrame } from './frames.js';
-import { FrameType, MAX_DATA_FRAME_BYTES, type SettledMessage } from './messages.js';
+import { FrameDecoder, type Frame, encodeHeader, encodeJsonFrame, encodeSettledFrame, encodeWindowFrame } from './frames.js';
+import { encodeResponseHeader, encodeResponseHeadFrame } from './heads.js';
+import { FrameType, MAX_DATA_FRAME_BYTES, type ResponseHeadMessage, type SettledMessage } from './messages.js';
 
 export type FrameHandler = (frame: Frame) => void;
 export type FlushPolicy = 'per-turn' | 'batched';
@@ -135,9 +136,13 @@ export class FrameChannel {
     this.send(encodeJsonFrame(type, stream, message));
   }
 
-  /** One frame holding `message` and then `body` (see FrameType.Response); the body is not copied. */
-  sendJsonWithBody(type: FrameType, stream: number, message: unknown, body: Uint8Array): void {
-    this.#sendPair(encodeJsonBodyHeader(type, stream, message, body.byteLength), body);
+  /** A whole response in one frame (see FrameType.Response): its head, then `body`, not copied. */
+  sendResponse(stream: number, head: ResponseHeadMessage, body: Uint8Array): void {
+    this.#sendPair(encodeResponseHeader(stream, head, body.byteLength), body);
+  }
+
+  sendResponseHead(stream: number, head: ResponseHeadMessage): void {
+    this.send(encodeResponseHeadFrame(stream, head));
   }
 
   sendSettled(stream: number, message: SettledMessage): void {

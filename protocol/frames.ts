@@ -86,27 +86,6 @@ function jsonAfter(offset: number, message: unknown): { out: Uint8Array; written
 }
 
 /**
- * The head of a frame whose payload is a JSON message followed by `bodyBytes` of body: frame
- * header, u32 JSON length, JSON. The body is sent after it as is (no copy).
- */
-export function encodeJsonBodyHeader(type: FrameType, stream: number, message: unknown, bodyBytes: number): Uint8Array {
-  const { out, written } = jsonAfter(FRAME_HEADER_BYTES + 4, message);
-  writeHeader(out, type, stream, 4 + written + bodyBytes);
-  writeU32(out, FRAME_HEADER_BYTES, written);
-  return out;
-}
-
-/** The JSON message and the body of a frame encoded by encodeJsonBodyHeader; throws if the lengths do not add up. */
-export function decodeJsonBody<T>(frame: Frame): { message: T; body: Uint8Array } {
-  const { payload } = frame;
-  if (payload.byteLength < 4) throw new Error('a JSON-and-body frame shorter than its length field');
-  const jsonBytes = readU32(payload, 0);
-  if (4 + jsonBytes > payload.byteLength) throw new Error('a JSON-and-body frame whose JSON runs past its end');
-  const message = JSON.parse(decoder.decode(payload.subarray(4, 4 + jsonBytes))) as T;
-  return { message, body: payload.subarray(4 + jsonBytes) };
-}
-
-/**
  * Settled in 13 bytes: u32 waitUntilFailures, u8 waitUntilTimedOut, f64 cpuMs. Hot path: once
  * per request on both sides, where JSON's stringify and parse cost more than the frame's travel.
  */

@@ -112,7 +112,7 @@ export interface LoadFailedMessage {
   column: number | null;
 }
 
-/** Sent in binary by protocol/request-head.ts: a field added here must be added there too. */
+/** Sent in binary by protocol/heads.ts: a field added here must be added there too. */
 export interface RequestHeadMessage {
   method: string;
   url: string;

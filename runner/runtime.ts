@@ -9,7 +9,7 @@ import { Buffer } from 'node:buffer';
 import process from 'node:process';
 import type { Frame } from '../protocol/frames.js';
 import { decodeJson, decodeWindow } from '../protocol/frames.js';
-import { decodeRequestHead } from '../protocol/request-head.js';
+import { decodeRequestHead } from '../protocol/heads.js';
 import { IdSet, IdTable } from '../protocol/id-table.js';
 import {
   FrameType,
@@ -410,7 +410,7 @@ export class Runtime {
       return;
     }
     if (this.#stalled.has(id)) return;
-    this.channel.sendJson(FrameType.ResponseHead, id, { status: 200, statusText: 'OK', headers: [], hasBody: false, bodyLength: null } satisfies ResponseHeadMessage);
+    this.channel.sendResponseHead(id, { status: 200, statusText: 'OK', headers: [], hasBody: false, bodyLength: null });
     await this.#settle(id, invocation);
   }
 
@@ -449,12 +449,12 @@ export class Runtime {
       if (bytes.byteLength <= MAX_DATA_FRAME_BYTES) {
         // Hot path: head, body and end in one frame.
         head.bodyLength = bytes.byteLength;
-        this.channel.sendJsonWithBody(FrameType.Response, id, head, bytes);
+        this.channel.sendResponse(id, head, bytes);
         return;
       }
       if (bytes.byteLength <= STREAM_WINDOW_BYTES) {
         head.bodyLength = bytes.byteLength;
-        this.channel.sendJson(FrameType.ResponseHead, id, head);
+        this.channel.sendResponseHead(id, head);
         if (bytes.byteLength > 0) this.channel.sendData(id, bytes);
         this.channel.sendEmpty(FrameType.End, id);
         return;
@@ -463,7 +463,7 @@ export class Runtime {
     const body = response.body;
     if (!body) {
       head.hasBody = false;
-      this.channel.sendJson(FrameType.ResponseHead, id, head);
+      this.channel.sendResponseHead(id, head);
       return;
     }
     return this.#streamResponse(id, head, body, stream);
@@ -479,7 +479,7 @@ export class Runtime {
     const first = reader.read();
     const settledInTurn = await Promise.race([first.then(() => true, () => true), endOfTurn()]);
     if (settledInTurn) await first; // rethrows the body's error, before anything was sent
-    this.channel.sendJson(FrameType.ResponseHead, id, head);
+    this.channel.sendResponseHead(id, head);
     const outgoing = new OutgoingBody(this.channel, id);
     stream.outgoing = outgoing;
     try {

@@ -4,9 +4,9 @@
  * before any tenant arrives. Nothing tenant-specific exists yet: a warm child
  * holds no tenant data.
  */
-import { encodeRequestHeadFrame } from '../protocol/request-head.js';
+import { encodeRequestHeadFrame, encodeResponseHeader, encodeResponseHeadFrame } from '../protocol/heads.js';
 import { FrameChannel } from '../protocol/channel.js';
-import { FrameDecoder, encodeFrame, encodeHeader, encodeJsonBodyHeader, encodeJsonFrame, encodeSettledFrame, encodeWindowFrame, type Frame } from '../protocol/frames.js';
+import { FrameDecoder, encodeFrame, encodeHeader, encodeJsonFrame, encodeSettledFrame, encodeWindowFrame, type Frame } from '../protocol/frames.js';
 import { FrameType, type EchoMessage, type HandlerErrorMessage, type LoadMessage, type ResponseHeadMessage, type SettledMessage } from '../protocol/messages.js';
 import { loadScript } from './loader.js';
 import type { FetchEvent } from './events.js';
@@ -27,8 +27,11 @@ class NullChannel implements Public<FrameChannel> {
     encodeJsonFrame(type, stream, message);
     if (type === FrameType.HandlerError) this.failures.push((message as HandlerErrorMessage).message);
   }
-  sendJsonWithBody(type: FrameType, stream: number, message: unknown, body: Uint8Array): void {
-    encodeJsonBodyHeader(type, stream, message, body.byteLength);
+  sendResponse(stream: number, head: ResponseHeadMessage, body: Uint8Array): void {
+    encodeResponseHeader(stream, head, body.byteLength);
+  }
+  sendResponseHead(stream: number, head: ResponseHeadMessage): void {
+    encodeResponseHeadFrame(stream, head);
   }
   sendSettled(stream: number, message: SettledMessage): void {
     encodeSettledFrame(stream, message);
@@ -136,7 +139,7 @@ export async function warmChannel(channel: FrameChannel, echoed: () => Promise<v
   const body = new TextEncoder().encode('warm '.repeat(20));
   for (let round = 0; round < ECHO_ROUNDS; round++) {
     const echo = echoed();
-    channel.sendJsonWithBody(FrameType.Response, 0, WARM_HEAD, body);
+    channel.sendResponse(0, WARM_HEAD, body);
     channel.sendSettled(0, { waitUntilFailures: 0, waitUntilTimedOut: false, cpuMs: 0 });
     channel.sendData(0, body);
     channel.sendEmpty(FrameType.End, 0);

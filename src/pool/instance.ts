@@ -5,9 +5,9 @@
  * says is routed from here by stream id.
  */
 import { FrameChannel } from '../../protocol/channel.js';
-import { encodeRequestHeadFrame } from '../../protocol/request-head.js';
+import { decodeResponse, decodeResponseHead, encodeRequestHeadFrame } from '../../protocol/heads.js';
 import { IdTable } from '../../protocol/id-table.js';
-import { decodeJson, decodeJsonBody, decodeSettled, decodeWindow, type Frame } from '../../protocol/frames.js';
+import { decodeJson, decodeSettled, decodeWindow, type Frame } from '../../protocol/frames.js';
 import {
   FrameType,
   type AbortMessage,
@@ -315,10 +315,10 @@ export class Instance {
     this.#heardSeq = ++this.#seq;
     switch (frame.type) {
       case FrameType.ResponseHead:
-        this.#exchanges.get(id)?.onHead(decodeJson<ResponseHeadMessage>(frame));
+        this.#exchanges.get(id)?.onHead(decodeResponseHead(frame));
         return;
       case FrameType.Response: {
-        const { message, body } = decodeJsonBody<ResponseHeadMessage>(frame);
+        const { message, body } = decodeResponse(frame);
         this.#exchanges.get(id)?.onHead(message, body);
         return;
       }

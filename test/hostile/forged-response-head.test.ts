@@ -1,6 +1,6 @@
 /**
- * Attack: the tenant subverts its own runner (it replaces JSON.stringify, which
- * the frame encoder calls) and rewrites its response head into what no genuine
+ * Attack: the tenant subverts its own runner (it steers the head encoder to its JSON
+ * form, then replaces JSON.stringify) and rewrites its response head into what no genuine
  * Response can be: status 101, CR LF in the status text or a header, a header
  * name that is no token, junk instead of a header list, 200 KB of headers, a
  * body length that lies. The daemon trusts no frame: before it checked heads,

@@ -67,7 +67,7 @@ describe("the daemon's frame channel ('batched')", () => {
           channel.sendData(stream, big);
           sent.push([FrameType.Data, stream], [FrameType.Data, stream], [FrameType.Data, stream]);
         }
-        channel.sendJsonWithBody(FrameType.Response, stream, { i }, new Uint8Array([turn, i]));
+        channel.sendResponse(stream, { status: 200, statusText: '', headers: [['x-i', String(i)]], hasBody: true, bodyLength: 2 }, new Uint8Array([turn, i]));
         sent.push([FrameType.Response, stream]);
       }
       await new Promise((resolve) => setImmediate(resolve));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { decodeJson, decodeJsonBody, decodeSettled, encodeJsonBodyHeader, encodeJsonFrame, encodeSettledFrame, FrameDecoder, type Frame } from '../../protocol/frames.js';
-import { FRAME_HEADER_BYTES, FrameType, type RequestHeadMessage } from '../../protocol/messages.js';
-import { decodeRequestHead, encodeRequestHeadFrame } from '../../protocol/request-head.js';
+import { decodeJson, decodeSettled, encodeJsonFrame, encodeSettledFrame, FrameDecoder, type Frame } from '../../protocol/frames.js';
+import { FRAME_HEADER_BYTES, FrameType, type RequestHeadMessage, type ResponseHeadMessage } from '../../protocol/messages.js';
+import { decodeRequestHead, decodeResponse, decodeResponseHead, encodeRequestHeadFrame, encodeResponseHeader, encodeResponseHeadFrame } from '../../protocol/heads.js';
 
 function decodeAll(bytes: Uint8Array, chunk = bytes.byteLength): Frame[] {
   const frames: Frame[] = [];
@@ -44,30 +44,61 @@ describe('JSON frames', () => {
   });
 });
 
-describe('JSON-and-body frames (a whole response)', () => {
-  const head = { status: 200, statusText: 'Très bien', headers: [['x-name', 'Zoë 🙂']], hasBody: true, bodyLength: 5 };
+describe('Response frames (a whole response)', () => {
+  const heads: Array<[string, ResponseHeadMessage]> = [
+    ['a binary head', { status: 200, statusText: 'Tr\u00e8s bien', headers: [['x-name', 'Zo\u00eb'], ['content-type', 'text/plain']], hasBody: true, bodyLength: 5 }],
+    ['a head with a character past U+00FF (sent as JSON)', { status: 200, statusText: 'OK', headers: [['x-name', 'Zo\u00eb \u{1f642}']], hasBody: true, bodyLength: 5 }],
+  ];
+  for (const [name, head] of heads) {
+    for (const body of [new Uint8Array(0), new TextEncoder().encode('h\u00e9llo'), new Uint8Array(70_000).fill(7)]) {
+      it(`carries ${name} and a body of ${body.byteLength} bytes intact, whole or in pieces`, () => {
+        const header = encodeResponseHeader(9, head, body.byteLength);
+        const bytes = new Uint8Array(header.byteLength + body.byteLength);
+        bytes.set(header, 0);
+        bytes.set(body, header.byteLength);
+        for (const chunk of [bytes.byteLength, 7, 1]) {
+          const frames = decodeAll(bytes, chunk);
+          expect(frames.map((f) => [f.type, f.stream])).toEqual([[FrameType.Response, 9]]);
+          const decoded = decodeResponse(frames[0]!);
+          expect(decoded.message).toEqual(head);
+          expect(Buffer.from(decoded.body).equals(Buffer.from(body))).toBe(true);
+        }
+      });
+    }
+  }
 
-  for (const body of [new Uint8Array(0), new TextEncoder().encode('héllo'), new Uint8Array(70_000).fill(7)]) {
-    it(`carries the head and a body of ${body.byteLength} bytes intact, whole or in pieces`, () => {
-      const header = encodeJsonBodyHeader(FrameType.Response, 9, head, body.byteLength);
-      const bytes = new Uint8Array(header.byteLength + body.byteLength);
-      bytes.set(header, 0);
-      bytes.set(body, header.byteLength);
-      for (const chunk of [bytes.byteLength, 7, 1]) {
-        const frames = decodeAll(bytes, chunk);
-        expect(frames.map((f) => [f.type, f.stream])).toEqual([[FrameType.Response, 9]]);
-        const decoded = decodeJsonBody(frames[0]!);
-        expect(decoded.message).toEqual(head);
-        expect(Buffer.from(decoded.body).equals(Buffer.from(body))).toBe(true);
-      }
+  it('refuses a payload whose head runs past its end', () => {
+    const header = encodeResponseHeader(9, heads[0]![1], 0);
+    new DataView(header.buffer, header.byteOffset).setUint32(FRAME_HEADER_BYTES, 10_000);
+    const [frame] = decodeAll(header);
+    expect(() => decodeResponse(frame!)).toThrow('a Response frame whose head runs past its end');
+  });
+});
+
+describe('ResponseHead frames', () => {
+  for (const head of [
+    { status: 404, statusText: 'Not Found', headers: [['set-cookie', 'a=1'], ['set-cookie', 'b=2']], hasBody: true, bodyLength: null },
+    { status: 204, statusText: '', headers: [], hasBody: false, bodyLength: null },
+    { status: 200, statusText: 'OK', headers: [['x-big', 'v'.repeat(100_000)]], hasBody: true, bodyLength: 4_000_000_000 },
+    // What a subverted runner may send: the daemon must see it as it was, to refuse it.
+    { status: 101, statusText: 'OK\r\nx: y', headers: [['bad name', '\u0000']], hasBody: true, bodyLength: 3 },
+    { status: '200', statusText: 'OK', headers: 'x-evil: 1', hasBody: 'yes', bodyLength: -1 } as unknown as ResponseHeadMessage,
+    { status: 200, statusText: 'OK', headers: 'x-evil: 1', hasBody: true, bodyLength: 1 } as unknown as ResponseHeadMessage,
+    { status: 200, statusText: 'OK', headers: [[1, 2]], hasBody: 'yes', bodyLength: 1 } as unknown as ResponseHeadMessage,
+    { status: 200, statusText: 'OK', headers: [['a', 'b', 'c']], hasBody: true, bodyLength: 1 } as unknown as ResponseHeadMessage,
+  ] as ResponseHeadMessage[]) {
+    it(`carry ${JSON.stringify(head).slice(0, 80)} exactly`, () => {
+      const [frame] = decodeAll(encodeResponseHeadFrame(3, head));
+      expect(frame!.type).toBe(FrameType.ResponseHead);
+      expect(decodeResponseHead(frame!)).toEqual(head);
     });
   }
 
-  it('refuses a payload whose JSON length runs past its end', () => {
-    const header = encodeJsonBodyHeader(FrameType.Response, 9, head, 0);
-    new DataView(header.buffer, header.byteOffset).setUint32(FRAME_HEADER_BYTES, 10_000);
-    const [frame] = decodeAll(header);
-    expect(() => decodeJsonBody(frame!)).toThrow('a JSON-and-body frame whose JSON runs past its end');
+  it('refuse a binary head with bytes after its last header', () => {
+    const [frame] = decodeAll(encodeResponseHeadFrame(3, { status: 200, statusText: '', headers: [], hasBody: false, bodyLength: null }));
+    const longer = new Uint8Array(frame!.payload.byteLength + 1);
+    longer.set(frame!.payload);
+    expect(() => decodeResponseHead({ ...frame!, payload: longer })).toThrow(/bytes after its last header/);
   });
 });
 
