@@ -104,10 +104,11 @@ export class IdTable<V> {
   clear(): void {
     // The turn meter clears its owners every turn, mostly empty: nothing to do for those.
     if (this.#ids.length === 0) return;
-    if (this.#index.length > MIN_INDEX * 4) this.#resize(MIN_INDEX);
-    else this.#index.fill(0);
+    // Emptied first: #resize files every id still in the table into the new index.
     this.#ids.length = 0;
     this.#values.length = 0;
+    if (this.#index.length > MIN_INDEX * 4) this.#resize(MIN_INDEX);
+    else this.#index.fill(0);
   }
 
   /** Where `id` starts its probe: Fibonacci hashing, which spreads ids that count up evenly. */

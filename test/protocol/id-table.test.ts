@@ -98,6 +98,21 @@ describe('IdTable', () => {
     }
   });
 
+  it('can be cleared however full it is, and filled again', () => {
+    // A table that grew to hold 1000 ids shrinks its index when cleared: that must not try to
+    // file the ids it just dropped into the smaller index.
+    const table = new IdTable<number>();
+    for (const size of [1000, 40, 10, 1000]) {
+      for (let id = 1; id <= size; id++) table.set(id * 3, id);
+      expect(table.size).toBe(size);
+      table.clear();
+      expect(table.size).toBe(0);
+      expect(table.get(3)).toBeUndefined();
+    }
+    table.set(5, 5);
+    expect(table.get(5)).toBe(5);
+  });
+
   it('takes ids far apart (stream ids only grow)', () => {
     const table = new IdTable<number>();
     table.set(1, 1);
