@@ -74,7 +74,7 @@ export function encodeJsonFrame(type: FrameType, stream: number, message: unknow
  * character first (heads are mostly ASCII), then, if the text does not fit, for the worst case
  * of three per UTF-16 unit. The buffer returned ends where the JSON does.
  */
-function jsonAfter(offset: number, message: unknown): { out: Uint8Array; written: number } {
+export function jsonAfter(offset: number, message: unknown): { out: Uint8Array; written: number } {
   const text = JSON.stringify(message);
   let out = allocFrame(offset + text.length);
   let { read, written } = encoder.encodeInto(text, out.subarray(offset));

@@ -18,7 +18,7 @@
  * frame; the daemon still checks every field of a response head (src/broker/response-head.ts).
  */
 import { Buffer } from 'node:buffer';
-import { allocFrame, readU32, writeHeader, writeU32, type Frame } from './frames.js';
+import { allocFrame, jsonAfter, readU32, writeHeader, writeU32, type Frame } from './frames.js';
 import { FRAME_HEADER_BYTES, FrameType, type HeaderList, type RequestHeadMessage, type ResponseHeadMessage } from './messages.js';
 
 const FORMAT_JSON = 0;
@@ -30,7 +30,6 @@ const REQUEST_FIXED_BYTES = 1 + 1 + 4;
 /** Format, flags, status, body length, header count. */
 const RESPONSE_FIXED_BYTES = 1 + 1 + 2 + 4 + 4;
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export function encodeRequestHeadFrame(stream: number, head: RequestHeadMessage): Uint8Array {
@@ -135,11 +134,9 @@ function responseHeadAt(payload: Uint8Array, start: number, end: number): Respon
 }
 
 function jsonHead(type: FrameType, stream: number, head: object, prefix: number, bodyBytes = 0): Uint8Array {
-  const json = encoder.encode(JSON.stringify(head));
-  const out = allocFrame(FRAME_HEADER_BYTES + prefix + 1 + json.byteLength);
-  writeHeader(out, type, stream, prefix + 1 + json.byteLength + bodyBytes);
+  const { out, written } = jsonAfter(FRAME_HEADER_BYTES + prefix + 1, head);
+  writeHeader(out, type, stream, prefix + 1 + written + bodyBytes);
   out[FRAME_HEADER_BYTES + prefix] = FORMAT_JSON;
-  out.set(json, FRAME_HEADER_BYTES + prefix + 1);
   return out;
 }
 
