@@ -163,6 +163,23 @@ describe('malformed HTTP on the front door', () => {
     await expectUnchanged(daemon, before);
   });
 
+  it('judges every Host on its own, whatever Hosts came before it', async () => {
+    // The daemon remembers Hosts that made a URL (request-url.ts); an empty Host makes one
+    // with some paths only (`http:///x` parses, `http:///` does not), so it is never remembered.
+    const daemon = await start();
+    const empty = await raw(daemon.port, 'GET /x HTTP/1.1\r\nHost: \r\n\r\n', 1_000);
+    expect(empty.status).toBe(404);
+    const emptyRoot = await raw(daemon.port, 'GET / HTTP/1.1\r\nHost: \r\n\r\n', 1_000);
+    expect(emptyRoot.status).toBe(400);
+    expect(emptyRoot.body).toMatch(/^Bad request: The Host header "" is not a valid host\[:port\]\./);
+    for (let i = 0; i < 2; i++) {
+      const bad = await raw(daemon.port, 'GET / HTTP/1.1\r\nHost: app.localhost:99999\r\n\r\n', 1_000);
+      expect(bad.status).toBe(400);
+      const good = await raw(daemon.port, 'GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n', 1_000);
+      expect(good.status).toBe(200);
+    }
+  });
+
   it('answers CONNECT with 501 instead of dropping the connection', async () => {
     const daemon = await start();
     const before = await workers(daemon);
