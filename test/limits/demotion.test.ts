@@ -59,8 +59,9 @@ describe('priority of a request running flat out', () => {
 describe('priority of a worker that just breached a limit', () => {
   const script = `export default {
   async fetch(request) {
-    if (new URL(request.url).pathname === '/spin') for (;;) {}
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { pathname } = new URL(request.url);
+    if (pathname === '/spin') for (;;) {}
+    await new Promise((resolve) => setTimeout(resolve, pathname === '/hold' ? 5000 : 300));
     return new Response('waited');
   },
 };
@@ -82,8 +83,13 @@ describe('priority of a worker that just breached a limit', () => {
     expect(stopped.status).toBe(503);
     expect(stopped.text).toMatch(/exceeded its CPU time limit/);
 
-    // A request that uses almost no CPU: nothing the watchdog samples would demote it.
-    const waiting = daemon.fetchText('breacher', '/wait');
+    // A request that uses almost no CPU: nothing the watchdog samples would demote it. It is held
+    // for long enough to be in flight still when its priority is read below: once it is over, its
+    // instance is put back at the tenants' priority, and the other worker's cold start before that
+    // read took more than the 300 ms of a shorter wait on a busy machine (a full test run).
+    const waiting = daemon.fetchText('breacher', '/hold');
+    let held = true;
+    void waiting.finally(() => (held = false));
     const pid = await instancePid(daemon, 'breacher');
     // Polled at every turn of the (shared) event loop: a request that waits does not use most of
     // a CPU, so at the end of its first 20 ms window it is eased out of SCHED_IDLE (to nice 19).
@@ -98,7 +104,9 @@ describe('priority of a worker that just breached a limit', () => {
     const otherPid = await instancePid(daemon, 'other');
     await new Promise((resolve) => setTimeout(resolve, 100));
     // Eased at most: a penalised worker's request is not put back at the tenants' priority.
-    expect(niceOf(pid)).toBe(BACKGROUND_NICE);
+    const nice = niceOf(pid);
+    expect(held).toBe(true);
+    expect(nice).toBe(BACKGROUND_NICE);
     expect(niceOf(otherPid)).toBe(CHILD_NICE);
     expect([...threadPolicies(otherPid)]).toEqual(['other']);
 
