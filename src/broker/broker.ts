@@ -32,6 +32,7 @@ class WorkerGroup {
   coldStarts = 0;
   /** Client requests of this worker not yet answered (bounded by maxInflightPerWorker). */
   inflight = 0;
+  /** CPU of its settled requests and scheduled runs (requestCpuMs). */
   cpuMs = 0;
   limitBreaches = 0;
   /** When one of its instances was last stopped for a limit (performance.now()). */
@@ -59,7 +60,7 @@ export interface WorkerStats {
   requests: number;
   errors: number;
   coldStarts: number;
-  /** CPU time charged to this worker's requests, in total. */
+  /** CPU of this worker's requests, in total, each counted once settled as requestCpuMs says. */
   cpuMs: number;
   limitBreaches: number;
 }
@@ -138,7 +139,8 @@ export class Broker {
         { 'retry-after': '1' },
       );
       this.#log.warn('limit exceeded', { worker: workerName, requestId, limit: 'maxInflightPerWorker', value: group.inflight, max: limits.maxInflightPerWorker });
-      this.#metrics.request(workerName, 503, 0, 0);
+      this.#metrics.request(workerName, 503, 0);
+      this.#metrics.requestCpu(workerName, 0);
       this.#metrics.breach(workerName, 'overload');
       req.resume();
       return;
@@ -153,15 +155,17 @@ export class Broker {
       onDone: (done) => {
         this.#inflight.delete(done.serial);
         group.inflight--;
-        group.cpuMs += done.cpuMs;
         if (done.status >= 500) group.errors++;
-        this.#metrics.request(workerName, done.status, done.wallMs, done.cpuMs);
+        this.#metrics.request(workerName, done.status, done.wallMs);
         if (this.#inflight.size === 0) this.#notifyIdle();
       },
       // The accounting line, one per request, once its waitUntil work is over too (as Workers
       // reports an invocation's CPU): the watchdog's CPU from outside beside the child's own count.
       onAccount: (done, childCpuMs) => {
         if (done.instance) this.#watchdog.release(done.instance);
+        const cpuMs = requestCpuMs(done.cpuMs, childCpuMs, limits.cpuMs);
+        group.cpuMs += cpuMs;
+        this.#metrics.requestCpu(workerName, cpuMs);
         this.#log.request({
           worker: workerName,
           requestId,
@@ -643,3 +647,18 @@ function loadFailureReason(error: ScriptLoadError, script: WorkerScript): string
 }
 
 export { EdgeprocError };
+
+/**
+ * The CPU a request is accounted in the per-worker totals and the metrics: the larger of the
+ * watchdog's charge and the child's own count, the latter worth at most the CPU limit. The
+ * watchdog samples a busy child every few ms, so a request shorter than a sample is charged
+ * 0 ms (the limit is enforced on this charge, which catches every runaway); summed, those
+ * charges were 28 ms for 19 382 hello requests whose children counted 466 ms. The child's
+ * count is exact but its own word: capped, so a forged one adds no more than a runaway could
+ * use, and never below the watchdog's, so a forged low one hides nothing the watchdog saw.
+ */
+export function requestCpuMs(watchdogMs: number, childCpuMs: number | null, limitMs: number): number {
+  const child = childCpuMs !== null && Number.isFinite(childCpuMs) && childCpuMs > 0 ? Math.min(childCpuMs, limitMs) : 0;
+  return Math.max(watchdogMs, child);
+}
+

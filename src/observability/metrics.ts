@@ -31,12 +31,15 @@ export type ColdStartKind = 'pool_hit' | 'pool_miss';
 
 /** What the broker reports; a no-op unless the daemon wires DaemonMetrics in. */
 export interface BrokerMetrics {
-  request(worker: string, status: number, wallMs: number, cpuMs: number): void;
+  /** A client's response is over. */
+  request(worker: string, status: number, wallMs: number): void;
+  /** A request is over for its child too, with the CPU it is accounted (see Broker, requestCpuMs). */
+  requestCpu(worker: string, cpuMs: number): void;
   coldStart(worker: string, kind: ColdStartKind): void;
   breach(worker: string, kind: BreachKind): void;
 }
 
-export const NO_METRICS: BrokerMetrics = { request() {}, coldStart() {}, breach() {} };
+export const NO_METRICS: BrokerMetrics = { request() {}, requestCpu() {}, coldStart() {}, breach() {} };
 
 /** 1 ms to 60 s: a request's CPU (limit 50 ms by default, up to 30 s) and wall time (limit 60 s). */
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -73,7 +76,7 @@ export class DaemonMetrics implements BrokerMetrics {
     });
     this.#cpuSeconds = new WorkerHistogram({
       name: `${p}request_cpu_seconds`,
-      help: "CPU time charged to a request (every thread of its child, sampled by the watchdog).",
+      help: "CPU time of a request once its child settled it: the larger of the watchdog's charge (every thread, sampled) and the child's own count.",
       buckets: SECONDS_BUCKETS,
       registers,
     });
@@ -122,11 +125,14 @@ export class DaemonMetrics implements BrokerMetrics {
   }
 
   // Hot path: once per request, where the broker writes the accounting line.
-  request(worker: string, status: number, wallMs: number, cpuMs: number): void {
+  request(worker: string, status: number, wallMs: number): void {
     const series = this.#of(worker);
     series.byStatus.set(status, (series.byStatus.get(status) ?? 0) + 1);
     series.wall.observe(wallMs / 1000);
-    series.cpu.observe(cpuMs / 1000);
+  }
+
+  requestCpu(worker: string, cpuMs: number): void {
+    this.#of(worker).cpu.observe(cpuMs / 1000);
   }
 
   coldStart(worker: string, kind: ColdStartKind): void {

@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeDaemons, startTestDaemon } from '../helpers/daemon.js';
+import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
 import { hostileTarget, requestIdOf } from '../helpers/hostile.js';
 
 afterEach(closeDaemons);
@@ -39,4 +39,34 @@ describe('accounting', () => {
     expect(burn.cpuMs as number).toBeGreaterThan(200);
     expect(body.workers.find((w) => w.name === 'neighbour')).toMatchObject({ requests: 0, limitBreaches: 0, cpuMs: 0 });
   });
+
+  it("totals each worker's CPU as its request lines add up, short requests included", async () => {
+    // A hello request is shorter than one watchdog sample, so the watchdog charges most of them
+    // 0 ms; the child counts each one. Totals once summed only the watchdog's charges: 28 ms for
+    // requests whose children counted 466.
+    const daemon = await startTestDaemon(writeScripts({ 'hello.js': `addEventListener('fetch', (e) => e.respondWith(new Response('hi')));\n` }), { warmPool: 1 });
+    const total = 200;
+    for (let sent = 0; sent < total; sent += 10) {
+      const answers = await Promise.all(Array.from({ length: 10 }, () => daemon.fetchText('hello')));
+      for (const answer of answers) expect(answer).toMatchObject({ status: 200, text: 'hi' });
+    }
+    // Each line is written once its child settles the request.
+    await expect.poll(() => daemon.logs.filter((r) => r.msg === 'request' && r.worker === 'hello').length, { timeout: 10_000 }).toBe(total);
+    const lines = daemon.logs.filter((r) => r.msg === 'request' && r.worker === 'hello');
+    let summed = 0;
+    let childSummed = 0;
+    for (const line of lines) {
+      expect(line.childCpuMs).toEqual(expect.any(Number));
+      summed += Math.max(line.cpuMs as number, line.childCpuMs as number);
+      childSummed += line.childCpuMs as number;
+    }
+    const res = await request(`${daemon.adminUrl}/workers`);
+    const hello = ((await res.body.json()) as { workers: Array<{ name: string; requests: number; cpuMs: number }> }).workers.find((w) => w.name === 'hello')!;
+    expect(hello.requests).toBe(total);
+    expect(childSummed).toBeGreaterThan(0);
+    // The lines' figures are rounded to 0.01 ms and the total to 1 ms.
+    expect(Math.abs(hello.cpuMs - summed)).toBeLessThanOrEqual(total * 0.005 + 0.5);
+    expect(hello.cpuMs).toBeGreaterThanOrEqual(Math.floor(childSummed - total * 0.005));
+  });
 });
+
