@@ -237,7 +237,7 @@ export class Broker {
         onDone: (outcome) => {
           const group = this.#groups.get(workerName);
           if (group) {
-            group.cpuMs += outcome.cpuMs;
+            group.cpuMs += requestCpuMs(outcome.cpuMs, outcome.childCpuMs, limits.cpuMs);
             if (!outcome.ok) group.errors++;
           }
           // The accounting line: one per scheduled run, as `request` is one per request.
@@ -249,6 +249,7 @@ export class Broker {
             outcome: outcome.ok ? 'ok' : 'error',
             wallMs: Math.round(outcome.wallMs * 100) / 100,
             cpuMs: Math.round(outcome.cpuMs * 100) / 100,
+            childCpuMs: outcome.childCpuMs === null ? null : Math.round(outcome.childCpuMs * 100) / 100,
           });
           if (!outcome.ok) {
             this.#log.warn('scheduled event failed', {

@@ -26,7 +26,10 @@ export interface ScheduledOutcome {
   waitUntilFailures: number;
   waitUntilTimedOut: boolean;
   wallMs: number;
+  /** The watchdog's charge, the one the CPU limit is enforced on. */
   cpuMs: number;
+  /** The child's own count of the run's CPU; null when it could not say (killed, failed). */
+  childCpuMs: number | null;
   subrequests: number;
 }
 
@@ -150,6 +153,7 @@ export class ScheduledExchange implements Exchange {
       waitUntilTimedOut,
       wallMs: performance.now() - this.startedAt,
       cpuMs: this.cpuMs,
+      childCpuMs: settled?.cpuMs ?? null,
       subrequests: this.subrequests,
     });
   }

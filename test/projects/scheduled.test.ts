@@ -73,7 +73,7 @@ describe('serve --test-scheduled', () => {
     // The accounting line, and the tenant's console line carrying the run's id.
     const requestId = ran.headers['edgeproc-request-id'];
     expect(daemon.logs).toContainEqual(
-      expect.objectContaining({ msg: 'scheduled', worker: 'mod', cron: '15 * * * *', requestId, outcome: 'ok', wallMs: expect.any(Number), cpuMs: expect.any(Number) }),
+      expect.objectContaining({ msg: 'scheduled', worker: 'mod', cron: '15 * * * *', requestId, outcome: 'ok', wallMs: expect.any(Number), cpuMs: expect.any(Number), childCpuMs: expect.any(Number) }),
     );
     expect(daemon.logs).toContainEqual(expect.objectContaining({ msg: 'tick 15 * * * *', source: 'tenant', worker: 'mod', requestId }));
   });
