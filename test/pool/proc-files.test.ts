@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { heldOn } from '../helpers/proc.js';
 import { ProcFiles } from '../../src/pool/proc-files.js';
@@ -45,6 +46,22 @@ describe('ProcFiles', () => {
 
     files.close();
     expect(heldOn(pid)).toBe(0);
+  });
+
+  it("reads utime + stime as proc(5) lays them out, whatever the process's name holds", async () => {
+    // The name sits in parentheses and may hold spaces and parentheses of its own: a tenant
+    // cannot rename its process, but the parse must not depend on that.
+    child = spawn(process.execPath, ['-e', `process.title = 'a) (b c'; ${BURNER}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await once(child.stdout!, 'data');
+    const files = new ProcFiles(child.pid!);
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'latin1');
+    expect(stat).toContain('(a) (b c)');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpuMs = files.processCpuMs();
+    // The child idles now: the ticks move by one at most between the two reads.
+    expect(cpuMs).toBeGreaterThanOrEqual((Number(fields[11]) + Number(fields[12])) * 10);
+    expect(cpuMs).toBeLessThanOrEqual((Number(fields[11]) + Number(fields[12]) + 1) * 10);
+    files.close();
   });
 
   it('tells a child that spins (running or runnable) from one that is gone', async () => {
