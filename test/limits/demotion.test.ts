@@ -4,13 +4,18 @@
  * so that a neighbour's short requests preempt it; a light neighbour is never moved. Read
  * from /proc as the kernel holds it.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKGROUND_IDLE, BACKGROUND_NICE, CHILD_NICE } from '../../src/pool/priority.js';
 import { closeDaemons, startTestDaemon, writeScripts, type TestDaemon } from '../helpers/daemon.js';
 import { hostileTarget, neighbourDuring, warmNeighbour } from '../helpers/hostile.js';
 import { cpuMsOf, niceOf, threadPolicies } from '../helpers/proc.js';
 
-afterEach(() => closeDaemons());
+const hogs: ChildProcess[] = [];
+afterEach(async () => {
+  for (const hog of hogs.splice(0)) hog.kill('SIGKILL');
+  await closeDaemons();
+});
 
 function pidOf(daemon: TestDaemon, worker: string): number {
   return daemon.broker.instances().find((i) => i.worker === worker)!.pid!;
@@ -114,3 +119,40 @@ describe('priority of a worker that just breached a limit', () => {
     expect(await other).toMatchObject({ status: 200, text: 'waited' });
   });
 });
+
+describe('a demoted request on a machine with no CPU to spare', () => {
+  // SCHED_IDLE runs only on CPU nobody else wants: behind one busy process per core a demoted
+  // runaway gets none, and would be ended by the wall limit (a 504 a minute later) rather than
+  // by its CPU limit. The watchdog eases a child that got under a quarter of a CPU over a window
+  // out of SCHED_IDLE (to nice 19, then back to the tenants' priority once it is not flat out).
+  it.skipIf(!BACKGROUND_IDLE)('is eased out of SCHED_IDLE when starved, and still stopped by its CPU limit', async () => {
+    const daemon = await startTestDaemon(hostileTarget('loop-sync'), { cpuMs: 100, warmPool: 1 });
+    expect(await daemon.fetchText('loop-sync', '/ok')).toMatchObject({ status: 200, text: 'ok' });
+    const pid = pidOf(daemon, 'loop-sync');
+    // One busy process per core, at nice 19 so that the rest of a test run barely notices them:
+    // SCHED_IDLE yields even to nice 19 (weight 3 against 15).
+    for (let i = 0; i < 2; i++) {
+      const hog = spawn(process.execPath, ['-e', "require('node:os').setPriority(19); process.stdout.write('on\\n'); for (;;);"], { stdio: ['ignore', 'pipe', 'ignore'] });
+      hogs.push(hog);
+      await new Promise((resolve) => hog.stdout!.once('data', resolve));
+    }
+
+    const hostile = daemon.fetchText('loop-sync', '/');
+    let settled = false;
+    void hostile.finally(() => (settled = true));
+    let sawIdle = false;
+    let easedAfterIdle = false;
+    while (!settled && !easedAfterIdle) {
+      const policies = threadPolicies(pid);
+      if (policies.has('idle')) sawIdle = true;
+      else if (sawIdle && policies.has('other')) easedAfterIdle = true;
+      if (!easedAfterIdle) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const res = await hostile;
+    expect(sawIdle).toBe(true);
+    expect(easedAfterIdle).toBe(true);
+    expect(res.status).toBe(503);
+    expect(res.text).toMatch(/exceeded its CPU time limit: this request used \d+ ms of CPU; the limit is 100 ms/);
+  }, 30_000);
+});
+
