@@ -48,6 +48,22 @@ describe('CPU outside the main thread and outside requests', () => {
     expect(await daemon.fetchText('neighbour')).toMatchObject({ status: 200, text: 'neighbour ok' });
   });
 
+  it('stops an instance that starts burning CPU long after its last request', async () => {
+    // Idle and quiet for 11 s, it is sampled every 2 s rather than twice a second (watchdog.ts,
+    // LONG_IDLE_EVERY): the burn is still seen, a little later.
+    const daemon = await startTestDaemon(hostileTarget('idle-burn'), { cpuMs: 50, warmPool: 1 });
+    const startedAt = Date.now();
+    expect(await daemon.fetchText('idle-burn', '/late')).toMatchObject({ status: 200, text: 'left a late interval behind' });
+    const deadline = Date.now() + 25_000;
+    while (!daemon.logs.some((line) => line.msg === 'limit exceeded' && line.limit === 'idleCpuMs') && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const breach = daemon.logs.find((line) => line.msg === 'limit exceeded' && line.limit === 'idleCpuMs');
+    expect(breach).toMatchObject({ worker: 'idle-burn', max: 50 });
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(11_000);
+    expect(await daemon.fetchText('idle-burn', '/spins')).toMatchObject({ status: 200, text: '0' });
+  }, 40_000);
+
   it('allows an idle instance a burst the size of its own garbage collection', async () => {
     const daemon = await startTestDaemon(hostileTarget('idle-burn'), { cpuMs: 50, warmPool: 1 });
     expect(await daemon.fetchText('idle-burn', '/burst')).toMatchObject({ status: 200, text: 'left one burst behind' });
