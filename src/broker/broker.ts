@@ -9,7 +9,7 @@ import { IdTable } from '../../protocol/id-table.js';
 import { EdgeprocError, ScriptLoadError, type ScriptLoadFailure } from '../errors.js';
 import { IDLE_HOUSEKEEPING_MS, type Limits } from '../limits.js';
 import type { Logger } from '../log.js';
-import type { Exchange, Instance } from '../pool/instance.js';
+import { childCpuWorth, type Exchange, type Instance } from '../pool/instance.js';
 import { Watchdog, type Breach } from '../pool/watchdog.js';
 import { BREACH_PENALTY_MS } from '../pool/priority.js';
 import type { WarmPool } from '../pool/pool.js';
@@ -659,7 +659,6 @@ export { EdgeprocError };
  * use, and never below the watchdog's, so a forged low one hides nothing the watchdog saw.
  */
 export function requestCpuMs(watchdogMs: number, childCpuMs: number | null, limitMs: number): number {
-  const child = childCpuMs !== null && Number.isFinite(childCpuMs) && childCpuMs > 0 ? Math.min(childCpuMs, limitMs) : 0;
-  return Math.max(watchdogMs, child);
+  return Math.max(watchdogMs, childCpuWorth(childCpuMs, limitMs));
 }
 

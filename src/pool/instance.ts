@@ -467,9 +467,7 @@ export class Instance {
    * limit for the backlog's work (test/limits/cpu-attribution.test.ts).
    */
   #reconcileCpu(childCpuMs: number): void {
-    // The child's word is worth no more than the limit it ran under: a forged count buys nothing more.
-    const limitMs = this.limits?.cpuMs ?? 0;
-    this.#unexplainedCpuMs -= Number.isFinite(childCpuMs) && childCpuMs > 0 ? Math.min(childCpuMs, limitMs) : 0;
+    this.#unexplainedCpuMs -= childCpuWorth(childCpuMs, this.limits?.cpuMs ?? 0);
     if (this.#exchanges.size === 0) return;
     const roomMs = Math.max(0, this.#unexplainedCpuMs);
     let chargedMs = 0;
@@ -537,4 +535,12 @@ export class Instance {
 export function describeExit(outcome: ExitOutcome): string {
   if (outcome.signal) return `the instance was killed by ${outcome.signal}`;
   return `the instance exited with code ${outcome.exitCode}`;
+}
+
+/**
+ * What a child's own count of a request's CPU is worth: no more than the CPU limit it ran
+ * under, so a forged count buys nothing more; 0 when it said nothing usable.
+ */
+export function childCpuWorth(childCpuMs: number | null, limitMs: number): number {
+  return childCpuMs !== null && Number.isFinite(childCpuMs) && childCpuMs > 0 ? Math.min(childCpuMs, limitMs) : 0;
 }

@@ -319,7 +319,8 @@ export class Watchdog {
       const { instance } = idle;
       if (this.#idle.get(instance.serial) !== idle) continue;
       const gone = instance.state === 'dead' || instance.disposed;
-      if (!gone && idle.quiet && now - idle.since >= BUSY_FILES_IDLE_MS && (tick + instance.serial) % LONG_IDLE_EVERY !== 0) continue;
+      const longIdle = now - idle.since >= BUSY_FILES_IDLE_MS;
+      if (!gone && idle.quiet && longIdle && (tick + instance.serial) % LONG_IDLE_EVERY !== 0) continue;
       const cpuMs = gone ? null : (this.#filesOf(instance)?.processCpuMs() ?? null);
       if (cpuMs === null) {
         this.#idle.delete(instance.serial);
@@ -327,7 +328,7 @@ export class Watchdog {
         continue;
       }
       // Idle for a while now: down to one descriptor until its next request.
-      if (now - idle.since >= BUSY_FILES_IDLE_MS) this.#files.get(instance)?.closeBusy();
+      if (longIdle) this.#files.get(instance)?.closeBusy();
       idle.quiet = cpuMs === idle.cpuMs;
       idle.usedMs += cpuMs - idle.cpuMs;
       idle.cpuMs = cpuMs;
