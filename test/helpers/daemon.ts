@@ -4,7 +4,7 @@
  * closeDaemons() closes every daemon started and fails if any child process
  * it spawned is still alive.
  */
-import type { ChildProcessByStdio } from 'node:child_process';
+import type { ChildProcess, ChildProcessByStdio } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -103,6 +103,25 @@ export function isAlive(pid: number): boolean {
  * Waits until an `edgeproc serve` process has printed its isolation layers (the last lines of
  * its start-up, the rlimits layer last) and resolves with its stderr up to then.
  */
+/**
+ * Where a `serve --port 0 --admin-port 0` listens, from the line it prints once it does: ports
+ * picked by the daemon itself, where a port picked beforehand by the test (free then) could be
+ * taken by another test's connection before the daemon bound it.
+ */
+export function servedAt(stderr: string): { url: string; adminUrl: string; port: number } {
+  const match = / on (http:\/\/\S+) \(admin API (http:\/\/\S+)\)/.exec(stderr);
+  if (!match) throw new Error(`serve printed no address: ${stderr}`);
+  return { url: match[1]!, adminUrl: match[2]!, port: Number(new URL(match[1]!).port) };
+}
+
+/** Stops a `serve` process and waits for its exit, unless it has exited already (waiting would never end). */
+export async function stopServe(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  proc.kill('SIGTERM');
+  await exited;
+}
+
 export function layersPrinted(proc: ChildProcessByStdio<null, null, Readable>): Promise<string> {
   let stderr = '';
   proc.stderr.setEncoding('utf8');

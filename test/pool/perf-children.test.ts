@@ -8,16 +8,14 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { freePort } from '../../src/lab/ports.js';
-import { layersPrinted, writeScripts } from '../helpers/daemon.js';
+import { layersPrinted, servedAt, stopServe, writeScripts } from '../helpers/daemon.js';
 
 const BIN = fileURLToPath(new URL('../../bin/edgeproc.js', import.meta.url));
 
 describe('EDGEPROC_PERF_CHILDREN=1', () => {
   it('says at start that children may write files, and each child writes its JIT map for perf', async () => {
     const dir = writeScripts({ 'hello.mjs': 'export default { fetch: () => new Response("hi") }' });
-    const [port, adminPort] = [await freePort(), await freePort()];
-    const proc = spawn(process.execPath, [BIN, 'serve', dir, '--port', String(port), '--admin-port', String(adminPort)], {
+    const proc = spawn(process.execPath, [BIN, 'serve', dir, '--port', '0', '--admin-port', '0'], {
       env: { ...process.env, EDGEPROC_PERF_CHILDREN: '1' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -27,9 +25,10 @@ describe('EDGEPROC_PERF_CHILDREN=1', () => {
       const stderr = await layersPrinted(proc);
       expect(stderr).toMatch(/rlimits .*FILE WRITES ALLOWED \(EDGEPROC_PERF_CHILDREN=1/);
 
-      const res = await request(`http://127.0.0.1:${port}/`, { headers: { host: `hello.localhost:${port}` } });
+      const { url, adminUrl, port } = servedAt(stderr);
+      const res = await request(`${url}/`, { headers: { host: `hello.localhost:${port}` } });
       expect(await res.body.text()).toBe('hi');
-      const listing = (await (await fetch(`http://127.0.0.1:${adminPort}/workers`)).json()) as { workers: Array<{ pids: number[] }> };
+      const listing = (await (await fetch(`${adminUrl}/workers`)).json()) as { workers: Array<{ pids: number[] }> };
       const [pid] = listing.workers[0]!.pids;
       const map = `/tmp/perf-${pid}.map`;
       expect(existsSync(map)).toBe(true);
@@ -38,8 +37,7 @@ describe('EDGEPROC_PERF_CHILDREN=1', () => {
       const fileSize = readFileSync(`/proc/${pid}/limits`, 'latin1').split('\n').find((line) => line.startsWith('Max file size'));
       expect(fileSize).toMatch(/unlimited\s+unlimited/);
     } finally {
-      proc.kill('SIGTERM');
-      await new Promise((resolve) => proc.once('exit', resolve));
+      await stopServe(proc);
       for (const file of perfMaps()) if (!mapsBefore.has(file)) rmSync(`/tmp/${file}`, { force: true });
     }
   });

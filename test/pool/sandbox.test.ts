@@ -14,9 +14,8 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHILD_RLIMITS, UID_BASE, type LayerName } from '../../src/pool/sandbox.js';
 import { childSandbox, spawnChild, stopForkServerIfIdle, type ChildHandle } from '../../src/pool/spawn.js';
-import { closeDaemons, layersPrinted, startTestDaemon, writeScripts } from '../helpers/daemon.js';
+import { closeDaemons, layersPrinted, servedAt, startTestDaemon, stopServe, writeScripts } from '../helpers/daemon.js';
 import { procStat, readableProbe } from '../helpers/proc.js';
-import { freePort } from '../../src/lab/ports.js';
 
 const BIN = fileURLToPath(new URL('../../bin/edgeproc.js', import.meta.url));
 
@@ -206,9 +205,8 @@ describe('the layers', () => {
 describe('edgeproc serve', () => {
   it('prints the layers, and a descriptor its own parent leaked (no close-on-exec) reaches no child', async () => {
     const dir = writeScripts({ 'hello.mjs': 'export default { fetch: () => new Response("hi") }' });
-    const [port, adminPort] = [await freePort(), await freePort()];
     // As a shell script or a CI runner may: fd 40 open on a file, inherited by everything exec'd below.
-    const proc = spawn('bash', ['-c', `exec 40</etc/hostname; exec "${process.execPath}" "${BIN}" serve "${dir}" --port ${port} --admin-port ${adminPort}`], {
+    const proc = spawn('bash', ['-c', `exec 40</etc/hostname; exec "${process.execPath}" "${BIN}" serve "${dir}" --port 0 --admin-port 0`], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     try {
@@ -218,14 +216,14 @@ describe('edgeproc serve', () => {
       for (const layer of layers) expect(stderr).toContain(`${layer.active ? 'on ' : 'OFF'} ${layer.name.padEnd(11)} ${layer.detail}`);
       expect(readlinkSync(`/proc/${proc.pid}/fd/40`)).toBe('/etc/hostname');
 
-      const res = await request(`http://127.0.0.1:${port}/`, { headers: { host: `hello.localhost:${port}` } });
+      const { url, adminUrl, port } = servedAt(stderr);
+      const res = await request(`${url}/`, { headers: { host: `hello.localhost:${port}` } });
       expect(await res.body.text()).toBe('hi');
-      const listing = (await (await fetch(`http://127.0.0.1:${adminPort}/workers`)).json()) as { workers: Array<{ pids: number[] }> };
+      const listing = (await (await fetch(`${adminUrl}/workers`)).json()) as { workers: Array<{ pids: number[] }> };
       const [pid] = listing.workers[0]!.pids;
       for (const holder of [pid!, parentOf(pid!)]) expect(fdTargets(holder)).not.toContain('/etc/hostname');
     } finally {
-      proc.kill('SIGTERM');
-      await new Promise((resolve) => proc.once('exit', resolve));
+      await stopServe(proc);
     }
   });
 });
