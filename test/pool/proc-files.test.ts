@@ -5,8 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { heldOn } from '../helpers/proc.js';
 import { ProcFiles } from '../../src/pool/proc-files.js';
 
-// A child that burns ~60 ms of CPU on its main thread, says so, then idles.
-const BURNER = `const end = Date.now() + 60; while (Date.now() < end); process.stdout.write('burnt\\n'); setInterval(() => {}, 1000);`;
+// A child that burns ~70 ms of CPU on its main thread (CPU, not wall time: on a loaded machine
+// 60 ms of wall time can be far less CPU), says so, then idles.
+const BURNER = `const start = process.cpuUsage(); while (process.cpuUsage(start).user < 70_000); process.stdout.write('burnt\\n'); setInterval(() => {}, 1000);`;
 
 describe('ProcFiles', () => {
   let child: ChildProcess | undefined;
