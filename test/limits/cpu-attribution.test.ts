@@ -135,12 +135,15 @@ describe('announcing turns', () => {
       },
     };`;
     const daemon = await startTestDaemon(writeScripts({ 'flood.mjs': script }), { cpuMs: 50, maxInstances: 1, warmPool: 1 });
-    // Smaller bursts first, to compile the channel's code: on a slow host the first two bursts
-    // of 10 000 took 66 and 47 ms before it was (2026-12-06), and a 503 would replace the
-    // instance with a cold one. Then the measure. With a Turn frame written for every message,
-    // each took ~50 ms of CPU here (and got 503); with one per burst, ~10 (9-15 on that slow
-    // host; the same script without any announcing: ~8).
-    for (let i = 0; i < 4; i++) expect(await daemon.fetchText('flood', '/?n=2500')).toMatchObject({ status: 200, text: 'received 2500' });
+    // Growing bursts first, to compile the channel's code: on a slow host the first two bursts
+    // of 10 000 took 66 and 47 ms before it was (2026-12-06), and a cold first burst of 2 500
+    // took 53-58 ms (CI, and here unloaded); rising from 10 messages, no burst passed 24 ms.
+    // A 503 would replace the instance with a cold one. Then the measure. With a Turn frame
+    // written for every message, each took ~50 ms of CPU here (and got 503); with one per
+    // burst, ~10 (9-15 on that slow host; the same script without any announcing: ~8).
+    for (const n of [10, 100, 500, 1000, 2500, 2500]) {
+      expect(await daemon.fetchText('flood', `/?n=${n}`)).toMatchObject({ status: 200, text: `received ${n}` });
+    }
     for (let i = 0; i < 2; i++) {
       const res = await daemon.fetchText('flood', '/?n=10000');
       expect(res).toMatchObject({ status: 200, text: 'received 10000' });
