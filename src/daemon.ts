@@ -156,6 +156,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger(), optio
       tail.close();
       admin.closeAllConnections();
       await broker.close();
+      metrics.close();
       await pool.close();
       await pool.allExited();
       await stopForkServerIfIdle();

@@ -17,11 +17,16 @@ import type { Instance } from '../pool/instance.js';
 import type { WarmPool } from '../pool/pool.js';
 import { readMemoryMb } from '../pool/watchdog.js';
 import type { BindingCallMessage } from '../../protocol/messages.js';
+import { LoopDelay, loopDelayMetricNames } from './loop-delay.js';
 import { WorkerHistogram, WorkerStatusCounter, type HistogramSeries } from './worker-series.js';
 
 export const METRIC_PREFIX = 'edgeproc_';
-/** Period of the event-loop lag sampler (prom-client's default is 10 ms). */
-const EVENT_LOOP_SAMPLE_MS = 50;
+/**
+ * Period of prom-client's own event-loop delay sampler, which collectDefaultMetrics always
+ * starts: the longest a libuv timer takes (~25 days), so that it never wakes the daemon.
+ * LoopDelay replaces the gauges it fed with ones sampled only while requests are served.
+ */
+const DEFAULT_LOOP_SAMPLER_MS = 2 ** 31 - 1;
 
 /** Which limit a breach was of, as the `kind` label says it. */
 export type BreachKind = 'cpu' | 'idle_cpu' | 'memory' | 'wall' | 'subrequests' | 'kv_operations' | 'overload' | 'startup';
@@ -58,6 +63,7 @@ export class DaemonMetrics implements BrokerMetrics {
   readonly #wallSeconds: WorkerHistogram;
   readonly #coldStarts: Counter<'worker' | 'kind'>;
   readonly #breaches: Counter<'worker' | 'kind'>;
+  readonly #loopDelay: LoopDelay;
   readonly #subrequests: Counter<'worker'>;
   readonly #bindingCalls: Counter<'worker' | 'binding' | 'op'>;
   readonly #series = new Map<string, WorkerSeries>();
@@ -111,11 +117,9 @@ export class DaemonMetrics implements BrokerMetrics {
       registers,
     });
     this.#stateMetrics(registers);
-    // The event-loop lag histogram samples with a timer of this period, which wakes the daemon
-    // whether or not anything happens: prom-client's 10 ms made 100 wake-ups a second of an idle
-    // daemon (strace), on these machines ~50 µs of CPU each, and one more wake-up between two
-    // requests a few ms apart. At 50 ms a stall still shows in the histogram, sampled less often.
-    collectDefaultMetrics({ register: this.registry, prefix: p, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    collectDefaultMetrics({ register: this.registry, prefix: p, eventLoopMonitoringPrecision: DEFAULT_LOOP_SAMPLER_MS });
+    for (const name of loopDelayMetricNames(p)) this.registry.removeSingleMetric(name);
+    this.#loopDelay = new LoopDelay(p, registers, () => (this.#broker?.inflight ?? 0) > 0);
   }
 
   /** The broker and pool whose state the scrape reads (they are built after the metrics they feed). */
@@ -126,6 +130,7 @@ export class DaemonMetrics implements BrokerMetrics {
 
   // Hot path: once per request, where the broker writes the accounting line.
   request(worker: string, status: number, wallMs: number): void {
+    this.#loopDelay.served();
     const series = this.#of(worker);
     series.byStatus.set(status, (series.byStatus.get(status) ?? 0) + 1);
     series.wall.observe(wallMs / 1000);
@@ -163,6 +168,11 @@ export class DaemonMetrics implements BrokerMetrics {
     if (call.target.kind !== 'kv') return;
     const made = instance.exchange(call.parent)?.kvOperations ?? 0;
     if (made > (instance.limits ?? this.#limits).kvOperations) this.breach(worker, 'kv_operations');
+  }
+
+  /** Stops the event-loop sampler for good (the daemon is closing). */
+  close(): void {
+    this.#loopDelay.stop();
   }
 
   /** The text exposition format, and its content type. */

@@ -83,6 +83,43 @@ describe('GET /metrics', () => {
     expect(sample(text, 'edgeproc_nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
   });
 
+  it('samples the event-loop delay while requests are served, and stops sampling once the daemon idles', { timeout: 30_000 }, async () => {
+    const daemon = await startTestDaemon(writeScripts({ 'hello.mjs': `export default { fetch() { return new Response('hello'); } };` }), { warmPool: 0 });
+    const names = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((k) => `edgeproc_nodejs_eventloop_lag_${k}_seconds`);
+    const serveFor = async (ms: number) => {
+      const until = performance.now() + ms;
+      while (performance.now() < until) expect((await daemon.fetchText('hello')).status).toBe(200);
+    };
+    const lag = (text: string) => Object.fromEntries(names.map((n) => [n.replace(/^.*_lag_|_seconds$/g, ''), sample(text, n)]));
+
+    await serveFor(400);
+    const busy = (await scrape(daemon)).text;
+    // Each gauge once (prom-client's own were taken out), with the delays of the busy window.
+    for (const name of names) expect(busy.split('\n').filter((l) => l.startsWith(`${name} `))).toHaveLength(1);
+    const seen = lag(busy);
+    expect(seen.min).toBeGreaterThan(0);
+    expect(seen.p99).toBeGreaterThanOrEqual(seen.p50!);
+    expect(seen.max).toBeGreaterThanOrEqual(seen.p99!);
+
+    // Idle: the sampler stops within a few seconds (it checks every 2), and a window of idle has
+    // no samples. Were it still on (every 50 ms), 600 ms would hold about 12.
+    let quiet: Record<string, number | undefined> | undefined;
+    for (const deadline = performance.now() + 15_000; performance.now() < deadline; ) {
+      await scrape(daemon);
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      const window = lag((await scrape(daemon)).text);
+      if (window.max === 0) {
+        quiet = window;
+        break;
+      }
+    }
+    expect(quiet).toEqual(Object.fromEntries(names.map((n) => [n.replace(/^.*_lag_|_seconds$/g, ''), 0])));
+
+    // And on again with the next requests.
+    await serveFor(400);
+    expect(lag((await scrape(daemon)).text).min).toBeGreaterThan(0);
+  });
+
   it('keeps daemons apart (a registry each) and needs the admin token when one is set', async () => {
     const dir = writeScripts({ 'hello.mjs': `export default { fetch() { return new Response('hello'); } };` });
     const open = await startTestDaemon(dir, { warmPool: 0 });
