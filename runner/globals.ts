@@ -16,6 +16,7 @@ import { guardStructuredClone } from './plain-streams.js';
 import { announceCompressionTurns } from './compression-turns.js';
 import { announcePortTurns } from './port-turns.js';
 import { announceSubtleTurns } from './subtle-turns.js';
+import { addWorkersCrypto } from './workers-crypto.js';
 import type { TurnHooks } from './turn-hooks.js';
 
 /** Things the runtime supplies per child: they talk to the daemon. */
@@ -124,11 +125,17 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
       // Handed out by a getter, the same object to every caller: as locked as the value it hangs off.
       crypto: lazy(undefined, (value) => {
         announceSubtleTurns((value as Crypto).subtle, hooks.turns);
+        addWorkersCrypto((value as Crypto).subtle);
         freezeApi((value as Crypto).subtle);
       }),
       Crypto: lazy(),
       CryptoKey: lazy(),
-      SubtleCrypto: lazy(),
+      // Its prototype is crypto.subtle's, which crypto's hook above changes before freezing it:
+      // read first, SubtleCrypto froze it unchanged, and crypto's first read then threw.
+      SubtleCrypto: lazy((value) => {
+        void (globalThis as { crypto?: unknown }).crypto;
+        return value;
+      }),
     },
     timers: {
       setTimeout: named('setTimeout', hooks.timers.setTimeout),
