@@ -331,22 +331,30 @@ export class Broker {
   }
 
   stats(): WorkerStats[] {
-    return this.#registry.list().map((script) => {
-      const group = this.#groups.get(script.name);
-      const live = group?.instances ?? [];
-      return {
-        name: script.name,
-        version: script.version,
-        instances: live.length,
-        pids: live.flatMap((i) => (i.pid ? [i.pid] : [])),
-        inflight: live.reduce((n, i) => n + i.inflight, 0),
-        requests: group?.requests ?? 0,
-        errors: group?.errors ?? 0,
-        coldStarts: group?.coldStarts ?? 0,
-        cpuMs: Math.round(group?.cpuMs ?? 0),
-        limitBreaches: group?.limitBreaches ?? 0,
-      };
-    });
+    return this.#registry.list().map((script) => this.#statsOf(script));
+  }
+
+  /** One worker's figures, or undefined if no such worker is deployed (without building everyone's). */
+  statsOf(name: string): WorkerStats | undefined {
+    const script = this.#registry.get(name);
+    return script && this.#statsOf(script);
+  }
+
+  #statsOf(script: WorkerScript): WorkerStats {
+    const group = this.#groups.get(script.name);
+    const live = group?.instances ?? [];
+    return {
+      name: script.name,
+      version: script.version,
+      instances: live.length,
+      pids: live.flatMap((i) => (i.pid ? [i.pid] : [])),
+      inflight: live.reduce((n, i) => n + i.inflight, 0),
+      requests: group?.requests ?? 0,
+      errors: group?.errors ?? 0,
+      coldStarts: group?.coldStarts ?? 0,
+      cpuMs: Math.round(group?.cpuMs ?? 0),
+      limitBreaches: group?.limitBreaches ?? 0,
+    };
   }
 
   /** Every instance serving a worker now. */

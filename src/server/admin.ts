@@ -106,7 +106,7 @@ async function handleAdmin(options: AdminOptions, req: IncomingMessage, res: Ser
     }
     case 'GET': {
       req.resume();
-      const stats = options.broker.stats().find((w) => w.name === name);
+      const stats = options.broker.statsOf(name);
       if (!stats) {
         sendJson(res, 404, { error: { code: 'ERR_UNKNOWN_WORKER', message: `no worker named "${name}"` } });
         return;
