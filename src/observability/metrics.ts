@@ -18,7 +18,7 @@ import type { WarmPool } from '../pool/pool.js';
 import { readMemoryMb } from '../pool/watchdog.js';
 import type { BindingCallMessage } from '../../protocol/messages.js';
 import { LoopDelay, loopDelayMetricNames } from './loop-delay.js';
-import { WorkerHistogram, WorkerStatusCounter, type HistogramSeries } from './worker-series.js';
+import { WorkerGauge, WorkerHistogram, WorkerStatusCounter, type HistogramSeries } from './worker-series.js';
 
 export const METRIC_PREFIX = 'edgeproc_';
 /**
@@ -226,39 +226,29 @@ export class DaemonMetrics implements BrokerMetrics {
         },
       });
     }
-    new Gauge({
+    const workers = () => metrics.#broker?.stats() ?? [];
+    new WorkerGauge({
       name: `${p}instances`,
       help: 'Live instances (children running its script) of each worker.',
-      labelNames: ['worker'],
       registers,
-      collect() {
-        this.reset();
-        for (const w of metrics.#broker?.stats() ?? []) this.labels(w.name).set(w.instances);
-      },
+      read: () => workers().map((w) => [w.name, w.instances] as const),
     });
-    new Gauge({
+    new WorkerGauge({
       name: `${p}inflight_requests`,
       help: 'Requests in flight on the instances of each worker.',
-      labelNames: ['worker'],
       registers,
-      collect() {
-        this.reset();
-        for (const w of metrics.#broker?.stats() ?? []) this.labels(w.name).set(w.inflight);
-      },
+      read: () => workers().map((w) => [w.name, w.inflight] as const),
     });
-    new Gauge({
+    new WorkerGauge({
       name: `${p}instance_memory_bytes`,
       help: "Resident anonymous memory of each worker's instances, summed (what the watchdog holds against --memory-mb).",
-      labelNames: ['worker'],
       registers,
-      collect() {
-        this.reset();
-        for (const w of metrics.#broker?.stats() ?? []) {
+      read: () =>
+        workers().map((w) => {
           let mb = 0;
           for (const pid of w.pids) mb += readMemoryMb(pid) ?? 0;
-          this.labels(w.name).set(Math.round(mb * 1024 * 1024));
-        }
-      },
+          return [w.name, Math.round(mb * 1024 * 1024)] as const;
+        }),
     });
   }
 }

@@ -25,7 +25,7 @@ interface MetricSpec {
 abstract class ScrapedMetric {
   readonly name: string;
   readonly help: string;
-  abstract readonly type: 'counter' | 'histogram';
+  abstract readonly type: 'counter' | 'histogram' | 'gauge';
   readonly aggregator = 'sum';
 
   constructor({ name, help, registers }: MetricSpec) {
@@ -115,6 +115,28 @@ export class WorkerHistogram extends ScrapedMetric {
       out.push({ labels: { worker }, value: series.sum, metricName: `${this.name}_sum` });
       out.push({ labels: { worker }, value: series.count, metricName: `${this.name}_count` });
     }
+    return out;
+  }
+}
+
+/**
+ * A state by worker, read at scrape time from `read` (each deployed worker and its value). The
+ * same text as a prom-client Gauge that is reset and set per worker in collect(), without its
+ * per-label validation, hashing and lookups: with 2000 workers, three such gauges were about a
+ * fifth of a scrape's ~28 ms (profile, 2026-12-06).
+ */
+export class WorkerGauge extends ScrapedMetric {
+  readonly type = 'gauge';
+  readonly #read: () => Iterable<readonly [worker: string, value: number]>;
+
+  constructor(spec: MetricSpec & { read: () => Iterable<readonly [worker: string, value: number]> }) {
+    super(spec);
+    this.#read = spec.read;
+  }
+
+  protected values(): Exported[] {
+    const out: Exported[] = [];
+    for (const [worker, value] of this.#read()) out.push({ labels: { worker }, value });
     return out;
   }
 }
