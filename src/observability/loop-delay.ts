@@ -38,9 +38,9 @@ export class LoopDelay {
   readonly #histogram = monitorEventLoopDelay({ resolution: SAMPLE_MS });
   /** Whether any request still runs: the quiet check keeps the sampler on through a long one. */
   readonly #busy: () => boolean;
-  #on = false;
   #served = 0;
   #servedAtCheck = 0;
+  /** The quiet check, while the sampler is on. */
   #check: NodeJS.Timeout | null = null;
 
   constructor(prefix: string, registers: Registry[], busy: () => boolean) {
@@ -60,18 +60,13 @@ export class LoopDelay {
     }
   }
 
-  get on(): boolean {
-    return this.#on;
-  }
-
   /** Hot path: once per request. */
   served(): void {
     this.#served++;
-    if (!this.#on) this.#start();
+    if (this.#check === null) this.#start();
   }
 
   #start(): void {
-    this.#on = true;
     this.#histogram.enable();
     this.#servedAtCheck = this.#served;
     this.#check = setInterval(() => {
@@ -86,10 +81,9 @@ export class LoopDelay {
 
   /** Off until the next request (and for good when the daemon closes). */
   stop(): void {
-    if (!this.#on) return;
-    this.#on = false;
+    if (this.#check === null) return;
     this.#histogram.disable();
-    if (this.#check) clearInterval(this.#check);
+    clearInterval(this.#check);
     this.#check = null;
   }
 }
