@@ -11,7 +11,7 @@
  * header would be an unbounded label).
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { Broker } from '../broker/broker.js';
+import type { Broker, WorkerStats } from '../broker/broker.js';
 import type { Limits } from '../limits.js';
 import type { Instance } from '../pool/instance.js';
 import type { WarmPool } from '../pool/pool.js';
@@ -69,6 +69,8 @@ export class DaemonMetrics implements BrokerMetrics {
   readonly #series = new Map<string, WorkerSeries>();
   readonly #limits: Limits;
   #broker: Broker | null = null;
+  /** The workers' figures while a scrape runs (see scrape()). */
+  #listing: WorkerStats[] | null = null;
   #pool: WarmPool | null = null;
 
   constructor(limits: Limits) {
@@ -177,7 +179,13 @@ export class DaemonMetrics implements BrokerMetrics {
 
   /** The text exposition format, and its content type. */
   async scrape(): Promise<{ contentType: string; text: string }> {
-    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+    // One listing of the workers for every per-worker gauge of this scrape, not one each.
+    this.#listing = this.#broker?.stats() ?? [];
+    try {
+      return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+    } finally {
+      this.#listing = null;
+    }
   }
 
   #of(worker: string): WorkerSeries {
@@ -226,7 +234,7 @@ export class DaemonMetrics implements BrokerMetrics {
         },
       });
     }
-    const workers = () => metrics.#broker?.stats() ?? [];
+    const workers = () => metrics.#listing ?? metrics.#broker?.stats() ?? [];
     new WorkerGauge({
       name: `${p}instances`,
       help: 'Live instances (children running its script) of each worker.',
