@@ -37,6 +37,15 @@ export const FrameType = {
    * to its request alone, not split among every request in flight (src/pool/instance.ts).
    */
   Turn: 13,
+  /**
+   * No payload: the runtime starts its own one-time work for an API the tenant uses for the
+   * first time (loading Node's code for crypto.subtle, compression, ...; runner/runtime-work.ts),
+   * in a turn of the request on this stream (0: none). CPU used until RuntimeWorkDone counts as
+   * the script's startup, not as a request's.
+   */
+  RuntimeWork: 14,
+  /** RuntimeWorkDoneMessage: the runtime's own work ended, and what the child measured it used. */
+  RuntimeWorkDone: 15,
   // either direction, while a child boots (see EchoMessage)
   Echo: 12,
   // daemon → child
@@ -102,6 +111,11 @@ export type ScriptSyntax = 'module' | 'service-worker';
 export interface LoadedMessage {
   syntax: ScriptSyntax;
   loadMs: number;
+}
+
+export interface RuntimeWorkDoneMessage {
+  /** CPU time of the whole process during the window, read from its own clock. */
+  cpuMs: number;
 }
 
 export interface LoadFailedMessage {

@@ -43,7 +43,11 @@ installGlobals({
   }),
   addEventListener: (type, listener) => runtime.addEventListener(type, listener),
   removeEventListener: (type, listener) => runtime.removeEventListener(type, listener),
-  turns: { current: () => runtime.currentRequest(), resume: (owner) => runtime.resumeTurn(owner) },
+  turns: {
+    current: () => runtime.currentRequest(),
+    resume: (owner) => runtime.resumeTurn(owner),
+    runtimeWork: (work) => runtime.runtimeWork.run(work),
+  },
 });
 
 async function finishBoot(): Promise<void> {

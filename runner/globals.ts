@@ -272,7 +272,7 @@ export function installGlobals(hooks: ScopeHooks): string[] {
   }
   for (const [name, value] of allowed) {
     if (value instanceof LazyNodeGlobal) {
-      defineLazyGlobal(name, value, lazyGetters.get(name)!);
+      defineLazyGlobal(name, value, lazyGetters.get(name)!, hooks.turns);
       continue;
     }
     nameAsGlobal(name, value);
@@ -341,29 +341,31 @@ function sealSharedPrototypes(): void {
 
 /**
  * A read-only, non-configurable accessor that loads the value from Node's own
- * lazy getter on first read, then names, freezes and caches it.
+ * lazy getter on first read, then names, freezes and caches it. The loading is
+ * the runtime's work, not the request's that first read it (runtime-work.ts).
  */
-function defineLazyGlobal(name: string, spec: LazyNodeGlobal, nodeGetter: () => unknown): void {
+function defineLazyGlobal(name: string, spec: LazyNodeGlobal, nodeGetter: () => unknown, turns: TurnHooks): void {
   let value: unknown;
   let loaded = false;
+  const load = (): void => {
+    let raw: unknown;
+    try {
+      raw = nodeGetter.call(undefined);
+    } catch {
+      // Node 20's lazy interface getters cache the loaded value, then try to replace the
+      // global's accessor with it; ours is locked, so that throws once. The second call
+      // answers from the cache. (test/runner/globals.test.ts checks every such global.)
+      raw = nodeGetter.call(undefined);
+    }
+    value = spec.wrap ? spec.wrap(raw) : raw;
+    nameAsGlobal(name, value);
+    freezeApi(value);
+    spec.then?.(value);
+    loaded = true;
+  };
   const get = {
     [name](): unknown {
-      if (!loaded) {
-        let raw: unknown;
-        try {
-          raw = nodeGetter.call(undefined);
-        } catch {
-          // Node 20's lazy interface getters cache the loaded value, then try to replace the
-          // global's accessor with it; ours is locked, so that throws once. The second call
-          // answers from the cache. (test/runner/globals.test.ts checks every such global.)
-          raw = nodeGetter.call(undefined);
-        }
-        value = spec.wrap ? spec.wrap(raw) : raw;
-        nameAsGlobal(name, value);
-        freezeApi(value);
-        spec.then?.(value);
-        loaded = true;
-      }
+      if (!loaded) turns.runtimeWork(load);
       return value;
     },
   }[name]!;

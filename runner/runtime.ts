@@ -30,6 +30,7 @@ import { createBindingCaller, type BindingCaller } from './binding-call.js';
 import { IncomingBody, OutgoingBody } from './body.js';
 import { KVNamespace } from './kv.js';
 import { TurnMeter } from './turn-meter.js';
+import { RuntimeWork } from './runtime-work.js';
 import { TenantTimers } from './timers.js';
 import { monotonicMs } from './clock.js';
 import { ExecutionContext, Invocation, ScheduledController, createFetchEvent, createScheduledEvent } from './events.js';
@@ -91,6 +92,8 @@ export class Runtime {
   #lastStreamId = 0;
   /** CPU per request as this child sees it (runner/turn-meter.ts), reported in Settled. */
   readonly #meter = new TurnMeter();
+  /** The runtime's own first-use work, kept out of the requests' CPU (runner/runtime-work.ts). */
+  readonly runtimeWork: RuntimeWork;
   /** Carries out KV and Cache API operations through the daemon (runner/binding-call.ts). */
   readonly callBinding: BindingCaller = createBindingCaller(this);
 
@@ -108,6 +111,12 @@ export class Runtime {
   constructor(channel: Channel) {
     this.channel = channel;
     this.timers = new TenantTimers(() => this.timerTurn());
+    this.runtimeWork = new RuntimeWork(
+      channel,
+      this.#meter,
+      () => this.#script !== null && this.#requests.size > 0,
+      () => this.currentRequest(),
+    );
   }
 
   /** Stream id of the request whose handler is running now, 0 outside one. */

@@ -1,6 +1,6 @@
 /**
  * What the runner's turn announcers (subtle-turns.ts, port-turns.ts,
- * compression-turns.ts) need from the runtime, and the one way the last two
+ * compression-turns.ts) and the lazy globals need from the runtime, and the one way the last two
  * hook Node's own code: a method that names the request first, then does what
  * Node's did.
  */
@@ -10,6 +10,8 @@ export interface TurnHooks {
   current(): number;
   /** Work of `owner` resumes now, in a turn the runner did not start. */
   resume(owner: number): void;
+  /** Runs the runtime's own one-time set-up for an API's first use, as no request's work (runtime-work.ts). */
+  runtimeWork<T>(work: () => T): T;
 }
 
 // Captured at boot: the hooking happens when the tenant first reads a class, in its own code.

@@ -81,6 +81,20 @@ export class TurnMeter {
     return us / 1000;
   }
 
+  /** The runtime's own work starts (runtime-work.ts): what the turn used up to now is charged now. */
+  pause(): void {
+    this.#charge();
+  }
+
+  /** The runtime's own work ended: the CPU used since pause() is no request's. Returns it, in microseconds. */
+  resume(): number {
+    const now = cpuUs();
+    const used = now - this.#lastUs;
+    this.#lastUs = now;
+    this.#lastWallUs = wallMs() * 1000;
+    return used;
+  }
+
   /** Ends the turn: what it used goes to the requests it ran for. */
   #close(): void {
     this.#charge();

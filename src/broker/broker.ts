@@ -563,8 +563,16 @@ export class Broker {
       case 'startupCpuMs': {
         const used = Math.ceil(breach.valueMs); // over the limit, so never rounded down to it
         fields = { limit: 'startupCpuMs', value: used, max: limits.startupCpuMs };
-        this.#loadBreaches.set(instance, `its global scope used ${used} ms of CPU, past the startup CPU limit of ${limits.startupCpuMs} ms (--startup-cpu-ms)`);
-        reasonFor = () => [503, `Worker "${worker}" exceeded its startup CPU limit: its global scope used ${used} ms of CPU while loading; the limit is ${limits.startupCpuMs} ms (--startup-cpu-ms).`];
+        if (instance.loading) {
+          this.#loadBreaches.set(instance, `its global scope used ${used} ms of CPU, past the startup CPU limit of ${limits.startupCpuMs} ms (--startup-cpu-ms)`);
+          reasonFor = () => [503, `Worker "${worker}" exceeded its startup CPU limit: its global scope used ${used} ms of CPU while loading; the limit is ${limits.startupCpuMs} ms (--startup-cpu-ms).`];
+        } else {
+          // The runtime's set-up for APIs on their first use counts as startup (runner/runtime-work.ts).
+          reasonFor = () => [
+            503,
+            `Worker "${worker}" exceeded its startup CPU limit: its global scope and the runtime's set-up of the APIs it used first (crypto, compression, ...) used ${used} ms of CPU on this instance; the limit is ${limits.startupCpuMs} ms (--startup-cpu-ms). Retry.`,
+          ];
+        }
         break;
       }
       case 'idleCpuMs': {

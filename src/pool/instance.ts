@@ -21,6 +21,7 @@ import {
   type ReadyMessage,
   type RequestHeadMessage,
   type ResponseHeadMessage,
+  type RuntimeWorkDoneMessage,
   type SettledMessage,
   type SubrequestHeadMessage,
 } from '../../protocol/messages.js';
@@ -147,7 +148,18 @@ export class Instance {
   #unexplainedCpuMs = 0;
   /** True from Load until Loaded/LoadFailed: CPU used meanwhile is the script's startup, not a request's. */
   loading = false;
-  /** CPU time the script's global scope used while loading. */
+  /**
+   * True from RuntimeWork to RuntimeWorkDone: the runtime loads its own code for an API a request
+   * used first (runner/runtime-work.ts), and CPU used meanwhile is the startup's, as while loading.
+   */
+  #runtimeWork = false;
+  /** What the watchdog charged to the startup during the current runtime-work window. */
+  #windowChargedMs = 0;
+  /** The request whose turn the current runtime-work window is in (its stream; 0: none). */
+  #windowOwner = 0;
+  /** Runtime work the child measured that the watchdog has yet to sample: the startup's, not the next requests'. */
+  #runtimeCreditMs = 0;
+  /** CPU time of the script's global scope while loading, and of the runtime's set-up for APIs on their first use. */
   startupCpuMs = 0;
 
   constructor(events: InstanceEvents, spawn: SpawnOptions) {
@@ -388,6 +400,16 @@ export class Instance {
         priority.ready(this.pid);
         this.#readyResolve();
         return;
+      case FrameType.RuntimeWork:
+        // While loading, everything is the startup's already.
+        if (this.loading) return;
+        this.#runtimeWork = true;
+        this.#windowChargedMs = 0;
+        this.#windowOwner = id;
+        return;
+      case FrameType.RuntimeWorkDone:
+        if (this.#runtimeWork) this.#endRuntimeWork(decodeJson<RuntimeWorkDoneMessage>(frame).cpuMs);
+        return;
       case FrameType.Loaded:
         this.loading = false;
         this.#loaded?.resolve(decodeJson<LoadedMessage>(frame));
@@ -416,7 +438,8 @@ export class Instance {
 
   /**
    * Charges CPU time the watchdog measured on this child: to the script's startup
-   * while it loads, else to the requests that may have used it. The child runs
+   * while it loads or the runtime sets up an API's first use, else to the
+   * requests that may have used it. The child runs
    * one turn at a time and says something (a response, a log line, a fetch) at
    * the end of each, so a request that was sent something after the child last
    * spoke is the one it is busy with now: a `for (;;) {}` woken by its request
@@ -432,10 +455,58 @@ export class Instance {
    * requests' own counts explain is not charged.
    */
   chargeCpu(ms: number): void {
-    if (this.loading) {
+    if (this.loading || this.#runtimeWork) {
       this.startupCpuMs += ms;
+      if (this.#runtimeWork) this.#windowChargedMs += ms;
       return;
     }
+    if (this.#runtimeCreditMs > 0) {
+      const creditMs = Math.min(ms, this.#runtimeCreditMs);
+      this.#runtimeCreditMs -= creditMs;
+      this.startupCpuMs += creditMs;
+      ms -= creditMs;
+      if (ms <= 0) return;
+    }
+    this.#chargeRequests(ms);
+  }
+
+  /** Whether CPU used now counts against the startup limit (the script loads, or the runtime sets up an API). */
+  get chargesStartup(): boolean {
+    return this.loading || this.#runtimeWork;
+  }
+
+  /**
+   * A runtime-work window closed, and the child measured `measuredMs` in it. The watchdog's samples
+   * do not line up with it: one taken before the daemon read the window's opening frame charged the
+   * window to its request, and the last few milliseconds of it are not sampled yet (a sampling
+   * interval, a scheduler tick). So what the window used beyond what was charged to the startup
+   * meanwhile is taken back from its request now, and what remains from the next samples; what the
+   * samples took in beyond it (the turn's own work before the window) goes back to the requests.
+   * Never more than the startup limit leaves: a child that lies can only move CPU from its
+   * requests to its startup, where the limit still holds.
+   */
+  #endRuntimeWork(measuredMs: number): void {
+    this.#runtimeWork = false;
+    const measured = Number.isFinite(measuredMs) && measuredMs > 0 ? measuredMs : 0;
+    const overMs = this.#windowChargedMs - measured;
+    if (overMs > 0) {
+      this.startupCpuMs -= overMs;
+      this.#chargeRequests(overMs);
+      return;
+    }
+    let owedMs = Math.max(0, Math.min(-overMs, (this.limits?.startupCpuMs ?? 0) - this.startupCpuMs - this.#runtimeCreditMs));
+    const owner = this.#exchanges.get(this.#windowOwner);
+    if (owner) {
+      const backMs = Math.min(owedMs, owner.cpuMs);
+      owner.cpuMs -= backMs;
+      this.#unexplainedCpuMs -= backMs;
+      this.startupCpuMs += backMs;
+      owedMs -= backMs;
+    }
+    this.#runtimeCreditMs += owedMs;
+  }
+
+  #chargeRequests(ms: number): void {
     this.#unexplainedCpuMs += ms;
     let chargedMs = 0;
     let suspects = 0;
@@ -455,6 +526,7 @@ export class Instance {
   /** The watchdog measures this child afresh from now (nothing in flight): no charge or credit carries over. */
   openCpuWindow(): void {
     this.#unexplainedCpuMs = 0;
+    this.#runtimeCreditMs = 0;
   }
 
   /**

@@ -400,7 +400,8 @@ export class Watchdog {
 
   #check(instance: Instance, tracked: Tracked, now: number): void {
     const limits = instance.limits ?? this.#limits;
-    const [used, max] = instance.loading ? [instance.startupCpuMs, limits.startupCpuMs] : [instance.topCpu()?.cpuMs ?? 0, limits.cpuMs];
+    const startup = instance.chargesStartup;
+    const [used, max] = startup ? [instance.startupCpuMs, limits.startupCpuMs] : [instance.topCpu()?.cpuMs ?? 0, limits.cpuMs];
     const remainingMs = max - used;
     if (remainingMs > this.#limits.watchdogIntervalMs + TICK_LAG_CAP_MS) return;
     // Near the limit: count the CPU the kernel has not booked yet, if the child is on a CPU
@@ -408,7 +409,7 @@ export class Watchdog {
     const unbooked = tracked.burning && this.#filesOf(instance)?.running() ? Math.min(TICK_LAG_CAP_MS, now - tracked.changedAt) : 0;
     if (used + unbooked > max) {
       // Booked now, so that the accounting line and the totals say what the 503 says.
-      if (instance.loading) {
+      if (startup) {
         instance.startupCpuMs += unbooked;
         this.#onBreach(instance, { limit: 'startupCpuMs', valueMs: instance.startupCpuMs });
       } else {
