@@ -125,6 +125,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger(), optio
   const port = (front.address() as AddressInfo).port;
   const adminPort = (admin.address() as AddressInfo).port;
   egress.listening(port, adminPort);
+  const outboundWarm = outbound.warmUp().catch((error: unknown) => log.debug('outbound warm-up failed', { error: String(error) }));
   if (config.watch) {
     // A rebuilt project is deployed exactly as an admin PUT is: new requests go to it, in-flight ones finish on the old version.
     await projects.watch(async (name, bundle) => {
@@ -160,6 +161,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger(), optio
       await pool.close();
       await pool.allExited();
       await stopForkServerIfIdle();
+      await outboundWarm;
       await outbound.close();
       await kv?.close();
     })());

@@ -3,6 +3,8 @@
  * subrequests are performed, so they can be counted and policed. The upload
  * streams from the child, the response streams back, both flow-controlled.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fetch as undiciFetch, Agent } from 'undici';
 import { SendWindow } from '../../protocol/flow.js';
 import { FrameType, type SubrequestHeadMessage, type SubresponseHeadMessage } from '../../protocol/messages.js';
@@ -14,6 +16,8 @@ import { EgressDeniedError, type EgressPolicy } from './egress.js';
 import { egressConnector } from './egress-connector.js';
 
 const NULL_BODY_STATUS = new Set([101, 204, 205, 304]);
+/** How long the start-up warm-up fetch may take (Outbound.warmUp). */
+const WARM_UP_TIMEOUT_MS = 5_000;
 
 export class Outbound {
   readonly #log: Logger;
@@ -142,6 +146,28 @@ export class Outbound {
       ...fields,
       message,
     });
+  }
+
+  /**
+   * One fetch through undici to a throwaway loopback server, at the daemon's start: the first
+   * tenant fetch otherwise paid for undici's first use (its HTTP parser, WebAssembly compiled
+   * on the first connection, and fetch's own code), ~40 ms of that fetch's latency. Its own
+   * agent, outside the egress policy: it reaches only the server made for it. A failure only
+   * leaves the first fetch slower.
+   */
+  async warmUp(): Promise<void> {
+    const server = createServer((_request, response) => response.end('warm'));
+    const agent = new Agent({ connections: 1 });
+    try {
+      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+      // Bounded: the daemon's close waits for this.
+      const signal = AbortSignal.timeout(WARM_UP_TIMEOUT_MS);
+      const response = await undiciFetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { dispatcher: agent, signal });
+      await response.arrayBuffer();
+    } finally {
+      await agent.close();
+      server.close();
+    }
   }
 
   async close(): Promise<void> {
