@@ -273,6 +273,18 @@ export class Runtime {
 
   async #load(message: LoadMessage): Promise<void> {
     const started = monotonicMs();
+    // The load's CPU is the script's startup (the daemon charges it to --startup-cpu-ms), not the
+    // first request's, which usually arrives in the same read and waits for it: this child's
+    // count of that request left out 40 ms of global scope only when it came in a later read.
+    this.#meter.pause();
+    try {
+      await this.#evaluate(message, started);
+    } finally {
+      this.#meter.resume();
+    }
+  }
+
+  async #evaluate(message: LoadMessage, started: number): Promise<void> {
     const env: Record<string, unknown> = { ...message.env };
     for (const binding of message.bindings) env[binding.name] = Object.freeze(new KVNamespace(binding.name, this.callBinding));
     this.#env = Object.freeze(env);

@@ -81,12 +81,15 @@ export class TurnMeter {
     return us / 1000;
   }
 
-  /** The runtime's own work starts (runtime-work.ts): what the turn used up to now is charged now. */
+  /**
+   * Work that is no request's starts (the runtime's own set-up, runtime-work.ts; the script's
+   * load): what the turn used up to now is charged now.
+   */
   pause(): void {
     this.#charge();
   }
 
-  /** The runtime's own work ended: the CPU used since pause() is no request's. Returns it, in microseconds. */
+  /** That work ended: the CPU used since pause() is no request's. Returns it, in microseconds. */
   resume(): number {
     const now = cpuUs();
     const used = now - this.#lastUs;

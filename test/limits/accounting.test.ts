@@ -40,6 +40,23 @@ describe('accounting', () => {
     expect(body.workers.find((w) => w.name === 'neighbour')).toMatchObject({ requests: 0, limitBreaches: 0, cpuMs: 0 });
   });
 
+  it("counts a new instance's script load as its startup, not as the CPU of the request that waited for it", async () => {
+    // ~100-200 ms of CPU at global scope, then a cheap handler. With no warm child, the first
+    // request reaches the child spawned for it in the same read as the script: its own count once
+    // included the whole load.
+    const script = `let x = 0; for (let i = 0; i < 1e8; i++) x += i % 7;\nexport default { fetch() { return new Response(String(x > 0)); } };\n`;
+    const daemon = await startTestDaemon(writeScripts({ 'heavy.mjs': script }), { cpuMs: 2000, warmPool: 0 });
+    const res = await daemon.fetchText('heavy');
+    expect(res).toMatchObject({ status: 200, text: 'true' });
+    const instance = daemon.broker.instances().find((i) => i.worker === 'heavy')!;
+    await expect.poll(() => daemon.logs.find((r) => r.msg === 'request' && r.worker === 'heavy')).toBeDefined();
+    const line = daemon.logs.find((r) => r.msg === 'request' && r.worker === 'heavy')!;
+    // The watchdog charged the load to the startup; the request's line, by either count, is not the load.
+    expect(instance.startupCpuMs).toBeGreaterThan(30);
+    expect(line.childCpuMs as number).toBeLessThan(instance.startupCpuMs / 2);
+    expect(line.cpuMs as number).toBeLessThan(instance.startupCpuMs / 2);
+  });
+
   it("totals each worker's CPU as its request lines add up, short requests included", async () => {
     // A hello request is shorter than one watchdog sample, so the watchdog charges most of them
     // 0 ms; the child counts each one. Totals once summed only the watchdog's charges: 28 ms for

@@ -63,4 +63,27 @@ describe('TurnMeter', () => {
     expect(ms).toBeGreaterThan(5);
     expect(ms).toBeLessThan(40);
   });
+
+  it("leaves what runs between pause() and resume() out of the turn's requests, and charges them the rest", async () => {
+    // The runtime's own set-up for an API's first use, and a script's load, run so (runner/runtime-work.ts).
+    const meter = new TurnMeter();
+    await nextTurn();
+    const cpuMs = () => {
+      const { user, system } = process.cpuUsage();
+      return (user + system) / 1000;
+    };
+    const before = cpuMs();
+    meter.enter(1);
+    burn(10);
+    meter.pause();
+    burn(30);
+    const outsideMs = meter.resume() / 1000;
+    burn(10);
+    const chargedMs = meter.settle(1);
+    const totalMs = cpuMs() - before;
+    expect(outsideMs).toBeGreaterThan(5);
+    expect(chargedMs).toBeGreaterThan(2);
+    // Everything the turn used but the paused stretch (the clock counts the runner's other threads too).
+    expect(chargedMs).toBeLessThanOrEqual(totalMs - outsideMs + 1);
+  });
 });
