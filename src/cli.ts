@@ -42,7 +42,7 @@ function program(): Command {
       String(DEFAULT_LIMITS.scaleOutConcurrency),
     )
     .option('--cpu-ms <ms>', 'CPU time one request may use', String(DEFAULT_LIMITS.cpuMs))
-    .option('--startup-cpu-ms <ms>', "CPU time a script's global scope may use while loading", String(DEFAULT_LIMITS.startupCpuMs))
+    .option('--startup-cpu-ms <ms>', "CPU time a script's global scope may use while loading, with the runtime's one-time set-up of the APIs it uses first", String(DEFAULT_LIMITS.startupCpuMs))
     .option('--memory-mb <mb>', 'memory of one instance (V8 heap limit and resident anonymous memory)', String(DEFAULT_LIMITS.memoryMb))
     .option('--subrequests <n>', 'fetch() calls one request may make', String(DEFAULT_LIMITS.subrequests))
     .option('--kv-operations <n>', 'KV operations one request may make', String(DEFAULT_LIMITS.kvOperations))
