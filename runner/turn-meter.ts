@@ -18,6 +18,7 @@
  */
 import process from 'node:process';
 import { IdSet, IdTable } from '../protocol/id-table.js';
+import { monotonicMs } from './clock.js';
 
 /** CPU time of the whole process (every thread, as the watchdog counts it), in microseconds. */
 function cpuUs(): number {
@@ -25,7 +26,8 @@ function cpuUs(): number {
   return user + system;
 }
 
-const wallMs = performance.now.bind(performance);
+// Not `performance.now`: reading `performance` loads Node's perf_hooks (11 modules) into every child.
+const wallMs = monotonicMs;
 
 /**
  * Below this much wall time since the last reading, a settle estimates instead of reading
