@@ -16,7 +16,9 @@ import { guardStructuredClone } from './plain-streams.js';
 import { announceCompressionTurns } from './compression-turns.js';
 import { announcePortTurns } from './port-turns.js';
 import { announceSubtleTurns } from './subtle-turns.js';
-import { addWorkersCrypto } from './workers-crypto.js';
+import { addDigestStream, addWorkersSubtle } from './workers-crypto.js';
+import { FixedLengthStream, IdentityTransformStream } from './workers-streams.js';
+import { Scheduler } from './scheduler.js';
 import type { TurnHooks } from './turn-hooks.js';
 
 /** Things the runtime supplies per child: they talk to the daemon. */
@@ -108,6 +110,9 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
       TransformStreamDefaultController,
       ByteLengthQueuingStrategy,
       CountQueuingStrategy,
+      // Workers' own byte streams (workers-streams.ts).
+      IdentityTransformStream,
+      FixedLengthStream,
       TextEncoderStream: lazy(),
       TextDecoderStream: lazy(),
       // Each chunk zlib hands back announces its turn (compression-turns.ts).
@@ -123,11 +128,17 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
     encoding: { TextEncoder, TextDecoder, atob, btoa },
     crypto: {
       // Handed out by a getter, the same object to every caller: as locked as the value it hangs off.
-      crypto: lazy(undefined, (value) => {
-        announceSubtleTurns((value as Crypto).subtle, hooks.turns);
-        addWorkersCrypto((value as Crypto).subtle);
-        freezeApi((value as Crypto).subtle);
-      }),
+      crypto: lazy(
+        (value) => {
+          addDigestStream(value as Crypto, hooks.turns);
+          return value;
+        },
+        (value) => {
+          announceSubtleTurns((value as Crypto).subtle, hooks.turns);
+          addWorkersSubtle((value as Crypto).subtle);
+          freezeApi((value as Crypto).subtle);
+        },
+      ),
       Crypto: lazy(),
       CryptoKey: lazy(),
       // Its prototype is crypto.subtle's, which crypto's hook above changes before freezing it:
@@ -143,6 +154,8 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
       clearTimeout: named('clearTimeout', hooks.timers.clearTimeout),
       clearInterval: named('clearInterval', hooks.timers.clearInterval),
       queueMicrotask,
+      // Workers' own: `await scheduler.wait(ms)`.
+      scheduler: new Scheduler(hooks.timers),
     },
     cloning: { structuredClone: guardStructuredClone(structuredClone) },
     abort: { AbortController, AbortSignal },

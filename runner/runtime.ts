@@ -31,6 +31,7 @@ import { IncomingBody, OutgoingBody } from './body.js';
 import { KVNamespace } from './kv.js';
 import { TurnMeter } from './turn-meter.js';
 import { RuntimeWork } from './runtime-work.js';
+import { fixedLengthOf } from './workers-streams.js';
 import { TenantTimers } from './timers.js';
 import { monotonicMs } from './clock.js';
 import { ExecutionContext, Invocation, ScheduledController, createFetchEvent, createScheduledEvent } from './events.js';
@@ -487,6 +488,8 @@ export class Runtime {
       this.channel.sendResponseHead(id, head);
       return;
     }
+    // A FixedLengthStream's readable side promises its length: Content-Length, not chunked.
+    head.bodyLength = fixedLengthOf(body);
     return this.#streamResponse(id, head, body, stream);
   }
 

@@ -43,10 +43,31 @@ export default {
   },
 };`;
 
+// Cloudflare's use: hash a body as it streams. Checked against crypto.subtle.digest of the whole.
+const DIGEST_STREAM = `export default {
+  async fetch() {
+    const hex = (buffer) => [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, '0')).join('');
+    const text = 'edgeproc '.repeat(10000);
+    const out = {};
+    for (const algorithm of ['SHA-256', 'sha-1', { name: 'SHA-512' }, 'MD5']) {
+      const stream = new crypto.DigestStream(algorithm);
+      await new Response(text).body.pipeTo(stream);
+      const streamed = hex(await stream.digest);
+      const name = typeof algorithm === 'string' ? algorithm : algorithm.name;
+      out[name] = name === 'MD5' ? streamed.length : streamed === hex(await crypto.subtle.digest(name, new TextEncoder().encode(text)));
+    }
+    try { new crypto.DigestStream('SHA-3'); out.unsupported = 'constructed'; } catch (e) { out.unsupported = e.name + ': ' + e.message; }
+    const strings = new crypto.DigestStream('SHA-256');
+    out.string = await strings.getWriter().write('text').then(() => 'accepted', (e) => e.constructor.name + ': ' + e.message);
+    out.instance = new crypto.DigestStream('SHA-256') instanceof WritableStream;
+    return Response.json(out);
+  },
+};`;
+
 let daemon: TestDaemon;
 
 beforeAll(async () => {
-  const dir = writeScripts({ 'checks.mjs': CHECKS, 'order.mjs': ORDER });
+  const dir = writeScripts({ 'checks.mjs': CHECKS, 'order.mjs': ORDER, 'digests.mjs': DIGEST_STREAM });
   daemon = await startTestDaemon(dir, { warmPool: 1 });
 });
 afterAll(closeDaemons);
@@ -77,5 +98,21 @@ describe('crypto.subtle.timingSafeEqual', () => {
     const res = await daemon.fetchText('order');
     expect(res.status).toBe(200);
     expect(JSON.parse(res.text)).toEqual({ isSubtle: true, methods: true, digest: 32, safe: true });
+  });
+});
+
+describe('crypto.DigestStream', () => {
+  it('hashes what is piped into it as crypto.subtle.digest hashes the whole, and refuses what Workers refuses', async () => {
+    const res = await daemon.fetchText('digests');
+    expect(res.status, res.text).toBe(200);
+    expect(JSON.parse(res.text)).toEqual({
+      'SHA-256': true,
+      'sha-1': true,
+      'SHA-512': true,
+      MD5: 32,
+      unsupported: 'NotSupportedError: DigestStream: unsupported algorithm SHA-3; use SHA-1, SHA-256, SHA-384, SHA-512 or MD5',
+      string: 'TypeError: DigestStream: a chunk must be an ArrayBuffer or an ArrayBuffer view (a TypedArray or DataView)',
+      instance: true,
+    });
   });
 });
