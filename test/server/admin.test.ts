@@ -217,6 +217,30 @@ describe('admin API', () => {
     expect((await admin(daemon, 'GET', '/workers/zzz')).status).toBe(404);
   });
 
+  it('lists workers a page at a time, in name order, with the next page named', async () => {
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    const daemon = await startTestDaemon(writeScripts(Object.fromEntries(names.map((name) => [`${name}.mjs`, version(name)]))));
+    await daemon.fetchText('c');
+    const pages: Array<{ workers: Array<{ name: string; requests: number }>; next: string | null }> = [];
+    let after: string | null = null;
+    do {
+      const res = await admin(daemon, 'GET', `/workers?limit=2${after === null ? '' : `&after=${after}`}`);
+      expect(res.status).toBe(200);
+      pages.push(res.json());
+      after = pages.at(-1)!.next;
+    } while (after !== null);
+    expect(pages.map((page) => page.workers.map((w) => w.name))).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+    expect(pages.map((page) => page.next)).toEqual(['b', 'd', null]);
+    // The entries are the full listing's, figures included.
+    expect(pages[1]!.workers[0]).toMatchObject({ name: 'c', requests: 1 });
+    expect((await admin(daemon, 'GET', '/workers?after=zzz')).json()).toMatchObject({ workers: [], next: null });
+    for (const bad of ['0', '-1', 'ten', '1001', '']) {
+      const res = await admin(daemon, 'GET', `/workers?limit=${bad}`);
+      expect(res.status).toBe(400);
+      expect(res.json().error).toEqual({ code: 'ERR_BAD_REQUEST', message: `limit must be a whole number from 1 to 1000, got "${bad}"` });
+    }
+  });
+
   it('answers 401 without the admin token when one is set', async () => {
     const daemon = await startTestDaemon(writeScripts({ 'a.mjs': version('a') }), { adminToken: 's3cret' });
     const none = await admin(daemon, 'GET', '/workers');
