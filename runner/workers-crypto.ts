@@ -9,6 +9,7 @@
  * is compared whatever the earlier ones were: the time depends on the length only.
  */
 
+import { bytesOf } from './bytes.js';
 import type { TurnHooks } from './turn-hooks.js';
 
 // Captured at boot: the method is added when the tenant first reads `crypto`, in its own code.
@@ -16,19 +17,16 @@ const { create, defineProperty, freeze, getPrototypeOf } = Object;
 const Writable = WritableStream;
 const { toUpperCase } = String.prototype;
 const { apply } = Reflect;
-const { isView } = ArrayBuffer;
-const Bytes = Uint8Array;
-const AnyArrayBuffer = ArrayBuffer;
 
-function bytesOf(value: unknown, what: string): Uint8Array {
-  if (value instanceof AnyArrayBuffer) return new Bytes(value);
-  if (isView(value)) return new Bytes(value.buffer, value.byteOffset, value.byteLength);
-  throw new TypeError(`${what} must be an ArrayBuffer or an ArrayBuffer view (a TypedArray or DataView)`);
+function bufferBytes(value: unknown, what: string): Uint8Array {
+  const bytes = bytesOf(value);
+  if (bytes === null) throw new TypeError(`${what} must be an ArrayBuffer or an ArrayBuffer view (a TypedArray or DataView)`);
+  return bytes;
 }
 
 function timingSafeEqual(a: unknown, b: unknown): boolean {
-  const left = bytesOf(a, 'crypto.subtle.timingSafeEqual: argument 1');
-  const right = bytesOf(b, 'crypto.subtle.timingSafeEqual: argument 2');
+  const left = bufferBytes(a, 'crypto.subtle.timingSafeEqual: argument 1');
+  const right = bufferBytes(b, 'crypto.subtle.timingSafeEqual: argument 2');
   if (left.byteLength !== right.byteLength) {
     throw new TypeError(`crypto.subtle.timingSafeEqual: the two buffers must have the same byte length (got ${left.byteLength} and ${right.byteLength})`);
   }
@@ -68,7 +66,7 @@ function digestStreamClass(hooks: TurnHooks): unknown {
       digest.catch(() => {});
       super({
         write(chunk) {
-          hash.update(bytesOf(chunk, 'DigestStream: a chunk'));
+          hash.update(bufferBytes(chunk, 'DigestStream: a chunk'));
         },
         close() {
           const out = hash.digest();

@@ -9,12 +9,11 @@
  * FixedLengthStream as a fetch() body does not set the subrequest's Content-Length.
  */
 
+import { bytesOf } from './bytes.js';
+
 // Captured at boot: these classes are constructed in the tenant's code, which may have replaced
 // the built-ins they would otherwise reach through the global scope.
 const Transform = TransformStream;
-const Bytes = Uint8Array;
-const AnyArrayBuffer = ArrayBuffer;
-const { isView } = ArrayBuffer;
 const { isSafeInteger } = Number;
 const Lengths = WeakMap;
 
@@ -26,9 +25,9 @@ export function fixedLengthOf(stream: object): number | null {
   return expectedLengths.get(stream) ?? null;
 }
 
-function bytesOf(chunk: unknown, className: string): Uint8Array {
-  if (chunk instanceof AnyArrayBuffer) return new Bytes(chunk);
-  if (isView(chunk)) return new Bytes(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+function chunkBytes(chunk: unknown, className: string): Uint8Array {
+  const bytes = bytesOf(chunk);
+  if (bytes !== null) return bytes;
   throw new TypeError(
     `This ${className} is a byte stream: it takes ArrayBuffer or ArrayBufferView chunks on its writable side, and was given ${chunk === null ? 'null' : typeof chunk}. Encode strings with TextEncoder (or pipe through a TextEncoderStream) first.`,
   );
@@ -42,7 +41,7 @@ interface Counter {
 function byteTransformer(className: string, counter: Counter): Transformer<unknown, Uint8Array> {
   return {
     transform(chunk, controller) {
-      const bytes = bytesOf(chunk, className);
+      const bytes = chunkBytes(chunk, className);
       if (counter.left !== null) {
         if (bytes.byteLength > counter.left) throw new TypeError('Attempt to write too many bytes through a FixedLengthStream.');
         counter.left -= bytes.byteLength;
@@ -64,7 +63,7 @@ function byteChunks(className: string): QueuingStrategy<unknown> {
   return {
     highWaterMark: 1,
     size(chunk) {
-      bytesOf(chunk, className);
+      chunkBytes(chunk, className);
       return 1;
     },
   };
