@@ -90,6 +90,16 @@ class LazyNodeGlobal {
   ) {}
 }
 const lazy = (wrap?: (value: unknown) => unknown, then?: (value: unknown) => void) => new LazyNodeGlobal(wrap, then);
+/**
+ * A lazy global whose objects another lazy global's hook changes before freezing their
+ * prototype: that one is read (and hooked) first, or this one's first read would freeze the
+ * prototype unhooked and the other's hook would then throw.
+ */
+const lazyAfter = (first: string) =>
+  lazy((value) => {
+    void (globalThis as Record<string, unknown>)[first];
+    return value;
+  });
 
 /** The table: group → name → value. Every name here must exist and work in a child. */
 function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> {
@@ -141,12 +151,8 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
       ),
       Crypto: lazy(),
       CryptoKey: lazy(),
-      // Its prototype is crypto.subtle's, which crypto's hook above changes before freezing it:
-      // read first, SubtleCrypto froze it unchanged, and crypto's first read then threw.
-      SubtleCrypto: lazy((value) => {
-        void (globalThis as { crypto?: unknown }).crypto;
-        return value;
-      }),
+      // Its prototype is crypto.subtle's, which crypto's hook above changes.
+      SubtleCrypto: lazyAfter('crypto'),
     },
     timers: {
       setTimeout: named('setTimeout', hooks.timers.setTimeout),
@@ -162,11 +168,8 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
     files: { Blob, File },
     events: { Event, EventTarget, CustomEvent, ExtendableEvent, FetchEvent, ScheduledEvent, DOMException },
     messaging: {
-      // A channel's ports are MessagePorts: reading MessagePort (our accessor) hooks their prototype first.
-      MessageChannel: lazy((value) => {
-        void (globalThis as { MessagePort?: unknown }).MessagePort;
-        return value;
-      }),
+      // A channel's ports are MessagePorts, whose prototype MessagePort's hook below changes.
+      MessageChannel: lazyAfter('MessagePort'),
       // Before the prototype is frozen: each message announces its turn (port-turns.ts).
       MessagePort: lazy((value) => {
         announcePortTurns(value, hooks.turns);
