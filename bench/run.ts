@@ -10,6 +10,7 @@ import { kv } from './kv.js';
 import { limits } from './limits.js';
 import { memory } from './memory.js';
 import { profile } from './profile.js';
+import { proxy } from './proxy.js';
 import { soak } from './soak.js';
 import { streams } from './streams.js';
 import { stopAll } from './lib/processes.js';
@@ -28,6 +29,8 @@ const BENCHES: Record<string, (options: Record<string, string>) => Promise<void>
   soak,
   // Not in the default list: body streams per request, ~90 s.
   streams,
+  // Not in the default list: a worker that proxies each request with one fetch, ~60 s.
+  proxy,
 };
 const DEFAULT = ['throughput', 'cold-start', 'memory'];
 

@@ -22,6 +22,8 @@ export interface DaemonFlags {
   perfChildren?: boolean;
   /** --recycle-after: requests an instance serves before it is replaced (0: never). */
   recycleAfter?: number;
+  /** --egress-allow: non-public ranges tenant fetch may reach (a local origin). */
+  egressAllow?: string;
 }
 
 export interface RunningDaemon {
@@ -52,6 +54,7 @@ export async function startDaemon(
   if (flags.memoryMb !== undefined) args.push('--memory-mb', String(flags.memoryMb));
   if (flags.persistTo !== undefined) args.push('--persist-to', flags.persistTo);
   if (flags.kvUrl !== undefined) args.push('--kv-url', flags.kvUrl);
+  if (flags.egressAllow !== undefined) args.push('--egress-allow', flags.egressAllow);
   if (flags.kvOperations !== undefined) args.push('--kv-operations', String(flags.kvOperations));
   // Its stdout is the log line of every request: straight to the file, not through this process.
   const env = flags.perfChildren ? { ...process.env, EDGEPROC_PERF_CHILDREN: '1' } : process.env;
