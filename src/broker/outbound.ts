@@ -5,17 +5,17 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fetch as undiciFetch, Agent } from 'undici';
+import { Agent } from 'undici';
+import { dispatchFetch, type SubresponseSink } from './dispatch-fetch.js';
 import { SendWindow } from '../../protocol/flow.js';
-import { FrameType, type SubrequestHeadMessage, type SubresponseHeadMessage } from '../../protocol/messages.js';
+import { FrameType, type SubrequestHeadMessage } from '../../protocol/messages.js';
 import type { Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Instance, SubrequestSink } from '../pool/instance.js';
-import { DROPPED_STREAM, FrameSource, pumpWebStream, streamSink } from './body.js';
+import { DROPPED_STREAM, FrameSource, streamSink } from './body.js';
 import { EgressDeniedError, type EgressPolicy } from './egress.js';
 import { egressConnector } from './egress-connector.js';
 
-const NULL_BODY_STATUS = new Set([101, 204, 205, 304]);
 /** How long the start-up warm-up fetch may take (Outbound.warmUp). */
 const WARM_UP_TIMEOUT_MS = 5_000;
 
@@ -49,6 +49,7 @@ export class Outbound {
       instance.sendJson(FrameType.SubrequestFailed, id, {
         message: `fetch to ${head.url} denied: it names no request in flight; a worker fetches only while handling a request or its waitUntil work`,
       });
+      instance.endSubrequest(id);
       this.#log.warn('subrequest refused: no request in flight', { worker: instance.worker ?? undefined, parent: head.parent });
       return DROPPED_STREAM;
     }
@@ -57,6 +58,7 @@ export class Outbound {
       instance.sendJson(FrameType.SubrequestFailed, id, {
         message: `Too many subrequests: this request already made ${subrequests}; the limit is ${subrequests} per request (--subrequests).`,
       });
+      instance.endSubrequest(id);
       this.#log.warn('limit exceeded', {
         worker: instance.worker ?? undefined,
         requestId: parent.requestId,
@@ -66,73 +68,56 @@ export class Outbound {
       });
       return DROPPED_STREAM;
     }
-    const upload = head.hasBody ? new FrameSource(instance, id) : null;
-    const window = new SendWindow();
-    const controller = new AbortController();
-    void this.#run(instance, id, head, upload, window, controller.signal);
-    return streamSink(upload, window, (reason) => controller.abort(new Error(reason)));
-  }
-
-  async #run(
-    instance: Instance,
-    id: number,
-    head: SubrequestHeadMessage,
-    upload: FrameSource | null,
-    window: SendWindow,
-    signal: AbortSignal,
-  ): Promise<void> {
-    // undici's fetch also serves data: and blob: itself, without a connection to police.
+    // undici would also serve data: and blob: without a connection to police; the runner sends only
+    // http: and https:, so anything else comes from a subverted one.
     const badScheme = this.#egress.checkScheme(head.url);
     if (badScheme) {
       this.#deny(instance, id, head, `fetch to ${head.url} denied: ${badScheme}`, { reason: 'scheme' });
-      return;
+      return DROPPED_STREAM;
     }
-    let response: Response;
-    try {
-      response = (await undiciFetch(head.url, {
-        method: head.method,
-        headers: head.headers,
-        body: upload ?? undefined,
-        duplex: 'half',
-        redirect: head.redirect,
-        signal,
-        dispatcher: this.#dispatcher,
-      } as never)) as unknown as Response;
-    } catch (error) {
-      const cause = (error as Error & { cause?: Error }).cause;
-      if (cause instanceof EgressDeniedError) {
-        this.#deny(instance, id, head, cause.messageFor(head.url), { destination: cause.origin, reason: cause.denial.reason });
-        return;
-      }
-      const reason = cause?.message ?? (error as Error).message;
-      instance.sendJson(FrameType.SubrequestFailed, id, { message: `fetch ${head.url} failed: ${reason}` });
+    const upload = head.hasBody ? new FrameSource(instance, id) : null;
+    const window = new SendWindow();
+    const abort = dispatchFetch(
+      this.#dispatcher,
+      { url: head.url, method: head.method, headers: head.headers, redirect: head.redirect, body: upload },
+      window,
+      this.#sinkFor(instance, id, head),
+    );
+    // Aborted by the child (the tenant cancelled, or its request ended): nothing failed, and
+    // after this the sink hears nothing more.
+    return streamSink(upload, window, (reason) => {
+      abort(new Error(reason));
       instance.endSubrequest(id);
-      return;
-    }
-    const hasBody = response.body !== null && !NULL_BODY_STATUS.has(response.status);
-    const message: SubresponseHeadMessage = {
-      status: response.status,
-      statusText: response.statusText,
-      headers: [...response.headers],
-      hasBody,
-      url: response.url,
-      redirected: response.redirected,
+    });
+  }
+
+  /** The subresponse's way to the child: its head, its body as DATA frames, or why it failed. */
+  #sinkFor(instance: Instance, id: number, head: SubrequestHeadMessage): SubresponseSink {
+    return {
+      head: (message) => {
+        instance.sendJson(FrameType.SubresponseHead, id, message);
+        if (!message.hasBody) instance.endSubrequest(id);
+      },
+      data: (chunk) => instance.sendData(id, chunk),
+      end: () => {
+        instance.sendEnd(id);
+        instance.endSubrequest(id);
+      },
+      error: (error, afterHead) => {
+        const cause = error instanceof EgressDeniedError ? error : (error as Error & { cause?: unknown }).cause;
+        if (cause instanceof EgressDeniedError) {
+          this.#deny(instance, id, head, cause.messageFor(head.url), { destination: cause.origin, reason: cause.denial.reason });
+          return;
+        }
+        if (afterHead) {
+          instance.sendAbort(id, `the response body of ${head.url} failed: ${error.message}`);
+          this.#log.warn('subrequest body failed', { worker: instance.worker ?? undefined, url: head.url });
+        } else {
+          instance.sendJson(FrameType.SubrequestFailed, id, { message: `fetch ${head.url} failed: ${error.message}` });
+        }
+        instance.endSubrequest(id);
+      },
     };
-    instance.sendJson(FrameType.SubresponseHead, id, message);
-    if (!hasBody) {
-      instance.endSubrequest(id);
-      return;
-    }
-    try {
-      await pumpWebStream(response.body!, instance, id, window);
-    } catch (error) {
-      // Aborted by the child (the tenant cancelled, or its request ended): nothing failed.
-      if (signal.aborted) return;
-      instance.sendAbort(id, `the response body of ${head.url} failed: ${(error as Error).message}`);
-      this.#log.warn('subrequest body failed', { worker: instance.worker ?? undefined, url: head.url });
-    } finally {
-      instance.endSubrequest(id);
-    }
   }
 
   /** A subrequest the egress policy refused: rejects inside the tenant (which may catch it) and says so in the log. */
@@ -149,9 +134,9 @@ export class Outbound {
   }
 
   /**
-   * One fetch through undici to a throwaway loopback server, at the daemon's start: the first
-   * tenant fetch otherwise paid for undici's first use (its HTTP parser, WebAssembly compiled
-   * on the first connection, and fetch's own code), ~40 ms of that fetch's latency. Its own
+   * One exchange through the outbound path to a throwaway loopback server, at the daemon's start:
+   * the first tenant fetch otherwise paid for undici's first use (its HTTP parser, WebAssembly
+   * compiled on the first connection) and this path's, ~40 ms of that fetch's latency. Its own
    * agent, outside the egress policy: it reaches only the server made for it. A failure only
    * leaves the first fetch slower.
    */
@@ -160,10 +145,22 @@ export class Outbound {
     const agent = new Agent({ connections: 1 });
     try {
       await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-      // Bounded: the daemon's close waits for this.
-      const signal = AbortSignal.timeout(WARM_UP_TIMEOUT_MS);
-      const response = await undiciFetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { dispatcher: agent, signal });
-      await response.arrayBuffer();
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      await new Promise<void>((resolve, reject) => {
+        // Bounded: the daemon's close waits for this.
+        const timer = setTimeout(() => abort(new Error('the warm-up fetch took too long')), WARM_UP_TIMEOUT_MS);
+        const done = (error?: Error) => {
+          clearTimeout(timer);
+          if (error) reject(error);
+          else resolve();
+        };
+        const abort = dispatchFetch(agent, { url, method: 'GET', headers: [], redirect: 'follow', body: null }, new SendWindow(), {
+          head: () => {},
+          data: () => {},
+          end: () => done(),
+          error: (error) => done(error),
+        });
+      });
     } finally {
       await agent.close();
       server.close();

@@ -377,7 +377,8 @@ export class Instance {
         const head = decodeJson<SubrequestHeadMessage>(frame);
         this.#subrequestParents.set(id, head.parent);
         const sink = this.#events.subrequest(this, id, head);
-        this.#subrequests.set(id, sink);
+        // Refused or failed while starting (endSubrequest already ran): nothing to route to it.
+        if (this.#subrequestParents.has(id)) this.#subrequests.set(id, sink);
         return;
       }
       case FrameType.BindingCall: {
