@@ -3,7 +3,7 @@
 // The runner is written to a temporary file and renamed, so children spawned while a
 // build runs (another test run, a daemon in use) never load a half-written bundle.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
@@ -35,8 +35,38 @@ await build({
   logLevel: 'warning',
 });
 renameSync(temporary, 'dist/runner.cjs');
+await buildHtmlRewriter();
 
 buildAddon();
+
+/**
+ * Workers' HTMLRewriter runs lol-html compiled to WebAssembly (html-rewriter-wasm). Its glue and
+ * its 0.9 MB module stay out of the runner's bundle, which every child holds in memory: the
+ * runner reads them from beside itself the first time a tenant uses HTMLRewriter
+ * (runner/html-rewriter.ts). The glue requires its helper through a template literal, which a
+ * bundler cannot follow; it is made a plain require first, and the build fails if that moved.
+ */
+async function buildHtmlRewriter() {
+  const dir = dirname(require.resolve('html-rewriter-wasm/dist/html_rewriter.js'));
+  const glue = readFileSync(join(dir, 'html_rewriter.js'), 'utf8');
+  const dynamic = 'require(String.raw`./asyncify.js`)';
+  if (!glue.includes(dynamic)) throw new Error(`edgeproc build: html-rewriter-wasm no longer requires its helper as ${dynamic}; see scripts/build.mjs`);
+  const partial = `dist/html-rewriter.${process.pid}.tmp.cjs`;
+  await build({
+    stdin: { contents: glue.replace(dynamic, "require('./asyncify.js')"), resolveDir: dir, sourcefile: 'html_rewriter.js', loader: 'js' },
+    outfile: partial,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    legalComments: 'none',
+    minifyWhitespace: true,
+    minifySyntax: true,
+    logLevel: 'warning',
+  });
+  renameSync(partial, 'dist/html-rewriter.cjs');
+  copyFileSync(join(dir, 'html_rewriter_bg.wasm'), 'dist/html_rewriter_bg.wasm');
+}
 
 /**
  * The addon is optional: without a compiler (or node-gyp, or Node's headers) background work

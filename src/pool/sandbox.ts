@@ -39,7 +39,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { createHash, randomInt } from 'node:crypto';
 import { PERF_CHILDREN } from './perf-children.js';
 
@@ -81,7 +81,21 @@ export interface SandboxPlan {
   runnerPath: string;
 }
 
+/**
+ * Files the runner reads from beside itself, each only the first time a tenant needs it:
+ * HTMLRewriter's glue and its WebAssembly module (scripts/build.mjs). Children may read them,
+ * and they travel with the runner when it is copied.
+ */
+export const RUNNER_COMPANIONS: readonly string[] = Object.freeze(['html-rewriter.cjs', 'html_rewriter_bg.wasm']);
+
+/** The runner and the companions beside it (a build without them runs without HTMLRewriter). */
+function runnerFiles(runner: string): string[] {
+  const dir = dirname(runner);
+  return [runner, ...RUNNER_COMPANIONS.map((name) => join(dir, name)).filter((path) => existsSync(path))];
+}
+
 const plans = new Map<string, SandboxPlan>();
+const readGrants = new Map<string, string[]>();
 
 /** Probes the machine once per process (a few ms of spawnSync) and returns the plan for this runner. */
 export function sandboxPlan(runnerPath: string): SandboxPlan {
@@ -108,7 +122,7 @@ function probe(realRunner: string): SandboxPlan {
     {
       name: 'permissions',
       active: true,
-      detail: "Node's permission model: read access to the runner only; no writes, child processes, worker threads or addons",
+      detail: "Node's permission model: read access to the runner and its own files only; no writes, child processes, worker threads or addons",
     },
     { name: 'environment', active: true, detail: 'no variable of the daemon (TZ=UTC and MALLOC_ARENA_MAX=1 only)' },
     { name: 'descriptors', active: true, detail: 'stdout, stderr and the frame channel only; nothing else is inherited' },
@@ -139,9 +153,12 @@ function probe(realRunner: string): SandboxPlan {
   };
 }
 
-/** Node's own flags for the permission model. */
+/** Node's own flags for the permission model: read access to the runner and its companions, nothing else. */
 export function permissionFlags(plan: SandboxPlan): string[] {
-  return ['--experimental-permission', `--allow-fs-read=${plan.runnerPath}`];
+  let grants = readGrants.get(plan.runnerPath);
+  // One flag per file: Node 20 takes a comma as part of the path.
+  if (!grants) readGrants.set(plan.runnerPath, (grants = runnerFiles(plan.runnerPath).map((path) => `--allow-fs-read=${path}`)));
+  return ['--experimental-permission', ...grants];
 }
 
 /**
@@ -192,13 +209,14 @@ function liveUids(): Set<number> {
 }
 
 /**
- * A child of another uid must be able to read the runner: if any directory on
- * its path is closed to others (a checkout under /root, a mktemp dir), a copy in
- * a world-readable temporary directory is used instead (see sharedCopy).
+ * A child of another uid must be able to read the runner and its companions: if any
+ * directory on their path is closed to others (a checkout under /root, a mktemp dir), copies
+ * in a world-readable temporary directory are used instead (see sharedCopy).
  */
 export function readableByAll(path: string): string {
-  if (openToOthers(path)) return path;
-  return sharedCopy(path) ?? privateCopy(path);
+  const files = runnerFiles(path);
+  if (files.every(openToOthers)) return path;
+  return sharedCopy(files) ?? privateCopy(files);
 }
 
 /**
@@ -208,11 +226,12 @@ export function readableByAll(path: string): string {
  * writes by anyone else (a sticky /tmp keeps others from swapping them), with the runner's
  * bytes. Null if not, or if it cannot be made.
  */
-function sharedCopy(path: string): string | null {
+function sharedCopy(files: string[]): string | null {
   const uid = process.getuid?.() ?? -1;
-  const bytes = readFileSync(path);
-  const dir = join(tmpdir(), `edgeproc-runner-${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}`);
-  const copy = join(dir, 'runner.cjs');
+  const contents = files.map((file) => ({ name: copyName(files, file), bytes: readFileSync(file) }));
+  const hash = createHash('sha256');
+  for (const { name, bytes } of contents) hash.update(name).update(bytes);
+  const dir = join(tmpdir(), `edgeproc-runner-${hash.digest('hex').slice(0, 16)}`);
   try {
     try {
       mkdirSync(dir);
@@ -223,19 +242,28 @@ function sharedCopy(path: string): string | null {
     const folder = lstatSync(dir);
     // Children enter it too (the x bits).
     if (!folder.isDirectory() || !safeToShare(folder, uid) || (folder.mode & 0o001) === 0) return null;
-    if (!existsSync(copy)) {
-      // Written whole under another name first: a daemon starting meanwhile never reads half a runner.
-      const partial = join(dir, `.runner-${process.pid}-${randomInt(1 << 30)}.cjs`);
-      writeFileSync(partial, bytes, { flag: 'wx', mode: 0o444 });
-      chmodSync(partial, 0o444);
-      renameSync(partial, copy);
+    for (const { name, bytes } of contents) {
+      const copy = join(dir, name);
+      if (!existsSync(copy)) {
+        // Written whole under another name first: a daemon starting meanwhile never reads half a file.
+        const partial = join(dir, `.${name}-${process.pid}-${randomInt(1 << 30)}`);
+        writeFileSync(partial, bytes, { flag: 'wx', mode: 0o444 });
+        chmodSync(partial, 0o444);
+        renameSync(partial, copy);
+      }
+      const file = lstatSync(copy);
+      if (!file.isFile() || !safeToShare(file, uid) || !readFileSync(copy).equals(bytes)) return null;
     }
-    const file = lstatSync(copy);
-    if (!file.isFile() || !safeToShare(file, uid) || !readFileSync(copy).equals(bytes)) return null;
-    return copy;
+    return join(dir, RUNNER_COPY);
   } catch {
     return null;
   }
+}
+
+/** The runner's copy is always runner.cjs; a companion keeps its name. */
+const RUNNER_COPY = 'runner.cjs';
+function copyName(files: string[], file: string): string {
+  return file === files[0] ? RUNNER_COPY : basename(file);
 }
 
 /** Owned by `uid`, readable by all, writable by nobody else. */
@@ -244,14 +272,16 @@ function safeToShare(stat: Stats, uid: number): boolean {
 }
 
 /** A copy of this daemon's own, removed at exit: where the shared one cannot be trusted. */
-function privateCopy(path: string): string {
+function privateCopy(files: string[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'edgeproc-runner-'));
   chmodSync(dir, 0o755);
-  const copy = join(dir, 'runner.cjs');
-  copyFileSync(path, copy);
-  chmodSync(copy, 0o444);
+  for (const file of files) {
+    const copy = join(dir, copyName(files, file));
+    copyFileSync(file, copy);
+    chmodSync(copy, 0o444);
+  }
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  return copy;
+  return join(dir, RUNNER_COPY);
 }
 
 function openToOthers(path: string): boolean {

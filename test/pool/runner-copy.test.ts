@@ -9,7 +9,7 @@ import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readableByAll, UID_BASE } from '../../src/pool/sandbox.js';
+import { readableByAll, RUNNER_COMPANIONS, UID_BASE } from '../../src/pool/sandbox.js';
 
 const made: string[] = [];
 afterAll(() => {
@@ -43,6 +43,19 @@ describe('the runner copy for children of another uid', () => {
     expect(statSync(copy).mode & 0o777).toBe(0o444);
     expect(statSync(dirname(copy)).mode & 0o777).toBe(0o755);
     expect(copyOf(runner)).toBe(copy);
+  });
+
+  it('carries the files the runner reads from beside itself (HTMLRewriter), and nothing else', () => {
+    const runner = closedRunner();
+    const wasm = Buffer.from(`wasm ${randomUUID()}`);
+    writeFileSync(join(dirname(runner.path), RUNNER_COMPANIONS[1]!), wasm);
+    writeFileSync(join(dirname(runner.path), 'not-a-companion.txt'), 'secret');
+    const copy = copyOf(runner);
+    expect(readFileSync(join(dirname(copy), RUNNER_COMPANIONS[1]!))).toEqual(wasm);
+    expect(statSync(join(dirname(copy), RUNNER_COMPANIONS[1]!)).mode & 0o777).toBe(0o444);
+    // A companion the build did not make is simply not there.
+    expect(() => statSync(join(dirname(copy), RUNNER_COMPANIONS[0]!))).toThrow();
+    expect(() => statSync(join(dirname(copy), 'not-a-companion.txt'))).toThrow();
   });
 
   it('is passed over, for a copy of the daemon\'s own, when it was changed or another user owns it', { skip: !root }, () => {
