@@ -18,6 +18,7 @@ import { announcePortTurns } from './port-turns.js';
 import { announceSubtleTurns } from './subtle-turns.js';
 import { addDigestStream, addWorkersSubtle } from './workers-crypto.js';
 import { FixedLengthStream, IdentityTransformStream } from './workers-streams.js';
+import { loadHTMLRewriter } from './html-rewriter.js';
 import { Scheduler } from './scheduler.js';
 import type { TurnHooks } from './turn-hooks.js';
 
@@ -87,9 +88,13 @@ class LazyNodeGlobal {
   constructor(
     readonly wrap?: (value: unknown) => unknown,
     readonly then?: (value: unknown) => void,
+    /** The runtime's own loader, for a global Node does not have (instead of Node's lazy getter). */
+    readonly load?: () => unknown,
   ) {}
 }
 const lazy = (wrap?: (value: unknown) => unknown, then?: (value: unknown) => void) => new LazyNodeGlobal(wrap, then);
+/** A global of the runtime's own that loads what it needs on first read (html-rewriter.ts). */
+const loadedOnFirstRead = (load: () => unknown) => new LazyNodeGlobal(undefined, undefined, load);
 /**
  * A lazy global whose objects another lazy global's hook changes before freezing their
  * prototype: that one is read (and hooked) first, or this one's first read would freeze the
@@ -187,6 +192,8 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
       Cache,
       WebSocket,
     },
+    // Workers' own; lol-html loads on the first read (html-rewriter.ts).
+    rewriting: { HTMLRewriter: loadedOnFirstRead(loadHTMLRewriter) },
     scope: {
       addEventListener: hooks.addEventListener,
       removeEventListener: hooks.removeEventListener,
@@ -264,7 +271,9 @@ export function installGlobals(hooks: ScopeHooks): string[] {
   const postInstall: Array<() => void> = [];
   for (const [group, names] of Object.entries(table)) {
     for (const [name, value] of Object.entries(names)) {
-      if (value instanceof LazyNodeGlobal) {
+      if (value instanceof LazyNodeGlobal && value.load) {
+        lazyGetters.set(name, value.load);
+      } else if (value instanceof LazyNodeGlobal) {
         const descriptor = Object.getOwnPropertyDescriptor(globalThis, name);
         if (descriptor?.get) {
           lazyGetters.set(name, descriptor.get);

@@ -18,9 +18,20 @@
 
 const DISALLOWED = 'Wasm code generation disallowed by embedder';
 
+/** V8's own Module, kept for the runtime's own modules (html-rewriter.ts); never handed to a tenant. */
+let runtimeModule: typeof WebAssembly.Module | null = null;
+
+/** A WebAssembly namespace that compiles, for code the runtime itself loads. */
+export function runtimeWebAssembly(): typeof WebAssembly {
+  if (!runtimeModule) throw new Error('runtimeWebAssembly() before disallowWasmCodegen()');
+  const { Instance, Memory, Table, Global, CompileError, LinkError, RuntimeError } = WebAssembly;
+  return Object.freeze({ Module: runtimeModule, Instance, Memory, Table, Global, CompileError, LinkError, RuntimeError }) as unknown as typeof WebAssembly;
+}
+
 export function disallowWasmCodegen(): void {
   const wasm = WebAssembly;
   const RealModule = wasm.Module;
+  runtimeModule = RealModule;
   const realInstantiate = wasm.instantiate.bind(wasm);
   const refused = (entry: string) => new wasm.CompileError(`${entry}: ${DISALLOWED}`);
   const isModule = (value: unknown): value is WebAssembly.Module => {

@@ -68,6 +68,7 @@ const TENANT_GLOBALS = [
   ...['AbortController', 'AbortSignal', 'Blob', 'File', 'Event', 'EventTarget', 'CustomEvent'],
   ...['ExtendableEvent', 'FetchEvent', 'ScheduledEvent', 'DOMException', 'MessageChannel', 'MessagePort', 'MessageEvent'],
   ...['console', 'performance', 'navigator', 'Navigator', 'caches', 'CacheStorage', 'Cache', 'WebSocket'],
+  ...['HTMLRewriter'],
   ...['addEventListener', 'removeEventListener'],
 ];
 // A classic script's top-level function declarations become properties of the global object.

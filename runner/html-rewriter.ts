@@ -1,0 +1,219 @@
+/**
+ * Workers' `HTMLRewriter`: `new HTMLRewriter().on(selector, handlers).onDocument(handlers)
+ * .transform(response)` answers a Response whose body is the original's, rewritten as it
+ * streams through. The rewriting is lol-html, Cloudflare's own streaming rewriter, compiled to
+ * WebAssembly (the html-rewriter-wasm package, which Miniflare 2 used): its element, text,
+ * comment, doctype and document-end objects are what the tenant's handlers get, and its
+ * handlers may be async.
+ *
+ * Its glue and its 0.9 MB module are not in the runner's bundle, which every child holds: the
+ * first read of the global loads them from beside the runner (scripts/build.mjs puts them there,
+ * src/pool/sandbox.ts lets children read them) inside a runtime-work window, and compiles the
+ * module with the WebAssembly.Module a tenant does not get (wasm.ts). A child whose tenant never
+ * reads `HTMLRewriter` carries none of it.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compileFunction } from 'node:vm';
+import { bytesOf } from './bytes.js';
+import { runtimeWebAssembly } from './wasm.js';
+import { Headers, Response } from './web.js';
+
+/** The glue's rewriter (html_rewriter.d.ts of html-rewriter-wasm). */
+interface LolRewriter {
+  on(selector: string, handlers: object): LolRewriter;
+  onDocument(handlers: object): LolRewriter;
+  write(chunk: Uint8Array): Promise<void>;
+  end(): Promise<void>;
+  free(): void;
+}
+type LolRewriterClass = new (sink: (chunk: Uint8Array) => void) => LolRewriter;
+
+/** Beside the runner, from scripts/build.mjs. */
+const GLUE = 'html-rewriter.cjs';
+
+// Captured at boot: transform() runs in the tenant's turns, after it could have replaced the globals.
+const Readable = ReadableStream;
+
+let lol: LolRewriterClass | null = null;
+
+/**
+ * The write or end running now, of any transform in this child. Async handlers suspend
+ * lol-html's WebAssembly mid-call (asyncify), and two suspended at once share its one shadow
+ * stack: the second to resume overwrites the other's frames (seen as "recursive use of an
+ * object detected which would lead to unsafe aliasing in rust", and as output missing a tag).
+ * So one call at a time per child; a call that never suspends is over in microseconds.
+ */
+let lolCall: Promise<unknown> = Promise.resolve();
+const settled = (): void => {};
+
+function exclusive(call: () => Promise<void>): Promise<void> {
+  const run = lolCall.then(call);
+  lolCall = run.then(settled, settled);
+  return run;
+}
+
+/**
+ * Loads and compiles lol-html once per child. The glue is a CommonJS module that reads its
+ * WebAssembly file from its `__dirname` and compiles it with the global `WebAssembly`; it is
+ * evaluated as Node would, with that name bound to the runtime's compiling namespace.
+ */
+function loadLol(): LolRewriterClass {
+  const dir = __dirname;
+  const file = join(dir, GLUE);
+  let source: string;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new TypeError(`HTMLRewriter is not available in this build: ${GLUE} could not be read beside the runner (${(error as Error).message}); rebuild edgeproc (npm run build)`);
+  }
+  const evaluate = compileFunction(source, ['exports', 'require', 'module', '__filename', '__dirname', 'WebAssembly'], { filename: file });
+  const module = { exports: {} as { HTMLRewriter?: LolRewriterClass } };
+  evaluate(module.exports, require, module, file, dir, runtimeWebAssembly());
+  if (typeof module.exports.HTMLRewriter !== 'function') throw new TypeError(`HTMLRewriter is not available: ${GLUE} exports no HTMLRewriter`);
+  return module.exports.HTMLRewriter;
+}
+
+/** The class the tenant's global holds; reading the global the first time loads lol-html (globals.ts). */
+export function loadHTMLRewriter(): typeof HTMLRewriter {
+  if (!lol) {
+    lol = loadLol();
+    warmUp(lol);
+  }
+  return HTMLRewriter;
+}
+
+/**
+ * One small rewrite while the load is still the runtime's work: the first pass through lol-html's
+ * code (and the glue's) is most of a first transform's cost.
+ */
+function warmUp(Lol: LolRewriterClass): void {
+  const rewriter = new Lol(() => {});
+  try {
+    const handlers = { element() {}, text() {}, comments() {} };
+    rewriter.on('a[href], p', handlers).onDocument({ doctype() {}, end() {} });
+    // With handlers that return nothing, write and end finish inside the call; only their promises settle later.
+    void rewriter.write(new TextEncoder().encode('<!doctype html><p>warm <a href="/">up</a><!-- c --></p>')).catch(() => {});
+    void rewriter.end().catch(() => {});
+  } finally {
+    rewriter.free();
+  }
+}
+
+export class HTMLRewriter {
+  readonly #elementHandlers: Array<[string, object]> = [];
+  readonly #documentHandlers: object[] = [];
+
+  on(selector: string, handlers: object): this {
+    if (typeof selector !== 'string') throw new TypeError(`HTMLRewriter.on(): the selector must be a string, not ${typeof selector}`);
+    if (typeof handlers !== 'object' || handlers === null) throw new TypeError('HTMLRewriter.on(): the handlers must be an object with element, comments or text methods');
+    // As on Workers, a selector lol-html cannot parse fails here, not mid-stream.
+    const probe = new lol!(() => {});
+    try {
+      probe.on(selector, {});
+    } catch (error) {
+      throw new TypeError(`HTMLRewriter.on(${JSON.stringify(selector)}): ${(error as Error).message}`);
+    } finally {
+      probe.free();
+    }
+    this.#elementHandlers.push([selector, handlers]);
+    return this;
+  }
+
+  onDocument(handlers: object): this {
+    if (typeof handlers !== 'object' || handlers === null) {
+      throw new TypeError('HTMLRewriter.onDocument(): the handlers must be an object with doctype, comments, text or end methods');
+    }
+    this.#documentHandlers.push(handlers);
+    return this;
+  }
+
+  /** The response with its body rewritten as it is read; its status and headers, but no Content-Length. */
+  transform(response: Response): Response {
+    if (!(response instanceof Response)) throw new TypeError('HTMLRewriter.transform(): expects a Response');
+    const headers = new Headers(response.headers);
+    headers.delete('content-length');
+    const init = { status: response.status, statusText: response.statusText, headers };
+    if (response.body === null) return new Response(null, init);
+    if (response.bodyUsed || response.body.locked) throw new TypeError('HTMLRewriter.transform(): the response body was already read');
+    return new Response(rewritten(response.body, this.#elementHandlers.slice(), this.#documentHandlers.slice()), init);
+  }
+}
+
+/**
+ * `body` through a fresh lol-html rewriter (one per transform: a rewriter ends once), pulled as
+ * the reader of the result reads. Its memory is freed when the body ends, fails or is cancelled,
+ * never while one of its calls (an async handler) is still running.
+ */
+function rewritten(body: ReadableStream<Uint8Array>, elementHandlers: Array<[string, object]>, documentHandlers: object[]): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let rewriter: LolRewriter | null = null;
+  // lol-html hands its output over in pieces as small as one token: enqueued one by one, a page of
+  // 20,000 links made ~100,000 chunks, and the stream's queue (an array it shifts) went quadratic,
+  // 18 s of CPU. What one write or end produces goes on as one chunk.
+  let pieces: Uint8Array[] = [];
+  let size = 0;
+  const flush = (controller: ReadableStreamDefaultController<Uint8Array>) => {
+    if (size === 0) return;
+    const chunk = new Uint8Array(size);
+    let at = 0;
+    for (const piece of pieces) {
+      chunk.set(piece, at);
+      at += piece.byteLength;
+    }
+    pieces = [];
+    size = 0;
+    controller.enqueue(chunk);
+  };
+  let running: Promise<unknown> | null = null;
+  const free = () => {
+    const done = rewriter;
+    rewriter = null;
+    done?.free();
+  };
+  return new Readable<Uint8Array>({
+    start() {
+      // The output is a view of lol-html's memory, which its next call reuses.
+      rewriter = new lol!((chunk) => {
+        if (chunk.byteLength === 0) return;
+        pieces.push(chunk.slice());
+        size += chunk.byteLength;
+      });
+      for (const [selector, handlers] of elementHandlers) rewriter.on(selector, handlers);
+      for (const handlers of documentHandlers) rewriter.onDocument(handlers);
+    },
+    async pull(controller) {
+      if (!rewriter) return;
+      try {
+        const { done, value } = await reader.read();
+        // Cancelled while it waited for the body.
+        if (!rewriter) return;
+        if (done) {
+          const ending = rewriter;
+          await (running = exclusive(() => ending.end()));
+          free();
+          flush(controller);
+          controller.close();
+          return;
+        }
+        const bytes = bytesOf(value);
+        if (!bytes) throw new TypeError('HTMLRewriter.transform(): the response body gave a chunk that is not bytes; a body for HTMLRewriter must be a byte stream');
+        const writing = rewriter;
+        await (running = exclusive(() => writing.write(bytes)));
+        flush(controller);
+      } catch (error) {
+        free();
+        reader.cancel(error).catch(() => {});
+        throw error;
+      } finally {
+        running = null;
+      }
+    },
+    cancel(reason) {
+      // A call still running keeps the rewriter until it returns.
+      if (running) void running.then(free, free);
+      else free();
+      return reader.cancel(reason);
+    },
+  });
+}
