@@ -104,6 +104,8 @@ export interface LoadMessage {
   bindings: BindingDeclaration[];
   /** How long waitUntil work may run after its response before it is abandoned. */
   waitUntilMs: number;
+  /** `--cf`: the fields every incoming request's `request.cf` starts from (null: only what edgeproc knows). */
+  cf: Record<string, unknown> | null;
 }
 
 export type ScriptSyntax = 'module' | 'service-worker';

@@ -40,7 +40,7 @@ import type { Channel } from './ipc.js';
 import { ScriptLoadError, loadScript, type LoadedScript } from './loader.js';
 import { describeError, describeValue, stackOf } from './describe.js';
 import { clipLine, LogBudget } from './log-budget.js';
-import { asResponse, incomingRequest, responseParts, responseSource, type Request, type Response } from './web.js';
+import { asResponse, configureCf, incomingRequest, responseParts, responseSource, type Request, type Response } from './web.js';
 
 const STALL_CHECK_MS = 100;
 /** Process CPU between two stall checks above which the child counts as working. */
@@ -290,6 +290,7 @@ export class Runtime {
     for (const binding of message.bindings) env[binding.name] = Object.freeze(new KVNamespace(binding.name, this.callBinding));
     this.#env = Object.freeze(env);
     this.#waitUntilMs = message.waitUntilMs;
+    configureCf(message.cf);
     try {
       const script = await this.#unlessLoadStalls(loadScript(message.source, message.filename, this.#env));
       if (!script.exports?.fetch && !this.#listeners.has('fetch') && !script.exports?.scheduled && !this.#listeners.has('scheduled')) {

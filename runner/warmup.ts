@@ -84,7 +84,7 @@ export async function warmUp(): Promise<void> {
 
   const channels = [new NullChannel(), new NullChannel()] as const;
   const modules = new Runtime(channels[0] as unknown as FrameChannel);
-  modules.onFrame(decodeOne(encodeJsonFrame(FrameType.Load, 0, { worker: 'warmup', version: 0, filename: 'warmup.mjs', source: MODULE_SOURCE, env: {}, bindings: [], waitUntilMs: 30_000 } satisfies LoadMessage)));
+  modules.onFrame(decodeOne(encodeJsonFrame(FrameType.Load, 0, { worker: 'warmup', version: 0, filename: 'warmup.mjs', source: MODULE_SOURCE, env: {}, bindings: [], waitUntilMs: 30_000, cf: null } satisfies LoadMessage)));
 
   const serviceWorker = new Runtime(channels[1] as unknown as FrameChannel);
   serviceWorker.addEventListener('fetch', (event: Event) => {

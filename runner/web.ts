@@ -23,6 +23,62 @@ export const FormData: typeof globalThis.FormData = UndiciFormData;
 export type Response = globalThis.Response;
 export type Request = globalThis.Request;
 
+/**
+ * `request.cf`: on Workers, what Cloudflare's edge knows of a request (its colo, the client's
+ * country, ASN, TLS, ...). edgeproc's front door knows no geolocation and makes none up: an
+ * incoming request's `cf` holds the fields `--cf FILE` configured (for local testing, as
+ * wrangler dev's) and `clientAcceptEncoding`, so `request.cf.country` is undefined rather than
+ * a TypeError on `cf`. A Request the tenant builds has none, as on Workers.
+ */
+let configuredCf: Readonly<Record<string, unknown>> = Object.freeze({});
+
+/** The instance's `--cf` fields, from its Load message; frozen all the way down, every request shares them. */
+export function configureCf(fields: Record<string, unknown> | null): void {
+  configuredCf = deepFreeze(fields ?? {});
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  }
+  return value;
+}
+
+class Stamp {
+  constructor(target: object) {
+    return target as Stamp;
+  }
+}
+
+/**
+ * Marks the requests the runtime received with a private field (set on the request itself by
+ * the constructor's return override): invisible to the tenant, no table of requests; it holds
+ * the request's `cf` once read.
+ */
+class Received extends Stamp {
+  #cf: Record<string, unknown> | null = null;
+
+  static stamp(request: object): void {
+    new Received(request);
+  }
+
+  static cf(request: unknown): Record<string, unknown> | undefined {
+    if (typeof request !== 'object' || request === null || !(#cf in request)) return undefined;
+    const received = request as Received;
+    received.#cf ??= { ...configuredCf, clientAcceptEncoding: (request as unknown as Request).headers.get('accept-encoding') ?? '' };
+    return received.#cf;
+  }
+}
+
+Object.defineProperty(UndiciRequest.prototype, 'cf', {
+  get: function cf(this: unknown) {
+    return Received.cf(this);
+  },
+  enumerable: true,
+  configurable: true,
+});
+
 interface HeadersListInternal {
   append(name: string, value: string, isLowerCase: boolean): void;
 }
@@ -41,6 +97,7 @@ export function incomingRequest(url: string, method: string, headers: HeaderList
     method === 'GET' && body === null ? new UndiciRequest(url) : new UndiciRequest(url, { method, body, duplex: 'half' } as RequestInit);
   const list = getHeadersList(request.headers) as HeadersListInternal;
   for (const [name, value] of headers) list.append(name, value, false);
+  Received.stamp(request);
   return request;
 }
 

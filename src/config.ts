@@ -2,6 +2,7 @@
  * What `serve` runs with: flags (and later a config file) → one validated,
  * frozen ServeConfig. Every problem is an EdgeprocError naming the flag.
  */
+import { readFileSync } from 'node:fs';
 import { EdgeprocError } from './errors.js';
 import { buildLimits, type Limits } from './limits.js';
 import { LEVELS, type Level } from './log.js';
@@ -29,6 +30,8 @@ export interface ServeConfig {
   kvUrl: string | null;
   /** `--log-level`: lines below it (the daemon's and tenants' alike) are not written. */
   logLevel: Level;
+  /** `--cf FILE`: the fields every incoming request's `request.cf` starts from; null: only what edgeproc knows. */
+  cf: Readonly<Record<string, unknown>> | null;
 }
 
 export interface ServeFlags {
@@ -61,6 +64,7 @@ export interface ServeFlags {
   logLevel?: string;
   kvOperations?: string | number;
   cacheMb?: string | number;
+  cf?: string;
 }
 
 export const DEFAULT_PORT = 8787;
@@ -92,6 +96,7 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
     persistTo: flags.persistTo ?? DEFAULT_PERSIST_TO,
     kvUrl: redisUrl(flags.kvUrl),
     logLevel: logLevel(flags.logLevel),
+    cf: cfFile(flags.cf),
     limits: buildLimits({
       warmPoolSize: integer('--warm-pool', flags.warmPool),
       maxInstancesPerWorker: integer('--max-instances', flags.maxInstances),
@@ -112,6 +117,30 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
       drainTimeoutMs: integer('--drain-timeout', flags.drainTimeout),
     }),
   });
+}
+
+/** Larger than any real `request.cf` (Workers' has ~30 short fields): every Load frame carries it. */
+const MAX_CF_BYTES = 64 * 1024;
+
+function cfFile(path: string | undefined): Readonly<Record<string, unknown>> | null {
+  if (path === undefined) return null;
+  const problem = (what: string) =>
+    new EdgeprocError('ERR_CONFIG', `--cf ${path}: ${what}; give a JSON object of request.cf fields, e.g. {"country": "DE", "colo": "FRA"}`);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw problem(`cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  if (Buffer.byteLength(text) > MAX_CF_BYTES) throw problem(`it is larger than ${MAX_CF_BYTES / 1024} KiB`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw problem(`it is not JSON (${(error as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw problem(`it holds ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}, not an object`);
+  return Object.freeze(value as Record<string, unknown>);
 }
 
 function logLevel(value: string | undefined): Level {

@@ -79,6 +79,8 @@ export interface BrokerOptions {
   rewriteStack?: (text: string) => string;
   /** Counts requests, cold starts and breaches where they are accounted (observability/metrics.ts). */
   metrics?: BrokerMetrics;
+  /** `--cf`: the fields every incoming request's `request.cf` starts from. */
+  cf?: Readonly<Record<string, unknown>> | null;
 }
 
 export class Broker {
@@ -99,9 +101,11 @@ export class Broker {
   readonly #loadBreaches = new WeakMap<Instance, string>();
 
   readonly #rewriteStack: ((text: string) => string) | undefined;
+  readonly #cf: Readonly<Record<string, unknown>> | null;
 
   constructor(pool: WarmPool, registry: WorkerRegistry, limits: Limits, log: Logger, options: BrokerOptions = {}) {
     this.#rewriteStack = options.rewriteStack;
+    this.#cf = options.cf ?? null;
     this.#watchdog = new Watchdog(limits, (instance, breach) => this.#onBreach(instance, breach));
     this.#pool = pool;
     pool.onWarm((instance) => this.#watchdog.prepare(instance));
@@ -481,6 +485,7 @@ export class Broker {
       env: script.env,
       bindings: Object.keys(script.kv).map((name) => ({ name, kind: 'kv' as const })),
       waitUntilMs: script.limits.waitUntilMs,
+      cf: this.#cf,
     };
   }
 

@@ -125,6 +125,17 @@ describe('edgeproc serve refuses what it cannot serve', () => {
     expectRefused(await serve([dir, '--admin-port', '0', ...flags]), line);
   });
 
+  it.each([
+    ['that does not exist', null, /^edgeproc: --cf \S+: cannot read it \(ENOENT\); give a JSON object of request\.cf fields, e\.g\. \{"country": "DE", "colo": "FRA"\}\n$/],
+    ['that is not JSON', '{"country": ', /^edgeproc: --cf \S+: it is not JSON \(.+\); give a JSON object of request\.cf fields/],
+    ['that holds an array', '[{"country": "DE"}]', /^edgeproc: --cf \S+: it holds an array, not an object; give a JSON object of request\.cf fields/],
+  ])('a --cf file %s', async (_what, content, line) => {
+    const dir = writeScripts({ 'good.mjs': GOOD });
+    const file = join(openDir(), 'cf.json');
+    if (content !== null) writeFileSync(file, content);
+    expectRefused(await serve([dir, '--port', '0', '--admin-port', '0', '--cf', file]), line);
+  });
+
   it('no target at all', async () => {
     expectRefused(await serve([]), "missing required argument 'target' (run `edgeproc --help` for usage)");
   });
