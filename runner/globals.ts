@@ -19,6 +19,7 @@ import { announceSubtleTurns } from './subtle-turns.js';
 import { addDigestStream, addWorkersSubtle } from './workers-crypto.js';
 import { FixedLengthStream, IdentityTransformStream } from './workers-streams.js';
 import { loadHTMLRewriter } from './html-rewriter.js';
+import { loadCompanion } from './companions.js';
 import { Scheduler } from './scheduler.js';
 import type { TurnHooks } from './turn-hooks.js';
 
@@ -110,7 +111,8 @@ const lazyAfter = (first: string) =>
 function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> {
   return {
     fetch: { fetch: hooks.fetch, Request, Response, Headers, FormData },
-    url: { URL, URLSearchParams },
+    // URLPattern is the polyfill Miniflare uses, loaded on the first read (companions.ts).
+    url: { URL, URLSearchParams, URLPattern: loadedOnFirstRead(() => loadCompanion<{ URLPattern: unknown }>('urlpattern.cjs', 'URLPattern').URLPattern) },
     streams: {
       ReadableStream,
       ReadableStreamDefaultReader,

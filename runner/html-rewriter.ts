@@ -12,10 +12,8 @@
  * module with the WebAssembly.Module a tenant does not get (wasm.ts). A child whose tenant never
  * reads `HTMLRewriter` carries none of it.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { compileFunction } from 'node:vm';
 import { bytesOf } from './bytes.js';
+import { loadCompanion } from './companions.js';
 import { runtimeWebAssembly } from './wasm.js';
 import { Headers, Response } from './web.js';
 
@@ -28,9 +26,6 @@ interface LolRewriter {
   free(): void;
 }
 type LolRewriterClass = new (sink: (chunk: Uint8Array) => void) => LolRewriter;
-
-/** Beside the runner, from scripts/build.mjs. */
-const GLUE = 'html-rewriter.cjs';
 
 // Captured at boot: transform() runs in the tenant's turns, after it could have replaced the globals.
 const Readable = ReadableStream;
@@ -54,24 +49,14 @@ function exclusive(call: () => Promise<void>): Promise<void> {
 }
 
 /**
- * Loads and compiles lol-html once per child. The glue is a CommonJS module that reads its
- * WebAssembly file from its `__dirname` and compiles it with the global `WebAssembly`; it is
- * evaluated as Node would, with that name bound to the runtime's compiling namespace.
+ * Loads and compiles lol-html once per child. The glue reads its WebAssembly file from its
+ * `__dirname` and compiles it with the global `WebAssembly`, bound here to the runtime's
+ * compiling namespace.
  */
 function loadLol(): LolRewriterClass {
-  const dir = __dirname;
-  const file = join(dir, GLUE);
-  let source: string;
-  try {
-    source = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new TypeError(`HTMLRewriter is not available in this build: ${GLUE} could not be read beside the runner (${(error as Error).message}); rebuild edgeproc (npm run build)`);
-  }
-  const evaluate = compileFunction(source, ['exports', 'require', 'module', '__filename', '__dirname', 'WebAssembly'], { filename: file });
-  const module = { exports: {} as { HTMLRewriter?: LolRewriterClass } };
-  evaluate(module.exports, require, module, file, dir, runtimeWebAssembly());
-  if (typeof module.exports.HTMLRewriter !== 'function') throw new TypeError(`HTMLRewriter is not available: ${GLUE} exports no HTMLRewriter`);
-  return module.exports.HTMLRewriter;
+  const glue = loadCompanion<{ HTMLRewriter?: LolRewriterClass }>('html-rewriter.cjs', 'HTMLRewriter', { WebAssembly: runtimeWebAssembly() });
+  if (typeof glue.HTMLRewriter !== 'function') throw new TypeError('HTMLRewriter is not available: html-rewriter.cjs exports no HTMLRewriter');
+  return glue.HTMLRewriter;
 }
 
 /** The class the tenant's global holds; reading the global the first time loads lol-html (globals.ts). */

@@ -1,5 +1,6 @@
-// Builds the daemon (tsc → dist/), the runner (esbuild → one file, dist/runner.cjs) and the
-// scheduling addon (node-gyp → dist/sched_policy.node, see src/pool/sched-policy.ts).
+// Builds the daemon (tsc → dist/), the runner (esbuild → one file, dist/runner.cjs), the files
+// the runner loads from beside itself on first use (HTMLRewriter, URLPattern: runner/companions.ts)
+// and the scheduling addon (node-gyp → dist/sched_policy.node, see src/pool/sched-policy.ts).
 // The runner is written to a temporary file and renamed, so children spawned while a
 // build runs (another test run, a daemon in use) never load a half-written bundle.
 import { execFileSync } from 'node:child_process';
@@ -36,6 +37,7 @@ await build({
 });
 renameSync(temporary, 'dist/runner.cjs');
 await buildHtmlRewriter();
+await buildCompanion({ entryPoints: [require.resolve('urlpattern-polyfill/urlpattern')] }, 'dist/urlpattern.cjs');
 
 buildAddon();
 
@@ -51,9 +53,18 @@ async function buildHtmlRewriter() {
   const glue = readFileSync(join(dir, 'html_rewriter.js'), 'utf8');
   const dynamic = 'require(String.raw`./asyncify.js`)';
   if (!glue.includes(dynamic)) throw new Error(`edgeproc build: html-rewriter-wasm no longer requires its helper as ${dynamic}; see scripts/build.mjs`);
-  const partial = `dist/html-rewriter.${process.pid}.tmp.cjs`;
+  await buildCompanion(
+    { stdin: { contents: glue.replace(dynamic, "require('./asyncify.js')"), resolveDir: dir, sourcefile: 'html_rewriter.js', loader: 'js' } },
+    'dist/html-rewriter.cjs',
+  );
+  copyFileSync(join(dir, 'html_rewriter_bg.wasm'), 'dist/html_rewriter_bg.wasm');
+}
+
+/** One CommonJS file the runner loads from beside itself on first use (runner/companions.ts), written whole or not at all. */
+async function buildCompanion(input, outfile) {
+  const partial = `${outfile}.${process.pid}.tmp`;
   await build({
-    stdin: { contents: glue.replace(dynamic, "require('./asyncify.js')"), resolveDir: dir, sourcefile: 'html_rewriter.js', loader: 'js' },
+    ...input,
     outfile: partial,
     bundle: true,
     platform: 'node',
@@ -64,8 +75,7 @@ async function buildHtmlRewriter() {
     minifySyntax: true,
     logLevel: 'warning',
   });
-  renameSync(partial, 'dist/html-rewriter.cjs');
-  copyFileSync(join(dir, 'html_rewriter_bg.wasm'), 'dist/html_rewriter_bg.wasm');
+  renameSync(partial, outfile);
 }
 
 /**

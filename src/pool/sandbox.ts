@@ -83,10 +83,10 @@ export interface SandboxPlan {
 
 /**
  * Files the runner reads from beside itself, each only the first time a tenant needs it:
- * HTMLRewriter's glue and its WebAssembly module (scripts/build.mjs). Children may read them,
- * and they travel with the runner when it is copied.
+ * HTMLRewriter's glue and its WebAssembly module, and URLPattern (scripts/build.mjs,
+ * runner/companions.ts). Children may read them, and they travel with the runner when it is copied.
  */
-export const RUNNER_COMPANIONS: readonly string[] = Object.freeze(['html-rewriter.cjs', 'html_rewriter_bg.wasm']);
+export const RUNNER_COMPANIONS: readonly string[] = Object.freeze(['html-rewriter.cjs', 'html_rewriter_bg.wasm', 'urlpattern.cjs']);
 
 /** The runner and the companions beside it (a build without them runs without HTMLRewriter). */
 function runnerFiles(runner: string): string[] {

@@ -56,7 +56,7 @@ const NODE_GAPS: Results = {
 
 /** Enumerable globals of every child (the table in runner/globals.ts); self and globalThis are non-enumerable. */
 const TENANT_GLOBALS = [
-  ...['fetch', 'Request', 'Response', 'Headers', 'FormData', 'URL', 'URLSearchParams'],
+  ...['fetch', 'Request', 'Response', 'Headers', 'FormData', 'URL', 'URLSearchParams', 'URLPattern'],
   ...['ReadableStream', 'ReadableStreamDefaultReader', 'ReadableStreamBYOBReader', 'ReadableStreamDefaultController'],
   ...['ReadableByteStreamController', 'ReadableStreamBYOBRequest', 'WritableStream', 'WritableStreamDefaultWriter'],
   ...['WritableStreamDefaultController', 'TransformStream', 'TransformStreamDefaultController'],
