@@ -35,7 +35,7 @@ export interface FetchRequest {
 }
 
 /** Why an exchange failed in a way fetch itself defines (the tenant sees the message in its TypeError). */
-export class FetchNetworkError extends Error {}
+class FetchNetworkError extends Error {}
 
 const NULL_BODY_STATUS = new Set([101, 204, 205, 304]);
 const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
@@ -154,13 +154,7 @@ class FetchExchange {
     this.#decoder = decoder;
     const { output } = decoder;
     output.on('data', (chunk: Buffer) => {
-      if (this.#done) return;
-      this.#window.spend(chunk.byteLength);
-      this.#sink.data(chunk);
-      if (this.#window.credit <= 0) {
-        output.pause();
-        this.#whenCredit(() => output.resume());
-      }
+      if (!this.#done) this.#forward(chunk, output);
     });
     output.once('end', () => this.#finish());
     output.once('error', (error) => {
@@ -169,12 +163,13 @@ class FetchExchange {
     });
   }
 
-  #forward(chunk: Uint8Array, controller: Dispatcher.DispatchController): void {
+  /** A body chunk to the sink; `source` (undici's controller, or the decoder) waits while the child has no credit. */
+  #forward(chunk: Uint8Array, source: { pause(): void; resume(): void }): void {
     this.#window.spend(chunk.byteLength);
     this.#sink.data(chunk);
     if (this.#window.credit <= 0) {
-      controller.pause();
-      this.#whenCredit(() => controller.resume());
+      source.pause();
+      this.#whenCredit(() => source.resume());
     }
   }
 
