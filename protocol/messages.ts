@@ -184,6 +184,11 @@ export interface SubrequestHeadMessage {
   url: string;
   headers: HeaderList;
   hasBody: boolean;
+  /**
+   * The body's length when the tenant gave it whole (a string, bytes, a form) or as a
+   * FixedLengthStream: it goes out with that Content-Length, as fetch sends it. Null: chunked.
+   */
+  contentLength: number | null;
   redirect: 'follow' | 'manual' | 'error';
 }
 

@@ -7,7 +7,7 @@
 import { FrameType, type SubrequestHeadMessage, type SubresponseHeadMessage } from '../protocol/messages.js';
 import { IncomingBody, OutgoingBody } from './body.js';
 import type { Channel } from './ipc.js';
-import { Request, Response } from './web.js';
+import { Request, requestBodyLength, Response } from './web.js';
 
 /** The runner's record of one subrequest, found by stream id when frames arrive. */
 export interface SubrequestStream {
@@ -84,6 +84,7 @@ export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
       url: request.url,
       headers: [...request.headers],
       hasBody: request.body !== null,
+      contentLength: requestBodyLength(request),
       redirect: request.redirect as SubrequestHeadMessage['redirect'],
     };
     const { id, stream, answer: head } = openSubstream<SubresponseHeadMessage>(host, parent, FrameType.SubrequestHead, message, request.body);

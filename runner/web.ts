@@ -8,13 +8,14 @@
 // @ts-expect-error undici ships no types for its internal files
 import { Response as UndiciResponse, getResponseState } from 'undici/lib/web/fetch/response.js';
 // @ts-expect-error undici ships no types for its internal files
-import { Request as UndiciRequest } from 'undici/lib/web/fetch/request.js';
+import { Request as UndiciRequest, getRequestState } from 'undici/lib/web/fetch/request.js';
 // @ts-expect-error undici ships no types for its internal files
 import { Headers as UndiciHeaders, getHeadersList } from 'undici/lib/web/fetch/headers.js';
 // @ts-expect-error undici ships no types for its internal files
 import { FormData as UndiciFormData } from 'undici/lib/web/fetch/formdata.js';
 import { isProxy } from 'node:util/types';
 import type { HeaderList } from '../protocol/messages.js';
+import { fixedLengthOf } from './workers-streams.js';
 
 export const Response: typeof globalThis.Response = UndiciResponse;
 export const Request: typeof globalThis.Request = UndiciRequest;
@@ -125,6 +126,17 @@ export function asResponse(value: unknown): Response | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * How many bytes a Request's body has, when that is known before it is read: the tenant gave it
+ * whole (a string, bytes, a Blob, URLSearchParams, a FormData), or as the readable side of a
+ * FixedLengthStream. Null for any other stream, and for no body.
+ */
+export function requestBodyLength(request: Request): number | null {
+  const body = (getRequestState(request) as { body: { length: number | null; stream: object } | null }).body;
+  if (!body) return null;
+  return body.length ?? fixedLengthOf(body.stream);
 }
 
 /**

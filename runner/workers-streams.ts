@@ -5,8 +5,8 @@
  * TypeError) and `FixedLengthStream(expectedLength)` (the same, for exactly that
  * many bytes: more is an error on write, fewer an error on close, and a Response
  * whose body is its readable side goes out with a Content-Length header instead of
- * chunked). Not yet as on Workers: the readable side takes no BYOB reader, and a
- * FixedLengthStream as a fetch() body does not set the subrequest's Content-Length.
+ * chunked, and so does a fetch() whose body it is). Not yet as on Workers: the readable
+ * side takes no BYOB reader.
  */
 
 import { bytesOf } from './bytes.js';

@@ -32,6 +32,8 @@ export interface FetchRequest {
   redirect: SubrequestHeadMessage['redirect'];
   /** The tenant's body, streamed from the child: it can be sent once, so it cannot follow a 307/308. */
   body: AsyncIterable<Uint8Array> | null;
+  /** Its length, when the tenant's fetch knew it: sent as Content-Length instead of chunked. */
+  contentLength: number | null;
 }
 
 /** Why an exchange failed in a way fetch itself defines (the tenant sees the message in its TypeError). */
@@ -68,6 +70,7 @@ class FetchExchange {
   #method: string;
   #headers: HeaderList;
   #body: AsyncIterable<Uint8Array> | null;
+  #contentLength: number | null;
   #redirects = 0;
   #controller: Dispatcher.DispatchController | null = null;
   #headSent = false;
@@ -85,6 +88,7 @@ class FetchExchange {
     this.#method = request.method;
     this.#headers = request.headers;
     this.#body = request.body;
+    this.#contentLength = request.contentLength;
   }
 
   send(): void {
@@ -126,7 +130,7 @@ class FetchExchange {
       },
       onResponseError: (_controller, error) => this.#fail(error),
     };
-    const headers = requestHeaders(this.#headers, this.#method, this.#body !== null, url);
+    const headers = requestHeaders(this.#headers, this.#method, this.#body === null ? null : this.#contentLength, this.#body !== null, url);
     this.#dispatcher.dispatch({ origin: url.origin, path: url.pathname + query, method: this.#method, headers, body: this.#body as never }, handler);
   }
 
@@ -206,6 +210,7 @@ class FetchExchange {
     if (((status === 301 || status === 302) && this.#method === 'POST') || (status === 303 && this.#method !== 'GET' && this.#method !== 'HEAD')) {
       this.#method = 'GET';
       this.#body = null;
+      this.#contentLength = null;
       headers = headers.filter(([name]) => !BODY_HEADERS.has(name));
     }
     if (next.origin !== this.#url.origin) headers = headers.filter(([name]) => !CREDENTIAL_HEADERS.has(name));
@@ -252,12 +257,13 @@ function headerList(headers: Record<string, string | string[] | undefined>): Hea
 
 /**
  * The tenant's headers as undici's flat list, with what fetch adds when the tenant did not set
- * it: `accept`, `user-agent` and an `accept-encoding` this module can decode, and a zero
- * `content-length` on a POST or PUT without a body. `host` is undici's to set (fetch drops a
+ * it: `accept`, `user-agent` and an `accept-encoding` this module can decode, the body's
+ * `content-length` when its length is known (else undici sends it chunked), and a zero one on
+ * a POST or PUT without a body. `host` is undici's to set (fetch drops a
  * tenant's). fetch's browser-only additions (`sec-fetch-mode`, `accept-language: *`) are not
  * sent: Workers does not send them either.
  */
-function requestHeaders(headers: HeaderList, method: string, hasBody: boolean, url: URL): string[] {
+function requestHeaders(headers: HeaderList, method: string, bodyLength: number | null, hasBody: boolean, url: URL): string[] {
   const flat: string[] = [];
   let accept = false;
   let userAgent = false;
@@ -290,7 +296,8 @@ function requestHeaders(headers: HeaderList, method: string, hasBody: boolean, u
   if (!userAgent) flat.push('user-agent', 'undici');
   // A range is of the encoded bytes; asking for an encoding would move it.
   if (!acceptEncoding) flat.push('accept-encoding', range ? 'identity' : url.protocol === 'https:' ? 'br, gzip, deflate' : 'gzip, deflate');
-  if (!hasBody && !contentLength && (method === 'POST' || method === 'PUT')) flat.push('content-length', '0');
+  if (!contentLength && bodyLength !== null) flat.push('content-length', String(bodyLength));
+  else if (!hasBody && !contentLength && (method === 'POST' || method === 'PUT')) flat.push('content-length', '0');
   return flat;
 }
 

@@ -79,7 +79,15 @@ export class Outbound {
     const window = new SendWindow();
     const abort = dispatchFetch(
       this.#dispatcher,
-      { url: head.url, method: head.method, headers: head.headers, redirect: head.redirect, body: upload },
+      {
+        url: head.url,
+        method: head.method,
+        headers: head.headers,
+        redirect: head.redirect,
+        body: upload,
+        // A subverted child's nonsense is dropped (a wrong number only fails its own fetch: undici checks the bytes).
+        contentLength: upload && Number.isSafeInteger(head.contentLength) && head.contentLength! >= 0 ? head.contentLength : null,
+      },
       window,
       this.#sinkFor(instance, id, head),
     );
@@ -154,7 +162,7 @@ export class Outbound {
           if (error) reject(error);
           else resolve();
         };
-        const abort = dispatchFetch(agent, { url, method: 'GET', headers: [], redirect: 'follow', body: null }, new SendWindow(), {
+        const abort = dispatchFetch(agent, { url, method: 'GET', headers: [], redirect: 'follow', body: null, contentLength: null }, new SendWindow(), {
           head: () => {},
           data: () => {},
           end: () => done(),
