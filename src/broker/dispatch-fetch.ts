@@ -30,7 +30,10 @@ export interface FetchRequest {
   method: string;
   headers: HeaderList;
   redirect: SubrequestHeadMessage['redirect'];
-  /** The tenant's body, streamed from the child: it can be sent once, so it cannot follow a 307/308. */
+  /**
+   * The tenant's body, streamed from the child. Sent again after a 307 or 308 only when it is
+   * short and of known length (ReplayableBody); a stream cannot follow one.
+   */
   body: AsyncIterable<Uint8Array> | null;
   /** Its length, when the tenant's fetch knew it: sent as Content-Length instead of chunked. */
   contentLength: number | null;
@@ -47,6 +50,12 @@ const MAX_REDIRECTS = 20;
 const MAX_CONTENT_CODINGS = 5;
 /** Dropped with the body when a redirect turns the request into a GET (Fetch's request-body-header names). */
 const BODY_HEADERS = new Set(['content-encoding', 'content-language', 'content-location', 'content-type', 'content-length']);
+/**
+ * The longest body of known length kept while it is sent, so that a redirect can send it again as
+ * fetch does for a body it has whole: JSON and form posts, without holding megabytes per upload
+ * for as long as an origin takes to answer.
+ */
+const REPLAYABLE_BYTES = 64 * 1024;
 /** Not sent to another origin after a redirect. */
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
 const noop = (): void => {};
@@ -87,8 +96,9 @@ class FetchExchange {
     this.#url = new URL(request.url);
     this.#method = request.method;
     this.#headers = request.headers;
-    this.#body = request.body;
     this.#contentLength = request.contentLength;
+    this.#body =
+      request.body && request.contentLength !== null && request.contentLength <= REPLAYABLE_BYTES ? new ReplayableBody(request.body) : request.body;
   }
 
   send(): void {
@@ -201,9 +211,11 @@ class FetchExchange {
       return this.#fail(new FetchNetworkError(`the origin redirected to ${next.protocol} (${next.href}); only http: and https: are fetched`));
     }
     if (++this.#redirects > MAX_REDIRECTS) return this.#fail(new FetchNetworkError(`redirect count exceeded (more than ${MAX_REDIRECTS})`));
-    if (this.#body !== null && status !== 303) {
+    if (this.#body !== null && status !== 303 && !(this.#body instanceof ReplayableBody)) {
       return this.#fail(
-        new FetchNetworkError(`the origin redirected (${status}) a request whose body was streamed and cannot be sent again; fetch with redirect: 'manual' to handle the redirect yourself`),
+        new FetchNetworkError(
+          `the origin redirected (${status}) a request whose body was streamed and cannot be sent again (only a body of known length up to ${REPLAYABLE_BYTES / 1024} KiB is); fetch with redirect: 'manual' to handle the redirect yourself`,
+        ),
       );
     }
     let headers = this.#headers;
@@ -242,6 +254,40 @@ class FetchExchange {
 /** A URL as fetch reports a response's: without its fragment. */
 function withoutFragment({ href, hash }: URL): string {
   return hash ? href.slice(0, -hash.length) : href;
+}
+
+/**
+ * A body kept as it goes out, so that every pass over it (the first request, then each redirect
+ * that keeps the body) starts from its first byte: what was kept, then the rest as the child
+ * sends it. One read of the source at a time, shared by the passes, keeps the chunks in order
+ * should undici abandon a pass while a read is pending.
+ */
+class ReplayableBody implements AsyncIterable<Uint8Array> {
+  readonly #source: AsyncIterator<Uint8Array>;
+  readonly #chunks: Uint8Array[] = [];
+  #ended = false;
+  #reading: Promise<void> | null = null;
+
+  constructor(source: AsyncIterable<Uint8Array>) {
+    this.#source = source[Symbol.asyncIterator]();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (let at = 0; ; at++) {
+      while (at >= this.#chunks.length) {
+        if (this.#ended) return;
+        await (this.#reading ??= this.#read());
+      }
+      yield this.#chunks[at]!;
+    }
+  }
+
+  async #read(): Promise<void> {
+    const { done, value } = await this.#source.next();
+    if (done) this.#ended = true;
+    else this.#chunks.push(value);
+    this.#reading = null;
+  }
 }
 
 /** undici's parsed headers (names lower-cased, repeats as arrays) as the list a Headers takes. */
