@@ -7,7 +7,7 @@
 import { FrameType, type SubrequestHeadMessage, type SubresponseHeadMessage } from '../protocol/messages.js';
 import { IncomingBody, OutgoingBody } from './body.js';
 import type { Channel } from './ipc.js';
-import { Request, requestBodyLength, Response } from './web.js';
+import { Request, requestBodyLength, Response, signalOf } from './web.js';
 
 /** The runner's record of one subrequest, found by stream id when frames arrive. */
 export interface SubrequestStream {
@@ -62,7 +62,9 @@ export function openSubstream<Answer>(
 export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
   return async function fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
     const request = new Request(input, init);
-    if (request.signal.aborted) throw request.signal.reason;
+    // Undefined when the request follows no signal: it can never abort, and making one costs.
+    const signal = signalOf(request);
+    if (signal?.aborted) throw signal.reason;
     const { protocol } = new URL(request.url);
     if (protocol !== 'http:' && protocol !== 'https:') {
       throw new TypeError(`fetch: ${protocol} URLs are not supported, only http: and https:`);
@@ -89,11 +91,11 @@ export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
     };
     const { id, stream, answer: head } = openSubstream<SubresponseHeadMessage>(host, parent, FrameType.SubrequestHead, message, request.body);
     const { channel } = host;
-    request.signal.addEventListener(
+    signal?.addEventListener(
       'abort',
       () => {
         channel.sendJson(FrameType.Abort, id, { reason: 'the subrequest was aborted' });
-        stream.reject(request.signal.reason ?? new DOMException('The operation was aborted', 'AbortError'));
+        stream.reject(signal.reason ?? new DOMException('The operation was aborted', 'AbortError'));
         stream.incoming.onAbort('the subrequest was aborted');
       },
       { once: true },

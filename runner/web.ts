@@ -8,7 +8,7 @@
 // @ts-expect-error undici ships no types for its internal files
 import { Response as UndiciResponse, getResponseState } from 'undici/lib/web/fetch/response.js';
 // @ts-expect-error undici ships no types for its internal files
-import { Request as UndiciRequest, getRequestState } from 'undici/lib/web/fetch/request.js';
+import { Request as UndiciRequest, getRequestState, signalIfMade } from 'undici/lib/web/fetch/request.js';
 // @ts-expect-error undici ships no types for its internal files
 import { Headers as UndiciHeaders, getHeadersList } from 'undici/lib/web/fetch/headers.js';
 // @ts-expect-error undici ships no types for its internal files
@@ -126,6 +126,15 @@ export function asResponse(value: unknown): Response | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * A Request's signal if it has one (it follows the signal of its init or its input request), else
+ * undefined: one that follows nothing can never abort, and the build makes it only when read
+ * (scripts/lazy-signal-plugin.mjs), so this does not read it.
+ */
+export function signalOf(request: Request): AbortSignal | undefined {
+  return signalIfMade(request) as AbortSignal | undefined;
 }
 
 /**

@@ -6,6 +6,9 @@
 // controller nobody else holds, so it can never abort, and creating it late changes
 // nothing a tenant can see. A request following a signal (init.signal, or a request
 // whose signal exists) keeps undici's own steps.
+// The runner's fetch asks `signalIfMade(request)` instead of reading `request.signal`: a
+// subrequest that follows no signal then makes none either (an AbortController and an abort
+// listener, ~4 µs each time in a loop, for a signal that can never abort).
 // The patch is textual against the locked undici version; if undici's code moves,
 // the build fails here instead of silently losing the optimisation.
 import { readFile } from 'node:fs/promises';
@@ -18,6 +21,18 @@ const PATCHES = [
   [
     '    // The signal getter steps are to return this’s signal.\n    return this.#signal\n',
     '    // The signal getter steps are to return this’s signal.\n    return (this.#signal ??= new AbortController().signal)\n',
+  ],
+  [
+    '  static getRequestState (request) {\n    return request.#state\n  }\n',
+    '  static getRequestState (request) {\n    return request.#state\n  }\n\n  // edgeproc: the signal if one exists, without making one (scripts/lazy-signal-plugin.mjs).\n  static signalIfMade (request) {\n    return request.#signal\n  }\n',
+  ],
+  [
+    "Reflect.deleteProperty(Request, 'getRequestState')\n",
+    "Reflect.deleteProperty(Request, 'getRequestState')\nconst { signalIfMade } = Request\nReflect.deleteProperty(Request, 'signalIfMade')\n",
+  ],
+  [
+    '  getRequestDispatcher,\n  getRequestState\n}',
+    '  getRequestDispatcher,\n  getRequestState,\n  signalIfMade\n}',
   ],
 ];
 
