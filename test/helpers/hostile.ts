@@ -68,6 +68,16 @@ export function expectErrorResponse(res: TextResult, status: number, reason: str
   expect({ status: res.status, text: res.text }).toEqual({ status, text: `${reason}\n\nrequest id: ${requestIdOf(res)}\n` });
 }
 
+/** The daemon's 503 for a request stopped at the CPU limit of the hostile battery, naming the worker, the measured ms and the limit. */
+export function expectCpuLimitResponse(res: TextResult, worker: string, limitMs: number = HOSTILE_LIMITS.cpuMs): void {
+  expect(res.status).toBe(503);
+  expect(res.text).toMatch(
+    new RegExp(
+      `^Worker "${worker}" exceeded its CPU time limit: this request used \\d+ ms of CPU; the limit is ${limitMs} ms per request \\(--cpu-ms\\)\\.\\n\\nrequest id: ${requestIdOf(res)}\\n$`,
+    ),
+  );
+}
+
 /** Pid of the worker's one live instance (undefined when it has none). */
 export function instancePid(daemon: TestDaemon, worker: string): number | undefined {
   return daemon.broker.instances().find((instance) => instance.worker === worker)?.pid;
