@@ -375,16 +375,12 @@ export class Instance {
         return;
       case FrameType.SubrequestHead: {
         const head = decodeJson<SubrequestHeadMessage>(frame);
-        this.#subrequestParents.set(id, head.parent);
-        const sink = this.#events.subrequest(this, id, head);
-        // Refused or failed while starting (endSubrequest already ran): nothing to route to it.
-        if (this.#subrequestParents.has(id)) this.#subrequests.set(id, sink);
+        this.#openSubstream(id, head.parent, () => this.#events.subrequest(this, id, head));
         return;
       }
       case FrameType.BindingCall: {
         const call = decodeJson<BindingCallMessage>(frame);
-        this.#subrequestParents.set(id, call.parent);
-        this.#subrequests.set(id, this.#events.bindingCall(this, id, call));
+        this.#openSubstream(id, call.parent, () => this.#events.bindingCall(this, id, call));
         return;
       }
       case FrameType.Echo:
@@ -575,6 +571,17 @@ export class Instance {
   /** The request id of a request stream, while it is in flight (for tagging the tenant's log lines). */
   requestIdOf(stream: number): string | undefined {
     return this.#exchanges.get(stream)?.requestId;
+  }
+
+  /**
+   * Registers a stream the child opened (a fetch or a binding call) on behalf of request `parent`.
+   * One refused or failed while starting has already ended (endSubrequest ran inside `start`):
+   * registering its sink then would keep it until the instance dies, one entry per refusal.
+   */
+  #openSubstream(id: number, parent: number, start: () => SubrequestSink): void {
+    this.#subrequestParents.set(id, parent);
+    const sink = start();
+    if (this.#subrequestParents.has(id)) this.#subrequests.set(id, sink);
   }
 
   /** Removes a finished subrequest. */
