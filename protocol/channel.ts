@@ -161,6 +161,11 @@ export class FrameChannel {
     }
   }
 
+  /** One whole WebSocket message (FrameType.WebSocketText / WebSocketBinary), not copied. */
+  sendWebSocketMessage(stream: number, binary: boolean, message: Uint8Array): void {
+    this.#sendPair(encodeHeader(binary ? FrameType.WebSocketBinary : FrameType.WebSocketText, stream, message.byteLength), message);
+  }
+
   sendWindow(stream: number, bytes: number): void {
     this.send(encodeWindowFrame(FrameType.Window, stream, bytes));
   }

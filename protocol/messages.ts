@@ -60,6 +60,15 @@ export const FrameType = {
   End: 41,
   Abort: 42,
   Window: 43,
+  /**
+   * After a request was answered with a WebSocket (a 101 head): one whole message on its stream,
+   * the payload its bytes (text as UTF-8). Either direction; each costs its length in the
+   * sender's flow-control window, which the receiver returns with WINDOW once it delivered it.
+   */
+  WebSocketText: 44,
+  WebSocketBinary: 45,
+  /** WebSocketCloseMessage: that end closed (the daemon: the client did, or the connection was lost). */
+  WebSocketClose: 46,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -71,6 +80,8 @@ export const MAX_DATA_FRAME_BYTES = 64 * 1024;
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 /** Bytes of body a sender may have in flight on one stream before it waits for WINDOW. */
 export const STREAM_WINDOW_BYTES = 256 * 1024;
+/** Largest WebSocket message either way, as on Workers (1 MiB); a larger one closes the socket with 1009. */
+export const MAX_WEBSOCKET_MESSAGE_BYTES = 1024 * 1024;
 /** The child's channel to the daemon: the fd of its fourth stdio slot. */
 export const CHANNEL_FD = 3;
 
@@ -213,6 +224,12 @@ export interface SettledMessage {
   waitUntilTimedOut: boolean;
   /** CPU time the child charged to the request's turns (handler and waitUntil work), in milliseconds. */
   cpuMs: number;
+}
+
+export interface WebSocketCloseMessage {
+  /** The close code (1005: the close frame had none; 1006: the connection ended without one). */
+  code: number;
+  reason: string;
 }
 
 export interface AbortMessage {

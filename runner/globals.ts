@@ -22,6 +22,7 @@ import { loadHTMLRewriter } from './html-rewriter.js';
 import { loadCompanion } from './companions.js';
 import { Scheduler } from './scheduler.js';
 import type { TurnHooks } from './turn-hooks.js';
+import { CloseEvent, WebSocket, WebSocketPair } from './websocket.js';
 
 /** Things the runtime supplies per child: they talk to the daemon. */
 export interface ScopeHooks {
@@ -51,13 +52,6 @@ class Navigator {
   }
   get languages(): readonly string[] {
     return Object.freeze(['en']);
-  }
-}
-
-class WebSocket extends EventTarget {
-  constructor() {
-    super();
-    throw new TypeError('WebSocket is not supported by edgeproc yet: outbound and inbound WebSockets are planned');
   }
 }
 
@@ -192,7 +186,10 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
       caches: new CacheStorage(hooks.callBinding),
       CacheStorage,
       Cache,
+      // Workers' server-side WebSockets (websocket.ts); an outbound `new WebSocket(url)` throws.
       WebSocket,
+      WebSocketPair,
+      CloseEvent,
     },
     // Workers' own; lol-html loads on the first read (html-rewriter.ts).
     rewriting: { HTMLRewriter: loadedOnFirstRead(loadHTMLRewriter) },

@@ -25,6 +25,7 @@ import {
   type ScheduledInit,
   type SubrequestFailedMessage,
   type SubresponseHeadMessage,
+  type WebSocketCloseMessage,
 } from '../protocol/messages.js';
 import { createBindingCaller, type BindingCaller } from './binding-call.js';
 import { IncomingBody, OutgoingBody } from './body.js';
@@ -40,7 +41,9 @@ import type { Channel } from './ipc.js';
 import { ScriptLoadError, loadScript, type LoadedScript } from './loader.js';
 import { describeError, describeValue, stackOf } from './describe.js';
 import { clipLine, LogBudget } from './log-budget.js';
-import { asResponse, configureCf, incomingRequest, responseParts, responseSource, type Request, type Response } from './web.js';
+import { asResponse, configureCf, incomingRequest, responseParts, responseSource, responseWebSocket, type Request, type Response } from './web.js';
+import { giveToClient, type WebSocketArrival } from './websocket.js';
+import { WebSocketLink } from './websocket-link.js';
 
 const STALL_CHECK_MS = 100;
 /** Process CPU between two stall checks above which the child counts as working. */
@@ -69,7 +72,9 @@ const IDLE_RESOURCES = new Set(['PipeWrap', 'TTYWrap', 'Timeout', 'Immediate']);
 
 interface RequestStream {
   incoming: IncomingBody | null;
-  outgoing: OutgoingBody | null;
+  outgoing: OutgoingBody | WebSocketLink | null;
+  /** Answered with a WebSocket: where the client's messages and close go. */
+  webSocket: { link: WebSocketLink; arrive: (arrival: WebSocketArrival) => void } | null;
 }
 
 type Listener = (event: Event) => unknown;
@@ -254,6 +259,11 @@ export class Runtime {
         sub?.reject(new TypeError(decodeJson<SubrequestFailedMessage>(frame).message));
         return;
       }
+      case FrameType.WebSocketText:
+      case FrameType.WebSocketBinary:
+      case FrameType.WebSocketClose:
+        this.#onWebSocketFrame(frame);
+        return;
       case FrameType.Load:
         this.#loading = this.#load(decodeJson<LoadMessage>(frame));
         return;
@@ -264,11 +274,25 @@ export class Runtime {
     }
   }
 
+  /** A message or close from the client of a WebSocket the worker returned: its events run as the request's. */
+  #onWebSocketFrame(frame: Frame): void {
+    const socket = this.#requests.get(frame.stream)?.webSocket;
+    if (!socket) return;
+    if (frame.type === FrameType.WebSocketClose) {
+      const { code, reason } = decodeJson<WebSocketCloseMessage>(frame);
+      this.#context.run(frame.stream, () => socket.arrive({ close: true, code, reason }));
+      socket.link.heardClose();
+      return;
+    }
+    const arrival = { close: false as const, binary: frame.type === FrameType.WebSocketBinary, data: frame.payload };
+    this.#context.run(frame.stream, () => socket.arrive(arrival));
+  }
+
   #incoming(id: number): IncomingBody | null | undefined {
     return id & 1 ? this.#requests.get(id)?.incoming : this.#subrequests.get(id)?.incoming;
   }
 
-  #outgoing(id: number): OutgoingBody | null | undefined {
+  #outgoing(id: number): OutgoingBody | WebSocketLink | null | undefined {
     return id & 1 ? this.#requests.get(id)?.outgoing : this.#subrequests.get(id)?.outgoing;
   }
 
@@ -323,7 +347,7 @@ export class Runtime {
   // Hot path: one call per request.
   #onRequest(id: number, head: RequestHeadMessage): void {
     const incoming = head.hasBody ? new IncomingBody(this.channel, id) : null;
-    const stream: RequestStream = { incoming, outgoing: null };
+    const stream: RequestStream = { incoming, outgoing: null, webSocket: null };
     this.#requests.set(id, stream);
     this.#inflight++;
     this.#context.run(id, () => void this.#serve(id, head, stream));
@@ -463,6 +487,7 @@ export class Runtime {
     // child's CPU under wrk in perf).
     const { status, statusText, headers } = responseParts(response);
     const head: ResponseHeadMessage = { status, statusText, headers, hasBody: true, bodyLength: null };
+    if (status === 101) return this.#acceptWebSocket(id, response, head, stream);
     const source = responseSource(response);
     if (source !== null) {
       // Fast path: a body built from a string or bytes goes out as is, if it fits in one
@@ -492,6 +517,23 @@ export class Runtime {
     // A FixedLengthStream's readable side promises its length: Content-Length, not chunked.
     head.bodyLength = fixedLengthOf(body);
     return this.#streamResponse(id, head, body, stream);
+  }
+
+  /**
+   * The handler answered with a WebSocket (`status: 101, webSocket: client`): the daemon
+   * completes the client's upgrade on the 101 head, and the request lasts until the socket has
+   * closed (its waitUntil work then runs, as for any response).
+   */
+  #acceptWebSocket(id: number, response: Response, head: ResponseHeadMessage, stream: RequestStream): Promise<void> {
+    const link = new WebSocketLink(this.channel, id);
+    // Throws (a handler error, before anything is sent) if the webSocket is not one the worker may return.
+    const arrive = giveToClient(responseWebSocket(response), link);
+    head.hasBody = false;
+    this.channel.sendResponseHead(id, head);
+    stream.outgoing = link;
+    stream.webSocket = { link, arrive };
+    link.start();
+    return link.closed;
   }
 
   async #streamResponse(id: number, head: ResponseHeadMessage, body: ReadableStream<Uint8Array>, stream: RequestStream): Promise<void> {

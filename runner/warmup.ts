@@ -49,6 +49,7 @@ class NullChannel implements Public<FrameChannel> {
   sendWindow(stream: number, bytes: number): void {
     encodeWindowFrame(FrameType.Window, stream, bytes);
   }
+  sendWebSocketMessage(): void {}
   send(): void {}
   flush(): void {}
   close(): void {}

@@ -6,7 +6,7 @@
  * (see runner/inject.ts), invisible to the tenant.
  */
 // @ts-expect-error undici ships no types for its internal files
-import { Response as UndiciResponse, getResponseState } from 'undici/lib/web/fetch/response.js';
+import { Response as UndiciResponse, getResponseState, setWebSocketCheck } from 'undici/lib/web/fetch/response.js';
 // @ts-expect-error undici ships no types for its internal files
 import { Request as UndiciRequest, getRequestState, signalIfMade } from 'undici/lib/web/fetch/request.js';
 // @ts-expect-error undici ships no types for its internal files
@@ -16,6 +16,7 @@ import { FormData as UndiciFormData } from 'undici/lib/web/fetch/formdata.js';
 import { isProxy } from 'node:util/types';
 import type { HeaderList } from '../protocol/messages.js';
 import { fixedLengthOf } from './workers-streams.js';
+import { isWebSocket } from './websocket.js';
 
 export const Response: typeof globalThis.Response = UndiciResponse;
 export const Request: typeof globalThis.Request = UndiciRequest;
@@ -79,6 +80,22 @@ Object.defineProperty(UndiciRequest.prototype, 'cf', {
   enumerable: true,
   configurable: true,
 });
+
+setWebSocketCheck(isWebSocket);
+
+/** Workers' `response.webSocket`: the WebSocket a 101 response hands to the client, else null (scripts/websocket-response-plugin.mjs). */
+Object.defineProperty(UndiciResponse.prototype, 'webSocket', {
+  get: function webSocket(this: Response) {
+    return responseWebSocket(this);
+  },
+  enumerable: true,
+  configurable: true,
+});
+
+/** The webSocket a Response was constructed with (the build's patch keeps it in its state), or null. */
+export function responseWebSocket(response: Response): unknown {
+  return (getResponseState(response) as { webSocket?: unknown }).webSocket ?? null;
+}
 
 interface HeadersListInternal {
   append(name: string, value: string, isLowerCase: boolean): void;

@@ -11,6 +11,7 @@ import { build } from 'esbuild';
 import { childStubsPlugin } from './child-stubs-plugin.mjs';
 import { lazyBodyPlugin } from './lazy-body-plugin.mjs';
 import { lazySignalPlugin } from './lazy-signal-plugin.mjs';
+import { webSocketResponsePlugin } from './websocket-response-plugin.mjs';
 
 const require = createRequire(import.meta.url);
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'], { stdio: 'inherit' });
@@ -26,7 +27,7 @@ await build({
   format: 'cjs',
   target: 'node20',
   inject: ['runner/inject.ts'],
-  plugins: [lazyBodyPlugin, lazySignalPlugin, childStubsPlugin],
+  plugins: [lazyBodyPlugin, lazySignalPlugin, webSocketResponsePlugin, childStubsPlugin],
   legalComments: 'none',
   // Every child holds the bundle's source text and what V8 derives from it: without comments and
   // white space (identifiers kept, so class names and stacks read as written) bench/memory read

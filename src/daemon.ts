@@ -147,6 +147,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger(), optio
       await projects.close();
       admin.close();
       front.closeIdleConnections();
+      broker.closeWebSockets('the server is shutting down');
       await broker.idle(config.limits.drainTimeoutMs);
       // Whatever is still running gets a clear answer with its request id, not a cut connection.
       broker.abortInflight(

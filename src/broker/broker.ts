@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { IdTable } from '../../protocol/id-table.js';
+import type { UpgradeRequest } from './websocket-bridge.js';
 import { EdgeprocError, ScriptLoadError, type ScriptLoadFailure } from '../errors.js';
 import { IDLE_HOUSEKEEPING_MS, type Limits } from '../limits.js';
 import type { Logger } from '../log.js';
@@ -122,7 +123,7 @@ export class Broker {
   }
 
   // Hot path: one call per request.
-  handle(req: IncomingMessage, res: ServerResponse, workerName: string, url: string): void {
+  handle(req: IncomingMessage, res: ServerResponse, workerName: string, url: string, upgrade?: UpgradeRequest): void {
     const requestId = nextRequestId();
     const script = this.#registry.get(workerName);
     if (!script) {
@@ -150,7 +151,7 @@ export class Broker {
       return;
     }
     group.inflight++;
-    const exchange = new HttpExchange(req, res, {
+    const exchange = new HttpExchange(req, res, upgrade ?? null, {
       worker: workerName,
       requestId,
       log: this.#log,
@@ -195,7 +196,8 @@ export class Broker {
       req.resume();
       return;
     }
-    const hasBody = req.headers['transfer-encoding'] !== undefined || declared > 0;
+    // An upgrade's connection carries the new protocol after the head, never a body.
+    const hasBody = !upgrade && (req.headers['transfer-encoding'] !== undefined || declared > 0);
     const instance = this.#pick(group, script);
     if (instance) {
       exchange.start(instance, url, hasBody);
@@ -375,6 +377,15 @@ export class Broker {
       new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
     ]);
     clearTimeout(timer);
+  }
+
+  /**
+   * Closes every WebSocket open through the daemon with 1001 (going away): a drain cannot wait
+   * for sockets that live as long as their clients do. Their requests then end as usual (the
+   * workers' close handlers and waitUntil work run within the drain).
+   */
+  closeWebSockets(reason: string): void {
+    for (const exchange of this.#inflight.values()) exchange.goAway(reason);
   }
 
   /** Ends every request still in flight with `status` (a drain that ran out of time). */

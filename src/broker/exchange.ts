@@ -4,9 +4,10 @@
  * can fail to a clear status. Created by the broker, driven by frames.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { createBrotliCompress, createDeflate, createGzip } from 'node:zlib';
-import type { HandlerErrorMessage, ResponseHeadMessage, SettledMessage } from '../../protocol/messages.js';
+import type { HandlerErrorMessage, ResponseHeadMessage, SettledMessage, WebSocketCloseMessage } from '../../protocol/messages.js';
 import type { Limits } from '../limits.js';
 import type { Logger } from '../log.js';
 import { describeExit, type Exchange, type ExitOutcome, type Instance } from '../pool/instance.js';
@@ -14,6 +15,7 @@ import { MAX_DATA_FRAME_BYTES, STREAM_WINDOW_BYTES } from '../../protocol/messag
 import { pumpReadable, WritableSink, type BodyPump } from './body.js';
 import { bodyTooLargeReason, cutResponse, memoryReason, REQUEST_ID_HEADER, sendErrorResponse } from './outcome.js';
 import { responseHeadProblem } from './response-head.js';
+import { WebSocketBridge, type UpgradeRequest } from './websocket-bridge.js';
 
 /** Longest handler error message passed to the client (the runner clips at 1024 characters plus a note). */
 const MAX_HANDLER_MESSAGE_CHARS = 2048;
@@ -44,6 +46,9 @@ let serials = 0;
 export class HttpExchange implements Exchange {
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
+  /** The connection, when the client asked for a WebSocket (the worker may answer with one). */
+  readonly #upgrade: UpgradeRequest | null;
+  #webSocket: WebSocketBridge | null = null;
   readonly #ctx: ExchangeContext;
   /** Its key in the broker's table of requests in flight. */
   readonly serial = ++serials;
@@ -67,12 +72,14 @@ export class HttpExchange implements Exchange {
   /** From the start to the end of the client's response. */
   wallMs = 0;
   cpuMs = 0;
+  cpuBaseMs = 0;
   subrequests = 0;
   kvOperations = 0;
 
-  constructor(req: IncomingMessage, res: ServerResponse, ctx: ExchangeContext) {
+  constructor(req: IncomingMessage, res: ServerResponse, upgrade: UpgradeRequest | null, ctx: ExchangeContext) {
     this.#req = req;
     this.#res = res;
+    this.#upgrade = upgrade;
     this.#ctx = ctx;
     res.on('close', () => {
       // The client went away before the response was complete: stop the child's work on it.
@@ -122,6 +129,10 @@ export class HttpExchange implements Exchange {
   onHead(head: ResponseHeadMessage, whole?: Uint8Array): void {
     if (this.#finished) return;
     this.#clearWallTimer();
+    if (head.status === 101 && !whole) {
+      this.#acceptWebSocket(head);
+      return;
+    }
     const problem = responseHeadProblem(head, this.#ctx.limits.responseHeaderBytes) ?? (whole ? wholeBodyProblem(head, whole) : null);
     if (problem) {
       this.fail(500, `The worker returned a response the daemon cannot send: ${problem}.`);
@@ -174,6 +185,54 @@ export class HttpExchange implements Exchange {
     } else {
       this.#sink = new WritableSink(this.#res, this.#instance!, this.#id, this.#onFlowViolation);
     }
+  }
+
+  /** The worker answered with a WebSocket: the client's connection becomes one (websocket-bridge.ts). */
+  #acceptWebSocket(head: ResponseHeadMessage): void {
+    if (!this.#upgrade) {
+      this.fail(500, 'The worker returned a WebSocket (status 101) to a request that did not ask for one: a worker should check for an `Upgrade: websocket` header first.');
+      return;
+    }
+    const problem = responseHeadProblem({ ...head, status: 200 }, this.#ctx.limits.responseHeaderBytes);
+    if (problem) {
+      this.fail(500, `The worker returned a response the daemon cannot send: ${problem}.`);
+      return;
+    }
+    // The connection is the WebSocket's now; the HTTP response on it never gets written.
+    this.#res.detachSocket(this.#upgrade.socket as Socket);
+    this.status = 101;
+    this.#headSent = true;
+    this.#webSocket = new WebSocketBridge(
+      this.#instance!,
+      this.#id,
+      this.#req,
+      this.#upgrade,
+      head.headers,
+      {
+        // The CPU limit counts afresh for the worker's handling of each message, as for a request.
+        onMessage: () => (this.cpuBaseMs = this.cpuMs),
+        onClose: () => {
+          if (this.#finished) return;
+          this.#finished = true;
+          // The child ends the request once it hears the close, and says Settled after its waitUntil work.
+          this.#done(true);
+        },
+        onViolation: (reason) => this.onAbort(reason),
+      },
+    );
+  }
+
+  /** The daemon shuts down: an open WebSocket is closed with 1001 (its request ends when the close completes). */
+  goAway(reason: string): void {
+    if (!this.#finished) this.#webSocket?.close(1001, reason);
+  }
+
+  onWebSocketMessage(binary: boolean, data: Uint8Array): void {
+    this.#webSocket?.send(binary, data);
+  }
+
+  onWebSocketClose(message: WebSocketCloseMessage): void {
+    this.#webSocket?.close(message.code, String(message.reason));
   }
 
   onData(chunk: Uint8Array): void {
@@ -229,7 +288,8 @@ export class HttpExchange implements Exchange {
     this.#ctx.log.warn('response body failed mid-stream', { worker: this.#ctx.worker, requestId: this.requestId, reason });
     this.#finished = true;
     this.#clearWallTimer();
-    cutResponse(this.#res);
+    if (this.#webSocket) this.#webSocket.close(1011, reason);
+    else cutResponse(this.#res);
     this.#done(true);
   }
 
@@ -253,10 +313,13 @@ export class HttpExchange implements Exchange {
   }
 
   onWindow(bytes: number): void {
-    this.#upload?.window.grant(bytes);
+    if (this.#webSocket) this.#webSocket.onWindow(bytes);
+    else this.#upload?.window.grant(bytes);
   }
 
   onSettled(message: SettledMessage): void {
+    // The child ends a WebSocket's request once the socket has closed: one still open has no one behind it.
+    if (this.#webSocket && !this.#finished) this.onAbort('the request ended in the instance while its WebSocket was still open');
     // The client's response may have finished long before: waitUntil work ran after it.
     if (this.#finished) this.#account(message.cpuMs);
     else this.#earlyChildCpuMs = message.cpuMs;
@@ -292,7 +355,9 @@ export class HttpExchange implements Exchange {
     if (this.#instance && this.#id && !this.#headSent) this.#instance.sendAbort(this.#id, reason);
     if (log) this.#ctx.log.warn(reason, { worker: this.#ctx.worker, requestId: this.requestId, status });
     this.status = this.#headSent ? this.status : status;
-    sendErrorResponse(this.#res, status, reason, this.requestId);
+    // A WebSocket's client is told in its close frame (1011: the server failed), in as much of the reason as fits.
+    if (this.#webSocket) this.#webSocket.close(1011, reason);
+    else sendErrorResponse(this.#res, status, reason, this.requestId);
     this.#done(false);
   }
 

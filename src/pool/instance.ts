@@ -24,6 +24,7 @@ import {
   type RuntimeWorkDoneMessage,
   type SettledMessage,
   type SubrequestHeadMessage,
+  type WebSocketCloseMessage,
 } from '../../protocol/messages.js';
 import { EdgeprocError } from '../errors.js';
 import type { Limits } from '../limits.js';
@@ -52,6 +53,12 @@ export interface Exchange {
    * what the child's own counts of settled requests show was theirs (Instance.chargeCpu).
    */
   cpuMs: number;
+  /**
+   * Where the CPU limit's count starts: 0, or for a request answered with a WebSocket, its
+   * cpuMs when the client's last message was delivered (the limit holds per message, as for a
+   * request; the charge itself keeps growing for the accounting).
+   */
+  cpuBaseMs: number;
   /** Subrequests (tenant fetch calls) made so far. */
   subrequests: number;
   /** KV operations made so far. */
@@ -72,6 +79,10 @@ export interface Exchange {
   onHandlerError(error: HandlerErrorMessage): void;
   /** The child consumed request body bytes and grants credit for more. */
   onWindow(bytes: number): void;
+  /** A message of the WebSocket the request was answered with, for its client. */
+  onWebSocketMessage(binary: boolean, data: Uint8Array): void;
+  /** The worker closed that WebSocket (or answered the client's close). */
+  onWebSocketClose(message: WebSocketCloseMessage): void;
   /** Response done and every waitUntil settled. */
   onSettled(message: SettledMessage): void;
   /** The child died with this exchange unfinished. */
@@ -264,6 +275,18 @@ export class Instance {
     this.#channel!.sendEmpty(FrameType.End, id);
   }
 
+  /** A message from the client of the WebSocket request `id` was answered with. */
+  sendWebSocketMessage(id: number, binary: boolean, data: Uint8Array): void {
+    this.#delivered(id);
+    this.#channel!.sendWebSocketMessage(id, binary, data);
+  }
+
+  /** That WebSocket's client closed it (1006: the connection was lost), or answered the worker's close. */
+  sendWebSocketClose(id: number, code: number, reason: string): void {
+    this.#delivered(id);
+    this.#channel!.sendJson(FrameType.WebSocketClose, id, { code, reason } satisfies WebSocketCloseMessage);
+  }
+
   sendAbort(id: number, reason: string): void {
     this.#channel!.sendJson(FrameType.Abort, id, { reason });
   }
@@ -352,6 +375,13 @@ export class Instance {
         else this.#subrequests.get(id)?.onAbort(reason);
         return;
       }
+      case FrameType.WebSocketText:
+      case FrameType.WebSocketBinary:
+        if (id & 1) this.#exchanges.get(id)?.onWebSocketMessage(frame.type === FrameType.WebSocketBinary, frame.payload);
+        return;
+      case FrameType.WebSocketClose:
+        if (id & 1) this.#exchanges.get(id)?.onWebSocketClose(decodeJson<WebSocketCloseMessage>(frame));
+        return;
       case FrameType.Turn:
         // The child is about to run a turn of its own for this request: it is the one keeping
         // the child busy now, as if it had just been sent something (see chargeCpu).
@@ -546,11 +576,11 @@ export class Instance {
     for (const exchange of this.#exchanges.live()) exchange.cpuMs *= keep;
   }
 
-  /** The request in flight with the most CPU charged, for the limit check. */
+  /** The request in flight with the most CPU charged against its limit (see Exchange.cpuBaseMs), for the limit check. */
   topCpu(): Exchange | null {
     let top: Exchange | null = null;
     for (const exchange of this.#exchanges.live()) {
-      if (!top || exchange.cpuMs > top.cpuMs) top = exchange;
+      if (!top || exchange.cpuMs - exchange.cpuBaseMs > top.cpuMs - top.cpuBaseMs) top = exchange;
     }
     return top;
   }

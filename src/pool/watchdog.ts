@@ -364,7 +364,7 @@ export class Watchdog {
     // A penalised worker's child stops at nice 19: it cannot starve there (nice 19 against nice
     // 0 still gets ~1.5% of a CPU, 50 ms of CPU in under 4 s), and the schedstat figure, a tick
     // behind, judged runaways starved that were not.
-    if (!tracked.demoted && !instance.loading && (tracked.burning || !tracked.restored) && (instance.topCpu()?.cpuMs ?? 0) >= priority.DEMOTE_AFTER_MS) {
+    if (!tracked.demoted && !instance.loading && (tracked.burning || !tracked.restored) && limitedCpuMs(instance.topCpu()) >= priority.DEMOTE_AFTER_MS) {
       this.#demote(instance, tracked, now, cpuNs);
     } else if (now - tracked.windowAt >= BURN_WINDOW_MS) {
       const share = tracked.windowCpuNs === null ? 0 : (cpuNs - tracked.windowCpuNs) / 1e6 / (now - tracked.windowAt);
@@ -401,7 +401,7 @@ export class Watchdog {
   #check(instance: Instance, tracked: Tracked, now: number): void {
     const limits = instance.limits ?? this.#limits;
     const startup = instance.chargesStartup;
-    const [used, max] = startup ? [instance.startupCpuMs, limits.startupCpuMs] : [instance.topCpu()?.cpuMs ?? 0, limits.cpuMs];
+    const [used, max] = startup ? [instance.startupCpuMs, limits.startupCpuMs] : [limitedCpuMs(instance.topCpu()), limits.cpuMs];
     const remainingMs = max - used;
     if (remainingMs > this.#limits.watchdogIntervalMs + TICK_LAG_CAP_MS) return;
     // Near the limit: count the CPU the kernel has not booked yet, if the child is on a CPU
@@ -416,7 +416,7 @@ export class Watchdog {
         const top = instance.topCpu();
         if (!top) return;
         top.cpuMs += unbooked;
-        this.#onBreach(instance, { limit: 'cpuMs', exchange: top, valueMs: top.cpuMs });
+        this.#onBreach(instance, { limit: 'cpuMs', exchange: top, valueMs: limitedCpuMs(top) });
       }
       return;
     }
@@ -439,4 +439,9 @@ export function readMemoryMb(pid: number | undefined): number | null {
   } finally {
     files.close();
   }
+}
+
+/** The CPU `exchange` has used against the limit: all of a request's, or a WebSocket's since its client's last message. */
+function limitedCpuMs(exchange: Exchange | null): number {
+  return exchange ? exchange.cpuMs - exchange.cpuBaseMs : 0;
 }

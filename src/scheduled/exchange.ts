@@ -62,6 +62,7 @@ export class ScheduledExchange implements Exchange {
   #stack: string | null = null;
   #finished = false;
   cpuMs = 0;
+  cpuBaseMs = 0;
   subrequests = 0;
   kvOperations = 0;
 
@@ -97,6 +98,8 @@ export class ScheduledExchange implements Exchange {
   onEnd(): void {}
   onAbort(): void {}
   onWindow(): void {}
+  onWebSocketMessage(): void {}
+  onWebSocketClose(): void {}
 
   onHandlerError(error: HandlerErrorMessage): void {
     this.#clearWallTimer();

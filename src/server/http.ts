@@ -6,10 +6,12 @@
  * makes no URL gets 400 here, before it reaches a worker.
  */
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Broker } from '../broker/broker.js';
 import { nextRequestId } from '../broker/broker.js';
 import { REQUEST_ID_HEADER, sendErrorResponse } from '../broker/outcome.js';
+import { handshakeProblem, wantsWebSocket, type UpgradeRequest } from '../broker/websocket-bridge.js';
 import type { WorkerRegistry } from '../workers/registry.js';
 import { answerClientErrors, writeRawResponse } from './client-error.js';
 import { requestUrl } from './request-url.js';
@@ -33,48 +35,72 @@ export function createFrontDoor({ broker, registry, router, testScheduled }: Fro
     return writeHead.apply(this, args);
   } as typeof writeHead;
   const responses = new WeakMap<Duplex, ServerResponse>();
+  // Hot path: every client request. `upgrade`: the connection of an `Upgrade: websocket` request.
+  const serve = (req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeRequest): void => {
+    if (!server.listening) {
+      // A request on a kept-alive connection after the drain began: not accepted, and safe to retry.
+      sendErrorResponse(res, 503, 'The daemon is shutting down; retry on a new connection.', nextRequestId());
+      req.resume();
+      return;
+    }
+    const target = requestUrl(req);
+    if ('bad' in target) {
+      sendErrorResponse(res, 400, `Bad request: ${target.bad}`, nextRequestId());
+      req.resume();
+      return;
+    }
+    const host = req.headers.host;
+    const route = router.route(host, target.url);
+    if ('notFound' in route || !registry.has(route.worker)) {
+      const label = 'notFound' in route ? route.notFound : route.worker;
+      const known = registry.list().map((w) => w.name);
+      sendErrorResponse(
+        res,
+        404,
+        `No worker named "${label}" (the first label of the Host header "${host ?? ''}"). ` +
+          `Address a worker as NAME.localhost:PORT; workers here: ${known.join(', ') || 'none'}.`,
+        nextRequestId(),
+      );
+      req.resume();
+      return;
+    }
+    if (testScheduled && isScheduledTrigger(req, target.url)) {
+      runTestScheduled(broker, route.worker, target.url, testScheduled(route.worker), res);
+      req.resume();
+      return;
+    }
+    broker.handle(req, res, route.worker, target.url, upgrade);
+  };
   const server = createServer(
     // requireHostHeader: Node's own 400 for a missing Host has no body; request-url.ts says why.
     { keepAliveTimeout: 5_000, requestTimeout: 0, headersTimeout: 30_000, requireHostHeader: false, ServerResponse: FrontDoorResponse },
-    // Hot path: every client request.
     (req: IncomingMessage, res: ServerResponse) => {
       responses.set(req.socket, res);
-      if (!server.listening) {
-        // A request on a kept-alive connection after the drain began: not accepted, and safe to retry.
-        sendErrorResponse(res, 503, 'The daemon is shutting down; retry on a new connection.', nextRequestId());
-        req.resume();
-        return;
-      }
-      const target = requestUrl(req);
-      if ('bad' in target) {
-        sendErrorResponse(res, 400, `Bad request: ${target.bad}`, nextRequestId());
-        req.resume();
-        return;
-      }
-      const host = req.headers.host;
-      const route = router.route(host, target.url);
-      if ('notFound' in route || !registry.has(route.worker)) {
-        const label = 'notFound' in route ? route.notFound : route.worker;
-        const known = registry.list().map((w) => w.name);
-        sendErrorResponse(
-          res,
-          404,
-          `No worker named "${label}" (the first label of the Host header "${host ?? ''}"). ` +
-            `Address a worker as NAME.localhost:PORT; workers here: ${known.join(', ') || 'none'}.`,
-          nextRequestId(),
-        );
-        req.resume();
-        return;
-      }
-      if (testScheduled && isScheduledTrigger(req, target.url)) {
-        runTestScheduled(broker, route.worker, target.url, testScheduled(route.worker), res);
-        req.resume();
-        return;
-      }
-      broker.handle(req, res, route.worker, target.url);
+      serve(req, res);
     },
   );
   answerClientErrors(server, responses);
+  // A request with `Connection: upgrade`: Node hands over its connection. It is served as any
+  // request, on a response of its own over that connection, which closes after the response;
+  // unless it asks for a WebSocket and the worker answers with one (src/broker/websocket-bridge.ts).
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const res = new FrontDoorResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.on('finish', () => socket.end());
+    socket.on('error', () => socket.destroy());
+    if (!wantsWebSocket(req)) {
+      serve(req, res);
+      return;
+    }
+    const problem = handshakeProblem(req);
+    if (problem) {
+      const extra: Record<string, string> = problem.status === 426 ? { 'sec-websocket-version': '13' } : {};
+      sendErrorResponse(res, problem.status, `Bad WebSocket handshake: ${problem.reason}.`, nextRequestId(), extra);
+      return;
+    }
+    serve(req, res, { socket, head });
+  });
   // Without a listener Node drops a CONNECT without a word.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     writeRawResponse(socket, 501, 'CONNECT is not supported: edgeproc serves workers, it is not a proxy.');

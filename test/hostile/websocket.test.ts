@@ -1,9 +1,10 @@
 /**
- * Attack: open a WebSocket from a tenant, switch the client's connection to
- * another protocol with a 101, or send the daemon an Upgrade request.
- * WebSockets are not supported yet: the constructor throws a TypeError saying
- * so, 101 is refused by the Response constructor, and an Upgrade request is
- * served as a plain HTTP request on a connection that stays HTTP.
+ * Attack: open an outbound WebSocket from a tenant, switch the client's connection to
+ * another protocol with a 101 that holds no WebSocket of the runtime's, or answer an
+ * Upgrade request with a plain response. An outbound WebSocket is not supported yet (the
+ * constructor throws a TypeError saying so), a 101 takes one end of a WebSocketPair or the
+ * Response constructor refuses it, and an Upgrade request the worker answers with a plain
+ * response gets that response on a connection that stays HTTP.
  */
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -13,13 +14,14 @@ import { attack, expectDaemonServes, startHostileDaemon } from '../helpers/hosti
 afterEach(closeDaemons);
 
 describe('WebSockets', () => {
-  it('cannot be opened or switched to', async () => {
+  it('cannot be opened outbound, or switched to without a WebSocketPair', async () => {
     const daemon = await startHostileDaemon(['websocket']);
     const res = await attack(daemon, 'websocket', '/open');
     expect(JSON.parse(res.text)).toEqual({
-      'new WebSocket': 'TypeError: WebSocket is not supported by edgeproc yet: outbound and inbound WebSockets are planned',
-      WebSocketPair: 'undefined',
-      'status 101': 'RangeError: init["status"] must be in the range of 200 to 599, inclusive.',
+      'new WebSocket':
+        'TypeError: WebSocket: outbound WebSockets (new WebSocket(url), or fetch() with Upgrade: websocket) are not supported by edgeproc yet; a worker can accept WebSockets with new WebSocketPair()',
+      WebSocketPair: 'function',
+      'status 101': 'TypeError: Response: webSocket must be a WebSocket (one end of a WebSocketPair)',
     });
     // An Upgrade request is answered as plain HTTP: 200 from the worker, no 101, no switch.
     const wire = await new Promise<string>((resolve, reject) => {

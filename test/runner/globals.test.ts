@@ -67,7 +67,7 @@ const TENANT_GLOBALS = [
   ...['setTimeout', 'setInterval', 'clearTimeout', 'clearInterval', 'queueMicrotask', 'scheduler', 'structuredClone'],
   ...['AbortController', 'AbortSignal', 'Blob', 'File', 'Event', 'EventTarget', 'CustomEvent'],
   ...['ExtendableEvent', 'FetchEvent', 'ScheduledEvent', 'DOMException', 'MessageChannel', 'MessagePort', 'MessageEvent'],
-  ...['console', 'performance', 'navigator', 'Navigator', 'caches', 'CacheStorage', 'Cache', 'WebSocket'],
+  ...['console', 'performance', 'navigator', 'Navigator', 'caches', 'CacheStorage', 'Cache', 'WebSocket', 'WebSocketPair', 'CloseEvent'],
   ...['HTMLRewriter'],
   ...['addEventListener', 'removeEventListener'],
 ];

@@ -1,0 +1,47 @@
+/**
+ * A WebSocket client for tests (the `ws` package, as a real client would connect): opens a
+ * socket to a worker through the daemon's front door and hands out what arrives in order.
+ */
+import { WebSocket } from 'ws';
+import type { TestDaemon } from './daemon.js';
+
+export interface TestSocket {
+  ws: WebSocket;
+  /** The 101's headers. */
+  headers: Record<string, string | string[] | undefined>;
+  /** The next message (text as a string, binary as a Buffer), waiting for it if none is queued. */
+  next(): Promise<string | Buffer>;
+  /** Settles with the close code and reason once the socket has closed. */
+  closed: Promise<{ code: number; reason: string }>;
+}
+
+export function openSocket(daemon: TestDaemon, worker: string, path = '/', protocols?: string[]): Promise<TestSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${daemon.port}${path}`, protocols, { headers: { host: `${worker}.localhost:${daemon.port}` } });
+  const queue: Array<string | Buffer> = [];
+  const waiting: Array<(message: string | Buffer) => void> = [];
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    const message = isBinary ? data : data.toString('utf8');
+    const waiter = waiting.shift();
+    if (waiter) waiter(message);
+    else queue.push(message);
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString('utf8') })));
+  return new Promise((resolve, reject) => {
+    let headers: TestSocket['headers'] = {};
+    ws.on('upgrade', (res) => (headers = res.headers));
+    ws.on('open', () =>
+      resolve({
+        ws,
+        headers,
+        closed,
+        next: () => (queue.length > 0 ? Promise.resolve(queue.shift()!) : new Promise((r) => waiting.push(r))),
+      }),
+    );
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+      res.on('end', () => reject(Object.assign(new Error(`HTTP ${res.statusCode}: ${body}`), { status: res.statusCode, body })));
+    });
+    ws.on('error', reject);
+  });
+}
