@@ -13,6 +13,7 @@ import { request } from 'undici';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { openSocket } from '../helpers/websocket-client.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../examples', import.meta.url));
 // HS256 over {"sub":"alice","iat":1700000000} with the example's JWT_SECRET: fixed, so it is checked byte for byte.
@@ -73,6 +74,18 @@ describe('examples/', () => {
       text: '{"received":{"a":[1,2]}}',
     });
     expect(await daemon.fetchText('hono-app', '/nope')).toMatchObject({ status: 404, text: '404 Not Found' });
+  });
+
+  it('hono-app: a WebSocket through hono/cloudflare-workers upgradeWebSocket', async () => {
+    const socket = await openSocket(daemon, 'hono-app', '/ws');
+    socket.ws.send('one');
+    expect(await socket.next()).toBe('hono heard #1: one');
+    socket.ws.send('two');
+    expect(await socket.next()).toBe('hono heard #2: two');
+    socket.ws.send('bye');
+    expect(await socket.closed).toEqual({ code: 1000, reason: 'goodbye' });
+    // Not an upgrade: hono's helper passes, and the route answers as Hono does without a match.
+    expect((await daemon.fetchText('hono-app', '/ws')).status).toBe(404);
   });
 
   it('hono-app: a JWT signed and verified through crypto.subtle', async () => {

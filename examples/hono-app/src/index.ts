@@ -1,9 +1,11 @@
 /**
  * Hono on edgeproc: routing with parameters, middleware, JSON in and out, a
- * JWT signed and verified through crypto.subtle (hono/jwt), and a streamed
- * response. The same file runs on Cloudflare Workers.
+ * JWT signed and verified through crypto.subtle (hono/jwt), a streamed
+ * response and a WebSocket (hono's Workers adapter: WebSocketPair and a 101).
+ * The same file runs on Cloudflare Workers.
  */
 import { Hono } from 'hono';
+import { upgradeWebSocket } from 'hono/cloudflare-workers';
 import { sign, verify } from 'hono/jwt';
 import { stream } from 'hono/streaming';
 
@@ -51,6 +53,20 @@ app.get('/stream', (c) =>
       await out.write(`chunk ${i}\n`);
       await out.sleep(10);
     }
+  }),
+);
+
+// A WebSocket: each message is answered, numbered; "bye" closes it from the server.
+app.get(
+  '/ws',
+  upgradeWebSocket(() => {
+    let heard = 0;
+    return {
+      onMessage(event, ws) {
+        if (event.data === 'bye') return ws.close(1000, 'goodbye');
+        ws.send(`hono heard #${++heard}: ${String(event.data)}`);
+      },
+    };
   }),
 );
 
