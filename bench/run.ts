@@ -15,6 +15,7 @@ import { soak } from './soak.js';
 import { streams } from './streams.js';
 import { stopAll } from './lib/processes.js';
 import { throughput } from './throughput.js';
+import { websocket } from './websocket.js';
 
 const BENCHES: Record<string, (options: Record<string, string>) => Promise<void>> = {
   throughput,
@@ -31,6 +32,8 @@ const BENCHES: Record<string, (options: Record<string, string>) => Promise<void>
   streams,
   // Not in the default list: a worker that proxies each request with one fetch, ~60 s.
   proxy,
+  // Not in the default list: WebSocket echo messages against workerd, ~45 s.
+  websocket,
 };
 const DEFAULT = ['throughput', 'cold-start', 'memory'];
 
