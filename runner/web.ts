@@ -81,7 +81,8 @@ Object.defineProperty(UndiciRequest.prototype, 'cf', {
   configurable: true,
 });
 
-setWebSocketCheck(isWebSocket);
+// Absent only where this module runs unbundled (unit tests): the build fails if it cannot add it.
+(setWebSocketCheck as ((check: (value: unknown) => boolean) => void) | undefined)?.(isWebSocket);
 
 /** Workers' `response.webSocket`: the WebSocket a 101 response hands to the client, else null (scripts/websocket-response-plugin.mjs). */
 Object.defineProperty(UndiciResponse.prototype, 'webSocket', {

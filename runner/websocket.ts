@@ -49,6 +49,8 @@ interface EndState {
 }
 
 let stateOf: (socket: unknown) => EndState | null;
+/** What the peer sent reaches `socket`: delivered now, or kept until accept(). Not a static: tenants see the class. */
+let arrive: (socket: WebSocket, arrival: WebSocketArrival) => void;
 
 export class CloseEvent extends Event {
   readonly code: number;
@@ -77,6 +79,12 @@ export class WebSocket extends EventTarget {
 
   static {
     stateOf = (socket) => (typeof socket === 'object' && socket !== null && #state in socket ? (socket as WebSocket).#state : null);
+    arrive = (socket, arrival) => {
+      const state = socket.#state;
+      if (state.readyState === CLOSED) return;
+      if (!state.accepted) state.waiting.push(arrival);
+      else socket.#deliver(arrival);
+    };
   }
 
   /** Only WebSocketPair makes ends: `new WebSocket(url)` would be an outbound client, not built yet. */
@@ -209,14 +217,6 @@ export class WebSocket extends EventTarget {
     return state;
   }
 
-  /** What the peer sent: delivered now, or kept until accept(). */
-  static arrive(socket: WebSocket, arrival: WebSocketArrival): void {
-    const state = socket.#state;
-    if (state.readyState === CLOSED) return;
-    if (!state.accepted) state.waiting.push(arrival);
-    else socket.#deliver(arrival);
-  }
-
   #deliver(arrival: WebSocketArrival): void {
     const state = this.#state;
     if (state.readyState === CLOSED) return;
@@ -249,8 +249,8 @@ export function isWebSocket(value: unknown): boolean {
 /** The local link of a pair: each end's sends arrive at the other, after the sender's turn. */
 function localPeer(to: WebSocket): WebSocketPeer {
   return {
-    message: (binary, data) => queueMicrotask(() => WebSocket.arrive(to, { close: false, binary, data })),
-    close: (code, reason) => queueMicrotask(() => WebSocket.arrive(to, { close: true, code, reason })),
+    message: (binary, data) => queueMicrotask(() => arrive(to, { close: false, binary, data })),
+    close: (code, reason) => queueMicrotask(() => arrive(to, { close: true, code, reason })),
     delivered: () => {},
   };
 }
@@ -291,5 +291,5 @@ export function giveToClient(client: unknown, remote: WebSocketPeer): (arrival: 
     else remote.message(arrival.binary, arrival.data);
   }
   state.waiting = [];
-  return (arrival) => WebSocket.arrive(server, arrival);
+  return (arrival) => arrive(server, arrival);
 }
