@@ -126,6 +126,8 @@ export class Instance {
   limits: Limits | null = null;
   lastActiveAt = performance.now();
   bootMs = 0;
+  /** Set by the watchdog while it samples this busy instance slowly (it has been quiet): called when it is sent anything. */
+  onWake: (() => void) | null = null;
   readonly ready: Promise<void>;
   readonly exited: Promise<ExitOutcome>;
 
@@ -305,6 +307,7 @@ export class Instance {
   #delivered(id: number): void {
     const exchange = this.#exchanges.get(id & 1 ? id : (this.#subrequestParents.get(id) ?? 0));
     if (exchange) exchange.deliveredSeq = ++this.#seq;
+    if (this.onWake) this.onWake();
   }
 
   /**

@@ -70,6 +70,19 @@ const BUSY_FILES_IDLE_MS = 10_000;
  * figure last moved, at most this much, for a child that is running flat out.
  */
 const TICK_LAG_CAP_MS = 4;
+/**
+ * A busy instance whose CPU has not moved for this many samples in a row (100 ms at the default
+ * interval) and that has been sent nothing meanwhile is quiet: a request waiting on a slow
+ * origin, or, above all, an open WebSocket between messages, which may last hours. It is then
+ * sampled every QUIET_SAMPLE_MS, and when every busy instance is quiet the watchdog wakes only
+ * that often: sampled every 5 ms, one instance holding an idle WebSocket cost the daemon ~15 ms
+ * of CPU a second. Anything sent to the child (a request, a message, a subresponse, credit) or a
+ * turn the child announces wakes it at once (Instance.onWake), so a runaway is still caught
+ * within an interval of its start; CPU used with no such sign is seen up to QUIET_SAMPLE_MS late,
+ * and charged in full.
+ */
+const QUIET_AFTER_SAMPLES = 20;
+const QUIET_SAMPLE_MS = 100;
 /** Near a limit (within one interval), sample every this many ms. */
 const NEAR_LIMIT_SAMPLE_MS = 1;
 /** Burn rate over a window at least this long tells a child running flat out. */
@@ -104,6 +117,9 @@ interface Tracked {
   nearLimit: NodeJS.Timeout | null;
   /** CPU of every thread but the main one at the last reading. */
   threadsCpuNs: number | null;
+  /** Samples in a row that found its CPU unmoved (see QUIET_AFTER_SAMPLES). */
+  stillSamples: number;
+  quiet: boolean;
 }
 
 interface Idle {
@@ -128,6 +144,9 @@ export class Watchdog {
   /** Open /proc descriptors of every instance watched, busy or idle, until it is gone. */
   readonly #files = new Map<Instance, ProcFiles>();
   #timer: NodeJS.Timeout | null = null;
+  /** The busy timer runs at QUIET_SAMPLE_MS: every busy instance is quiet. */
+  #slow = false;
+  #ticks = 0;
   #idleTimer: NodeJS.Timeout | null = null;
 
   constructor(limits: Limits, onBreach: (instance: Instance, breach: Breach) => void) {
@@ -161,8 +180,10 @@ export class Watchdog {
     this.#idle.delete(instance.serial);
     let tracked = this.#tracked.get(instance.serial);
     // Each request may be demoted early once (see #sampleCpu).
-    if (tracked) tracked.restored = false;
-    else {
+    if (tracked) {
+      tracked.restored = false;
+      if (tracked.quiet) this.#wake(tracked);
+    } else {
       const now = performance.now();
       const files = this.#filesOf(instance);
       const cpuNs = files?.mainCpuNs() ?? null;
@@ -182,16 +203,30 @@ export class Watchdog {
         nearLimit: null,
         // The threads the last listing found (see threadsCpuNs): per request, no listing.
         threadsCpuNs: files?.threadsCpuNs(false) ?? null,
+        stillSamples: 0,
+        quiet: false,
       }));
     }
     if (background) {
       tracked.penalised = true;
       if (!tracked.demoted) this.#demote(instance, tracked, performance.now(), tracked.lastCpuNs);
     }
-    if (!this.#timer) {
-      this.#timer = setInterval(() => this.#tick(), this.#limits.watchdogIntervalMs);
-      this.#timer.unref();
-    }
+    if (!this.#timer) this.#startTimer(false);
+  }
+
+  #startTimer(slow: boolean): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#slow = slow;
+    this.#timer = setInterval(() => this.#tick(), slow ? QUIET_SAMPLE_MS : this.#limits.watchdogIntervalMs);
+    this.#timer.unref();
+  }
+
+  /** A quiet instance was sent something, or announced a turn of its own: sampled at the full rate again. */
+  #wake(tracked: Tracked): void {
+    tracked.quiet = false;
+    tracked.stillSamples = 0;
+    tracked.instance.onWake = null;
+    if (this.#slow) this.#startTimer(false);
   }
 
   stop(): void {
@@ -206,10 +241,15 @@ export class Watchdog {
   }
 
   #tick(): void {
+    // A quiet instance is sampled every QUIET_SAMPLE_MS: at every tick of the slow timer, and at
+    // every so many of the fast one.
+    const quietTick = this.#slow || ++this.#ticks % Math.max(1, Math.round(QUIET_SAMPLE_MS / this.#limits.watchdogIntervalMs)) === 0;
+    let allQuiet = true;
     for (const tracked of this.#tracked.values()) {
       const { instance } = tracked;
       // Untracked since the copy was made (a breach's consequences, say).
       if (this.#tracked.get(instance.serial) !== tracked) continue;
+      if (tracked.quiet && !quietTick) continue;
       if (instance.state === 'dead' || instance.disposed) {
         this.#untrack(instance, tracked);
         this.#forget(instance);
@@ -228,11 +268,19 @@ export class Watchdog {
       if (!instance.loading && instance.inflight === 0) {
         this.#untrack(instance, tracked);
         this.#watchIdle(instance);
+        continue;
       }
+      if (!tracked.quiet && tracked.stillSamples >= QUIET_AFTER_SAMPLES && !instance.loading) {
+        tracked.quiet = true;
+        instance.onWake = () => this.#wake(tracked);
+      }
+      if (!tracked.quiet) allQuiet = false;
     }
     if (this.#tracked.size === 0 && this.#timer) {
       clearInterval(this.#timer);
       this.#timer = null;
+    } else if (allQuiet && !this.#slow && this.#timer) {
+      this.#startTimer(true);
     }
   }
 
@@ -284,6 +332,7 @@ export class Watchdog {
   /** Stops watching an instance: no pending re-sample, and its priority back where allowed. */
   #untrack(instance: Instance, tracked: Tracked): void {
     if (tracked.nearLimit) clearTimeout(tracked.nearLimit);
+    instance.onWake = null;
     if (tracked.demoted && !instance.disposed && instance.state !== 'dead') priority.restore(instance.pid);
     this.#tracked.delete(instance.serial);
   }
@@ -351,6 +400,10 @@ export class Watchdog {
     if (tracked.lastCpuNs !== null && cpuNs > tracked.lastCpuNs) {
       instance.chargeCpu((cpuNs - tracked.lastCpuNs) / 1e6);
       tracked.changedAt = now;
+      tracked.stillSamples = 0;
+      if (tracked.quiet) this.#wake(tracked);
+    } else {
+      tracked.stillSamples++;
     }
     tracked.lastCpuNs = cpuNs;
     // First demoted at the first sample past DEMOTE_AFTER_MS, not at the end of a burn window: a

@@ -68,6 +68,12 @@ describe('CPU time per request (--cpu-ms)', () => {
     await expectCpuBreach(daemon, 'loop-microtasks', '/then');
   });
 
+  it('stops a loop that starts after the request waited quietly (the watchdog wakes on the turn the child announces)', async () => {
+    const daemon = await startTestDaemon(hostileTarget('loop-after-wait'), { cpuMs: CPU_MS, warmPool: 2 });
+    await warmNeighbour(daemon);
+    await expectCpuBreach(daemon, 'loop-after-wait', '/');
+  });
+
   it('lets a request that burns a fifth of the limit finish with 200', async () => {
     const daemon = await startTestDaemon(hostileTarget('burn'), { cpuMs: CPU_MS, warmPool: 2 });
     await warmNeighbour(daemon);
