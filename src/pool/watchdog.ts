@@ -211,7 +211,8 @@ export class Watchdog {
       tracked.penalised = true;
       if (!tracked.demoted) this.#demote(instance, tracked, performance.now(), tracked.lastCpuNs);
     }
-    if (!this.#timer) this.#startTimer(false);
+    // A new busy instance, or one woken: sampled at the full rate from now, whatever the others do.
+    if (!this.#timer || this.#slow) this.#startTimer(false);
   }
 
   #startTimer(slow: boolean): void {
