@@ -3,9 +3,8 @@
 // stream at once (Node 20's ReadableStream constructor is costly: ~10% of a child's
 // CPU per hello-world request, bench/profile), although the runner sends string
 // and byte bodies straight from their source and never reads that stream.
-// The patch is textual against the locked undici version; if undici's code moves,
-// the build fails here instead of silently losing the optimisation.
-import { readFile } from 'node:fs/promises';
+// The patch is textual against the locked undici version (scripts/undici-patch.mjs).
+import { undiciPatchPlugin } from './undici-patch.mjs';
 
 const PATCHES = [
   ['  let stream = null\n', '  let stream = null\n  let lazyStream = null\n'],
@@ -43,18 +42,4 @@ function materialise (body, stream) {
 }
 `;
 
-export const lazyBodyPlugin = {
-  name: 'undici-lazy-body',
-  setup(build) {
-    build.onLoad({ filter: /undici[\\/]lib[\\/]web[\\/]fetch[\\/]body\.js$/ }, async (args) => {
-      let code = await readFile(args.path, 'utf8');
-      for (const [from, to] of PATCHES) {
-        if (code.split(from).length !== 2) {
-          throw new Error(`undici-lazy-body: expected exactly one ${JSON.stringify(from.trim())} in ${args.path}; undici changed, update scripts/lazy-body-plugin.mjs`);
-        }
-        code = code.replace(from, to);
-      }
-      return { contents: code + HELPER, loader: 'js' };
-    });
-  },
-};
+export const lazyBodyPlugin = undiciPatchPlugin('undici-lazy-body', 'body.js', PATCHES, HELPER);

@@ -9,9 +9,8 @@
 // The runner's fetch asks `signalIfMade(request)` instead of reading `request.signal`: a
 // subrequest that follows no signal then makes none either (an AbortController and an abort
 // listener, ~4 µs each time in a loop, for a signal that can never abort).
-// The patch is textual against the locked undici version; if undici's code moves,
-// the build fails here instead of silently losing the optimisation.
-import { readFile } from 'node:fs/promises';
+// The patch is textual against the locked undici version (scripts/undici-patch.mjs).
+import { undiciPatchPlugin } from './undici-patch.mjs';
 
 const PATCHES = [
   [
@@ -36,18 +35,4 @@ const PATCHES = [
   ],
 ];
 
-export const lazySignalPlugin = {
-  name: 'undici-lazy-signal',
-  setup(build) {
-    build.onLoad({ filter: /undici[\\/]lib[\\/]web[\\/]fetch[\\/]request\.js$/ }, async (args) => {
-      let code = await readFile(args.path, 'utf8');
-      for (const [from, to] of PATCHES) {
-        if (code.split(from).length !== 2) {
-          throw new Error(`undici-lazy-signal: expected exactly one ${JSON.stringify(from.trim().slice(0, 80))} in ${args.path}; undici changed, update scripts/lazy-signal-plugin.mjs`);
-        }
-        code = code.replace(from, to);
-      }
-      return { contents: code, loader: 'js' };
-    });
-  },
-};
+export const lazySignalPlugin = undiciPatchPlugin('undici-lazy-signal', 'request.js', PATCHES);

@@ -3,9 +3,8 @@
 // standard constructor refuses status 101 and drops members ResponseInit does not know.
 // The Response is built as a 200 and then set to 101 with its WebSocket kept in its state,
 // where runner/web.ts reads it (`response.webSocket`, and the runtime when it answers).
-// The patch is textual against the locked undici version; if undici's code moves, the
-// build fails here instead of silently losing the feature.
-import { readFile } from 'node:fs/promises';
+// The patch is textual against the locked undici version (scripts/undici-patch.mjs).
+import { undiciPatchPlugin } from './undici-patch.mjs';
 
 const PATCHES = [
   [
@@ -48,18 +47,4 @@ module.exports = {
   ],
 ];
 
-export const webSocketResponsePlugin = {
-  name: 'undici-websocket-response',
-  setup(build) {
-    build.onLoad({ filter: /undici[\\/]lib[\\/]web[\\/]fetch[\\/]response\.js$/ }, async (args) => {
-      let code = await readFile(args.path, 'utf8');
-      for (const [from, to] of PATCHES) {
-        if (code.split(from).length !== 2) {
-          throw new Error(`undici-websocket-response: expected exactly one ${JSON.stringify(from.trim().slice(0, 80))} in ${args.path}; undici changed, update scripts/websocket-response-plugin.mjs`);
-        }
-        code = code.replace(from, to);
-      }
-      return { contents: code, loader: 'js' };
-    });
-  },
-};
+export const webSocketResponsePlugin = undiciPatchPlugin('undici-websocket-response', 'response.js', PATCHES);
