@@ -13,6 +13,7 @@ import { FrameType } from '../protocol/messages.js';
 import { nowMs } from './clock.js';
 import { createConsole } from './console.js';
 import { createFetch } from './fetch.js';
+import { setWebSocketConnector } from './websocket.js';
 import { installGlobals } from './globals.js';
 import { openChannel, type Channel } from './ipc.js';
 import { describeError } from './describe.js';
@@ -32,8 +33,14 @@ const channel: Channel = openChannel((frame) => {
 });
 runtime = new Runtime(channel);
 
+const fetch = createFetch(runtime);
+// `new WebSocket(url)` connects as fetch() with `Upgrade: websocket` does, as on Workers.
+setWebSocketConnector((url, protocols) =>
+  fetch(url, { headers: protocols.length > 0 ? { upgrade: 'websocket', 'sec-websocket-protocol': protocols.join(', ') } : { upgrade: 'websocket' } }),
+);
+
 installGlobals({
-  fetch: createFetch(runtime),
+  fetch,
   callBinding: runtime.callBinding,
   timers: runtime.timers,
   console: createConsole({

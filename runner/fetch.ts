@@ -8,13 +8,17 @@ import { FrameType, type SubrequestHeadMessage, type SubresponseHeadMessage } fr
 import { IncomingBody, OutgoingBody } from './body.js';
 import type { Channel } from './ipc.js';
 import { Request, requestBodyLength, Response, signalOf } from './web.js';
+import { remoteEnd, type WebSocketArrival } from './websocket.js';
+import { WebSocketLink } from './websocket-link.js';
 
 /** The runner's record of one subrequest, found by stream id when frames arrive. */
 export interface SubrequestStream {
   /** Stream id of the request that made it; its body is cancelled when that request settles. */
   parent: number;
   incoming: IncomingBody;
-  outgoing: OutgoingBody | null;
+  outgoing: OutgoingBody | WebSocketLink | null;
+  /** A WebSocket the server accepted: where its messages and close go. */
+  webSocket?: { link: WebSocketLink; arrive: (arrival: WebSocketArrival) => void };
   /** Takes the stream's head: a SubresponseHead for a fetch, a BindingResult for a binding call. */
   resolve: (head: never) => void;
   reject: (error: Error) => void;
@@ -49,13 +53,14 @@ export function openSubstream<Answer>(
   const { channel } = host;
   const id = host.nextStreamId();
   let stream!: SubrequestStream;
+  const outgoing = body ? new OutgoingBody(channel, id) : null;
   const answer = new Promise<Answer>((resolve, reject) => {
-    stream = { parent, incoming: new IncomingBody(channel, id), outgoing: body ? new OutgoingBody(channel, id) : null, resolve, reject };
+    stream = { parent, incoming: new IncomingBody(channel, id), outgoing, resolve, reject };
   });
   host.register(id, stream);
   channel.sendJson(headType, id, head);
   // A failed upload is reported by the daemon (SubrequestFailed, or the call's error); nothing to add here.
-  if (stream.outgoing && body) stream.outgoing.pump(body).catch(() => {});
+  if (outgoing && body) outgoing.pump(body).catch(() => {});
   return { id, stream, answer };
 }
 
@@ -80,6 +85,7 @@ export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
         'fetch: no request is in flight here (the request this code ran for has finished, or this is the global scope); a worker fetches only while handling a request or its waitUntil work',
       );
     }
+    const upgrade = request.headers.get('upgrade')?.trim().toLowerCase() === 'websocket';
     const message: SubrequestHeadMessage = {
       parent,
       method: request.method,
@@ -102,6 +108,7 @@ export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
     );
     try {
       const responseHead = await head;
+      if (responseHead.status === 101 && upgrade) return acceptedWebSocket(host, id, stream, responseHead);
       const hasBody = responseHead.hasBody && !NULL_BODY_STATUS.has(responseHead.status);
       if (!hasBody) host.unregister(id);
       const response = new Response(hasBody ? stream.incoming.stream : null, {
@@ -120,4 +127,24 @@ export function createFetch(host: SubrequestHost): typeof globalThis.fetch {
       throw error;
     }
   };
+}
+
+/**
+ * The server accepted the WebSocket the worker asked for: the Response's `webSocket` is the
+ * worker's end (to accept() before use), its messages crossing on the subrequest's stream, which
+ * stays open until the socket has closed or the worker's request ends.
+ */
+function acceptedWebSocket(host: SubrequestHost, id: number, stream: SubrequestStream, head: SubresponseHeadMessage): Response {
+  const link = new WebSocketLink(host.channel, id);
+  const { socket, arrive } = remoteEnd(link);
+  stream.outgoing = link;
+  stream.webSocket = { link, arrive };
+  link.start();
+  void link.closed.then(() => host.unregister(id));
+  const response = new Response(null, { status: 101, statusText: head.statusText, headers: head.headers, webSocket: socket } as ResponseInit);
+  Object.defineProperties(response, {
+    url: { value: head.url, enumerable: true },
+    redirected: { value: false, enumerable: true },
+  });
+  return response;
 }

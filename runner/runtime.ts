@@ -276,16 +276,19 @@ export class Runtime {
 
   /** A message or close from the client of a WebSocket the worker returned: its events run as the request's. */
   #onWebSocketFrame(frame: Frame): void {
-    const socket = this.#requests.get(frame.stream)?.webSocket;
+    // A request answered with a WebSocket (odd), or a WebSocket the worker opened with fetch (even).
+    const sub = frame.stream & 1 ? undefined : this.#subrequests.get(frame.stream);
+    const socket = sub ? sub.webSocket : this.#requests.get(frame.stream)?.webSocket;
     if (!socket) return;
+    const owner = sub ? sub.parent : frame.stream;
     if (frame.type === FrameType.WebSocketClose) {
       const { code, reason } = decodeJson<WebSocketCloseMessage>(frame);
-      this.#context.run(frame.stream, () => socket.arrive({ close: true, code, reason }));
+      this.#context.run(owner, () => socket.arrive({ close: true, code, reason }));
       socket.link.heardClose();
       return;
     }
     const arrival = { close: false as const, binary: frame.type === FrameType.WebSocketBinary, data: frame.payload };
-    this.#context.run(frame.stream, () => socket.arrive(arrival));
+    this.#context.run(owner, () => socket.arrive(arrival));
   }
 
   #incoming(id: number): IncomingBody | null | undefined {

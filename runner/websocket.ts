@@ -11,7 +11,8 @@
  * `send()` before `accept()` or after `close()` throws; a message is a string (a text frame)
  * or an ArrayBuffer / view (binary), and a binary one arrives as an ArrayBuffer (or a Blob with
  * `binaryType = 'blob'`); a close from the peer is answered at once (the close event comes with
- * `readyState` CLOSED). Outbound WebSockets (`new WebSocket(url)`) are not supported yet.
+ * `readyState` CLOSED). A worker opens a WebSocket of its own with fetch() and an
+ * `Upgrade: websocket` header (runner/fetch.ts), or with `new WebSocket(url)`, which does the same.
  */
 import { MAX_WEBSOCKET_MESSAGE_BYTES } from '../protocol/messages.js';
 
@@ -46,6 +47,16 @@ interface EndState {
   binaryType: 'arraybuffer' | 'blob';
   closeSent: boolean;
   handlers: Record<string, EventListener | null>;
+  /** `new WebSocket(url)`: the end fetch() made, whose arrivals this one takes over. */
+  forward: WebSocket | null;
+  url: string | null;
+  protocol: string;
+}
+
+/** How `new WebSocket(url)` connects: the runner's fetch with `Upgrade: websocket` (set by the runtime). */
+let connect: ((url: string, protocols: string[]) => Promise<Response>) | null = null;
+export function setWebSocketConnector(connector: (url: string, protocols: string[]) => Promise<Response>): void {
+  connect = connector;
 }
 
 let stateOf: (socket: unknown) => EndState | null;
@@ -81,21 +92,81 @@ export class WebSocket extends EventTarget {
     stateOf = (socket) => (typeof socket === 'object' && socket !== null && #state in socket ? (socket as WebSocket).#state : null);
     arrive = (socket, arrival) => {
       const state = socket.#state;
+      if (state.forward) return arrive(state.forward, arrival);
       if (state.readyState === CLOSED) return;
       if (!state.accepted) state.waiting.push(arrival);
       else socket.#deliver(arrival);
     };
   }
 
-  /** Only WebSocketPair makes ends: `new WebSocket(url)` would be an outbound client, not built yet. */
-  constructor(url?: unknown) {
+  /**
+   * `new WebSocket(url, protocols)`: a client, connected through the daemon as fetch() with
+   * `Upgrade: websocket` is; `open` once the server accepted, else `error` and `close` (1006).
+   * WebSocketPair makes its ends with the runtime's own token instead of a URL.
+   */
+  constructor(url?: unknown, protocols?: string | string[]) {
     super();
-    if (url !== PAIR) {
-      throw new TypeError(
-        'WebSocket: outbound WebSockets (new WebSocket(url), or fetch() with Upgrade: websocket) are not supported by edgeproc yet; a worker can accept WebSockets with new WebSocketPair()',
-      );
+    this.#state = {
+      readyState: OPEN,
+      accepted: false,
+      given: false,
+      peer: null,
+      other: null,
+      waiting: [],
+      binaryType: 'arraybuffer',
+      closeSent: false,
+      handlers: {},
+      forward: null,
+      url: null,
+      protocol: '',
+    };
+    if (url !== PAIR) this.#connect(String(url), protocols === undefined ? [] : typeof protocols === 'string' ? [protocols] : [...protocols].map(String));
+  }
+
+  #connect(url: string, protocols: string[]): void {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      throw new DOMException(`WebSocket: ${JSON.stringify(url)} is not a valid URL`, 'SyntaxError');
     }
-    this.#state = { readyState: OPEN, accepted: false, given: false, peer: null, other: null, waiting: [], binaryType: 'arraybuffer', closeSent: false, handlers: {} };
+    const scheme = { 'ws:': 'http:', 'wss:': 'https:', 'http:': 'http:', 'https:': 'https:' }[target.protocol];
+    if (!scheme) throw new DOMException(`WebSocket: the URL's scheme must be ws: or wss:, not ${target.protocol}`, 'SyntaxError');
+    if (target.hash) throw new DOMException('WebSocket: the URL may not have a fragment', 'SyntaxError');
+    const state = this.#state;
+    state.readyState = CONNECTING;
+    state.url = target.href;
+    target.protocol = scheme;
+    const fail = () => {
+      if (state.readyState === CLOSED) return;
+      state.readyState = CLOSED;
+      this.dispatchEvent(new Event('error'));
+      this.dispatchEvent(new CloseEvent('close', { code: 1006, reason: '', wasClean: false }));
+    };
+    if (!connect) throw new TypeError('WebSocket: no connector (the runtime sets one)');
+    connect(target.href, protocols).then((response) => {
+      const end = stateOf((response as { webSocket?: unknown }).webSocket);
+      if (response.status !== 101 || !end) {
+        // The body of a refusal is not read: cancel it.
+        response.body?.cancel().catch(() => {});
+        return fail();
+      }
+      // This end takes over the one fetch() made: its sends, and what arrives at it.
+      state.peer = end.peer;
+      state.protocol = response.headers.get('sec-websocket-protocol') ?? '';
+      end.forward = this;
+      state.accepted = true;
+      const waiting = end.waiting;
+      end.waiting = [];
+      if (state.closeSent) {
+        // close() was called while connecting: the socket closes as soon as it is open.
+        state.peer!.close(1000, '');
+        return;
+      }
+      state.readyState = OPEN;
+      this.dispatchEvent(new Event('open'));
+      for (const arrival of waiting) this.#deliver(arrival);
+    }, fail);
   }
 
   get readyState(): number {
@@ -103,11 +174,11 @@ export class WebSocket extends EventTarget {
   }
 
   get url(): string | null {
-    return null;
+    return this.#state.url;
   }
 
   get protocol(): string | null {
-    return null;
+    return this.#state.url === null ? null : this.#state.protocol;
   }
 
   get extensions(): string | null {
@@ -138,6 +209,7 @@ export class WebSocket extends EventTarget {
 
   send(message: string | ArrayBuffer | ArrayBufferView): void {
     const state = this.#usable('send');
+    if (state.readyState === CONNECTING) throw new DOMException('WebSocket: still connecting; send() once its open event has fired', 'InvalidStateError');
     if (!state.accepted) throw new TypeError('WebSocket: you must call accept() on this WebSocket before sending messages.');
     if (state.closeSent || state.readyState === CLOSED) throw new TypeError("WebSocket: can't call send() after close().");
     let binary = true;
@@ -173,6 +245,7 @@ export class WebSocket extends EventTarget {
     }
     if (state.closeSent || state.readyState === CLOSED) return;
     state.closeSent = true;
+    if (state.readyState === CONNECTING) return; // closed once open (see #connect)
     state.readyState = CLOSING;
     state.peer!.close(code ?? 1005, text);
   }
@@ -267,6 +340,17 @@ export class WebSocketPair {
     Object.defineProperty(this, 0, { value: client, enumerable: true });
     Object.defineProperty(this, 1, { value: server, enumerable: true });
   }
+}
+
+/**
+ * The worker's end of a WebSocket it opened (fetch with `Upgrade: websocket`): sends go to
+ * `remote`, what the server sends arrives through `arrive`. Not accepted yet: as on Workers, the
+ * worker calls accept() on the Response's webSocket before it uses it.
+ */
+export function remoteEnd(remote: WebSocketPeer): { socket: WebSocket; arrive: (arrival: WebSocketArrival) => void } {
+  const socket = new WebSocket(PAIR);
+  stateOf(socket)!.peer = remote;
+  return { socket, arrive: (arrival) => arrive(socket, arrival) };
 }
 
 /**

@@ -28,14 +28,9 @@ export function egressConnector(policy: EgressPolicy): buildConnector.connector 
     const hostname = unbracket(options.hostname);
     const port = Number(options.port) || (options.protocol === 'https:' ? 443 : 80);
     const origin = `${options.protocol}//${options.host ?? options.hostname}`;
-    // 1.
-    resolve(hostname, (error, addresses) => {
+    // 1. and 2.
+    resolveChecked(policy, hostname, port, origin, (error, addresses) => {
       if (error) return callback(error, null);
-      // 2.
-      for (const address of addresses) {
-        const denial = policy.check(address, port);
-        if (denial) return callback(new EgressDeniedError(origin, hostname, denial), null);
-      }
       // 3.
       const servername = options.servername || (isIP(hostname) ? undefined : hostname);
       const attempt = (index: number): void =>
@@ -53,6 +48,28 @@ export function egressConnector(policy: EgressPolicy): buildConnector.connector 
   };
 }
 
+/**
+ * Steps 1 and 2 for any connection the daemon opens for a tenant: every address `hostname`
+ * resolves to, or an EgressDeniedError (for `origin`, as the tenant wrote it) if the policy
+ * denies any of them on `port`.
+ */
+export function resolveChecked(
+  policy: EgressPolicy,
+  hostname: string,
+  port: number,
+  origin: string,
+  done: (error: Error | null, addresses: string[]) => void,
+): void {
+  resolve(hostname, (error, addresses) => {
+    if (error) return done(error, []);
+    for (const address of addresses) {
+      const denial = policy.check(address, port);
+      if (denial) return done(new EgressDeniedError(origin, hostname, denial), []);
+    }
+    done(null, addresses);
+  });
+}
+
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENETUNREACH', 'EHOSTUNREACH', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
 function resolve(hostname: string, done: (error: Error | null, addresses: string[]) => void): void {
@@ -67,6 +84,6 @@ function resolve(hostname: string, done: (error: Error | null, addresses: string
 }
 
 /** undici strips the brackets of an IPv6 host before calling a connector; this does not rely on it. */
-function unbracket(hostname: string): string {
+export function unbracket(hostname: string): string {
   return hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
 }

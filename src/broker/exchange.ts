@@ -15,7 +15,7 @@ import { MAX_DATA_FRAME_BYTES, STREAM_WINDOW_BYTES } from '../../protocol/messag
 import { pumpReadable, WritableSink, type BodyPump } from './body.js';
 import { bodyTooLargeReason, cutResponse, memoryReason, REQUEST_ID_HEADER, sendErrorResponse } from './outcome.js';
 import { responseHeadProblem } from './response-head.js';
-import { WebSocketBridge, type UpgradeRequest } from './websocket-bridge.js';
+import { acceptWebSocket, WebSocketBridge, type UpgradeRequest } from './websocket-bridge.js';
 
 /** Longest handler error message passed to the client (the runner clips at 1024 characters plus a note). */
 const MAX_HANDLER_MESSAGE_CHARS = 2048;
@@ -202,24 +202,25 @@ export class HttpExchange implements Exchange {
     this.#res.detachSocket(this.#upgrade.socket as Socket);
     this.status = 101;
     this.#headSent = true;
-    this.#webSocket = new WebSocketBridge(
-      this.#instance!,
-      this.#id,
-      this.#req,
-      this.#upgrade,
-      head.headers,
-      {
-        // The CPU limit counts afresh for the worker's handling of each message, as for a request.
-        onMessage: () => (this.cpuBaseMs = this.cpuMs),
-        onClose: () => {
-          if (this.#finished) return;
-          this.#finished = true;
-          // The child ends the request once it hears the close, and says Settled after its waitUntil work.
-          this.#done(true);
-        },
-        onViolation: (reason) => this.onAbort(reason),
+    const ws = acceptWebSocket(this.#req, this.#upgrade, head.headers);
+    if (!ws) {
+      // ws refused the handshake after all: it answered 400 and closed the connection.
+      this.#finished = true;
+      this.#instance?.sendWebSocketClose(this.#id, 1006, '');
+      this.#done(true);
+      return;
+    }
+    this.#webSocket = new WebSocketBridge(this.#instance!, this.#id, ws, {
+      // The CPU limit counts afresh for the worker's handling of each message, as for a request.
+      onMessage: () => (this.cpuBaseMs = this.cpuMs),
+      onClose: () => {
+        if (this.#finished) return;
+        this.#finished = true;
+        // The child ends the request once it hears the close, and says Settled after its waitUntil work.
+        this.#done(true);
       },
-    );
+      onViolation: (reason) => this.onAbort(reason),
+    });
   }
 
   /** The daemon shuts down: an open WebSocket is closed with 1001 (its request ends when the close completes). */

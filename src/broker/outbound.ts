@@ -15,6 +15,8 @@ import type { Instance, SubrequestSink } from '../pool/instance.js';
 import { DROPPED_STREAM, FrameSource, streamSink } from './body.js';
 import { EgressDeniedError, type EgressPolicy } from './egress.js';
 import { egressConnector } from './egress-connector.js';
+import { WebSocketBridge } from './websocket-bridge.js';
+import { asksForWebSocket, openOutboundWebSocket } from './websocket-client.js';
 
 /** How long the start-up warm-up fetch may take (Outbound.warmUp). */
 const WARM_UP_TIMEOUT_MS = 5_000;
@@ -75,6 +77,7 @@ export class Outbound {
       this.#deny(instance, id, head, `fetch to ${head.url} denied: ${badScheme}`, { reason: 'scheme' });
       return DROPPED_STREAM;
     }
+    if (asksForWebSocket(head.headers)) return this.#openWebSocket(instance, id, head);
     const upload = head.hasBody ? new FrameSource(instance, id) : null;
     const window = new SendWindow();
     const abort = dispatchFetch(
@@ -125,6 +128,50 @@ export class Outbound {
         }
         instance.endSubrequest(id);
       },
+    };
+  }
+
+  /**
+   * A WebSocket the worker opens: the subrequest's stream carries its messages once the server
+   * answered 101 (websocket-bridge.ts), and ends when it closes or the worker's request ends.
+   */
+  #openWebSocket(instance: Instance, id: number, head: SubrequestHeadMessage): SubrequestSink {
+    let bridge: WebSocketBridge | null = null;
+    const abandon = openOutboundWebSocket(this.#egress, head, {
+      open: (ws, subresponse) => {
+        instance.sendJson(FrameType.SubresponseHead, id, subresponse);
+        bridge = new WebSocketBridge(instance, id, ws, {
+          onMessage: () => {},
+          onClose: () => instance.endSubrequest(id),
+          onViolation: (reason) => {
+            instance.sendAbort(id, reason);
+            instance.endSubrequest(id);
+            this.#log.warn('subrequest WebSocket closed', { worker: instance.worker ?? undefined, url: head.url, reason });
+          },
+        });
+      },
+      refused: (subresponse, body) => {
+        instance.sendJson(FrameType.SubresponseHead, id, subresponse);
+        if (subresponse.hasBody) {
+          instance.sendData(id, body);
+          instance.sendEnd(id);
+        }
+        instance.endSubrequest(id);
+      },
+      error: (error) => this.#sinkFor(instance, id, head).error(error, false),
+    });
+    return {
+      onData: () => {},
+      onEnd: () => {},
+      onWindow: (bytes) => bridge?.onWindow(bytes),
+      // The worker's request ended (or it gave up): the socket goes with it.
+      onAbort: () => {
+        if (bridge) bridge.close(1001, 'the worker that opened this WebSocket has finished');
+        else abandon();
+        instance.endSubrequest(id);
+      },
+      onWebSocketMessage: (binary, data) => bridge?.send(binary, data),
+      onWebSocketClose: ({ code, reason }) => bridge?.close(code, String(reason)),
     };
   }
 

@@ -98,40 +98,45 @@ export interface BridgeHooks {
   onViolation(reason: string): void;
 }
 
+/**
+ * Completes the handshake of `req` with the worker's 101 `headers` and returns the socket, or
+ * null if `ws` refused it after all (it then answered 400 and closed the connection).
+ */
+export function acceptWebSocket(req: IncomingMessage, upgrade: UpgradeRequest, headers: HeaderList): WebSocket | null {
+  const answer: Answer = { headers: [], protocol: null };
+  for (const [name, value] of headers) {
+    const lower = name.toLowerCase();
+    if (lower === 'sec-websocket-protocol') answer.protocol = value.trim();
+    else if (!HANDSHAKE_HEADERS.has(lower)) answer.headers.push(`${name}: ${value}`);
+  }
+  answers.set(req, answer);
+  let accepted: WebSocket | null = null;
+  // Synchronous, as handshakeProblem() admitted the request: no frame from the child is handled before it.
+  server.handleUpgrade(req, upgrade.socket, upgrade.head, (ws) => (accepted = ws));
+  answers.delete(req);
+  return accepted;
+}
+
+/**
+ * One open WebSocket and the child's side of it, stream `id` of `instance`: the client's socket
+ * of a request the worker answered with a 101 (odd id), or a socket the worker opened with
+ * fetch() (a subrequest's even id).
+ */
 export class WebSocketBridge {
   readonly #instance: Instance;
   readonly #id: number;
   readonly #hooks: BridgeHooks;
-  #ws: WebSocket | null = null;
+  readonly #ws: WebSocket;
   /** How much the daemon may still send the child before it credits back (client → worker). */
   #credit = STREAM_WINDOW_BYTES;
   /** Bytes the child sent that the client's socket has not taken yet (worker → client). */
   #unsent = 0;
   #closed = false;
 
-  /** Completes the client's handshake with the worker's 101 `headers`. */
-  constructor(instance: Instance, id: number, req: IncomingMessage, upgrade: UpgradeRequest, headers: HeaderList, hooks: BridgeHooks) {
+  constructor(instance: Instance, id: number, ws: WebSocket, hooks: BridgeHooks) {
     this.#instance = instance;
     this.#id = id;
     this.#hooks = hooks;
-    const answer: Answer = { headers: [], protocol: null };
-    for (const [name, value] of headers) {
-      const lower = name.toLowerCase();
-      if (lower === 'sec-websocket-protocol') answer.protocol = value.trim();
-      else if (!HANDSHAKE_HEADERS.has(lower)) answer.headers.push(`${name}: ${value}`);
-    }
-    answers.set(req, answer);
-    // Synchronous, as handshakeProblem() admitted the request: no frame from the child is handled before it.
-    server.handleUpgrade(req, upgrade.socket, upgrade.head, (ws) => this.#attach(ws));
-    answers.delete(req);
-    if (!this.#ws) {
-      // ws refused the handshake after all (it already answered 400 and closed the socket).
-      this.#closed = true;
-      queueMicrotask(() => hooks.onClose(1006));
-    }
-  }
-
-  #attach(ws: WebSocket): void {
     this.#ws = ws;
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       this.#credit -= data.byteLength;
@@ -147,13 +152,13 @@ export class WebSocketBridge {
   /** The child credits messages it delivered to the worker. */
   onWindow(bytes: number): void {
     this.#credit += bytes;
-    if (this.#credit > 0 && this.#ws?.isPaused) this.#ws.resume();
+    if (this.#credit > 0 && this.#ws.isPaused) this.#ws.resume();
   }
 
   /** A message of the worker's for the client. */
   send(binary: boolean, data: Uint8Array): void {
     const ws = this.#ws;
-    if (!ws || this.#closed) return;
+    if (this.#closed) return;
     this.#unsent += data.byteLength;
     // One message may take the window below zero (the child sent it while it had credit); more may not.
     if (this.#unsent > STREAM_WINDOW_BYTES + MAX_WEBSOCKET_MESSAGE_BYTES) {
@@ -170,7 +175,7 @@ export class WebSocketBridge {
   /** Closes the socket: the worker closed it, or the daemon ends it (the instance failed or went away). */
   close(code: number, reason: string): void {
     const ws = this.#ws;
-    if (!ws || ws.readyState === ws.CLOSING || ws.readyState === ws.CLOSED) return;
+    if (ws.readyState === ws.CLOSING || ws.readyState === ws.CLOSED) return;
     const valid = code === 1000 || code === 1001 || code === 1011 || code === 1012 || (code >= 3000 && code <= 4999);
     let text = reason;
     while (Buffer.byteLength(text, 'utf8') > MAX_CLOSE_REASON_BYTES) text = text.slice(0, -1);

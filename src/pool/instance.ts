@@ -97,6 +97,9 @@ export interface SubrequestSink {
   onEnd(): void;
   onAbort(reason: string): void;
   onWindow(bytes: number): void;
+  /** A WebSocket the worker opened with this subrequest: a message for the server, or the worker's close. */
+  onWebSocketMessage?(binary: boolean, data: Uint8Array): void;
+  onWebSocketClose?(message: WebSocketCloseMessage): void;
 }
 
 export interface InstanceEvents {
@@ -379,11 +382,15 @@ export class Instance {
         return;
       }
       case FrameType.WebSocketText:
-      case FrameType.WebSocketBinary:
-        if (id & 1) this.#exchanges.get(id)?.onWebSocketMessage(frame.type === FrameType.WebSocketBinary, frame.payload);
+      case FrameType.WebSocketBinary: {
+        const binary = frame.type === FrameType.WebSocketBinary;
+        if (id & 1) this.#exchanges.get(id)?.onWebSocketMessage(binary, frame.payload);
+        else this.#subrequests.get(id)?.onWebSocketMessage?.(binary, frame.payload);
         return;
+      }
       case FrameType.WebSocketClose:
         if (id & 1) this.#exchanges.get(id)?.onWebSocketClose(decodeJson<WebSocketCloseMessage>(frame));
+        else this.#subrequests.get(id)?.onWebSocketClose?.(decodeJson<WebSocketCloseMessage>(frame));
         return;
       case FrameType.Turn:
         // The child is about to run a turn of its own for this request: it is the one keeping

@@ -1,10 +1,11 @@
 /**
- * Attack: open an outbound WebSocket from a tenant, switch the client's connection to
+ * Attack: open a WebSocket from a tenant to loopback, switch the client's connection to
  * another protocol with a 101 that holds no WebSocket of the runtime's, or answer an
- * Upgrade request with a plain response. An outbound WebSocket is not supported yet (the
- * constructor throws a TypeError saying so), a 101 takes one end of a WebSocketPair or the
- * Response constructor refuses it, and an Upgrade request the worker answers with a plain
- * response gets that response on a connection that stays HTTP.
+ * Upgrade request with a plain response. A WebSocket the worker opens is a subrequest under
+ * the egress policy (a `new WebSocket` to loopback fires error and close 1006, a fetch with
+ * `Upgrade` rejects saying why), a 101 takes one end of a WebSocketPair or the Response
+ * constructor refuses it, and an Upgrade request the worker answers with a plain response
+ * gets that response on a connection that stays HTTP.
  */
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,12 +15,13 @@ import { attack, expectDaemonServes, startHostileDaemon } from '../helpers/hosti
 afterEach(closeDaemons);
 
 describe('WebSockets', () => {
-  it('cannot be opened outbound, or switched to without a WebSocketPair', async () => {
+  it('cannot reach loopback, or switch protocols without a WebSocketPair', async () => {
     const daemon = await startHostileDaemon(['websocket']);
     const res = await attack(daemon, 'websocket', '/open');
     expect(JSON.parse(res.text)).toEqual({
-      'new WebSocket':
-        'TypeError: WebSocket: outbound WebSockets (new WebSocket(url), or fetch() with Upgrade: websocket) are not supported by edgeproc yet; a worker can accept WebSockets with new WebSocketPair()',
+      'new WebSocket': 'error, close 1006',
+      'fetch with Upgrade':
+        'TypeError: fetch to http://127.0.0.1:1/ denied: 127.0.0.1 is a loopback address; workers may not reach loopback, private, link-local or metadata addresses (allow a range with --egress-allow)',
       WebSocketPair: 'function',
       'status 101': 'TypeError: Response: webSocket must be a WebSocket (one end of a WebSocketPair)',
     });

@@ -80,7 +80,7 @@ export default {
     out.plain101 = attempt(() => new Response(null, { status: 101 }));
     const answer = new Response(null, { status: 101, webSocket: b });
     out.response = [answer.status, answer.webSocket === b, new Response('x').webSocket];
-    out.outbound = attempt(() => new WebSocket('wss://example.com/'));
+    out.notWs = attempt(() => new WebSocket('ftp://example.com/'));
     const local = new WebSocketPair();
     const [c, d] = [local[0], local[1]];
     c.send === d.send;
@@ -216,7 +216,7 @@ describe('WebSockets a worker accepts', () => {
       wrongStatus: 'TypeError: Response: a Response with a webSocket must have status 101',
       plain101: 'RangeError: init["status"] must be in the range of 200 to 599, inclusive.',
       response: [101, true, null],
-      outbound: expect.stringMatching(/^TypeError: WebSocket: outbound WebSockets .* are not supported by edgeproc yet/),
+      notWs: "SyntaxError: WebSocket: the URL's scheme must be ws: or wss:, not ftp:",
       waitedForAccept: 'before accept',
       localClose: [1000, 'done', true],
       states: [3, 3],
