@@ -141,7 +141,12 @@ export class Outbound {
       open: (ws, subresponse) => {
         instance.sendJson(FrameType.SubresponseHead, id, subresponse);
         bridge = new WebSocketBridge(instance, id, ws, {
-          onMessage: () => {},
+          // As for the client's messages: the CPU limit counts afresh for the handling of each (a
+          // relay of a server's feed would otherwise run out after some thousands of messages).
+          onMessage: () => {
+            const parent = instance.exchange(head.parent);
+            if (parent) parent.cpuBaseMs = parent.cpuMs;
+          },
           onClose: () => instance.endSubrequest(id),
           onViolation: (reason) => {
             instance.sendAbort(id, reason);

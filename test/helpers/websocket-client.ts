@@ -9,7 +9,7 @@ export interface TestSocket {
   ws: WebSocket;
   /** The 101's headers. */
   headers: Record<string, string | string[] | undefined>;
-  /** The next message (text as a string, binary as a Buffer), waiting for it if none is queued. */
+  /** The next message (text as a string, binary as a Buffer), waiting for it if none is queued; rejects once the socket has closed. */
   next(): Promise<string | Buffer>;
   /** Settles with the close code and reason once the socket has closed. */
   closed: Promise<{ code: number; reason: string }>;
@@ -18,14 +18,22 @@ export interface TestSocket {
 export function openSocket(daemon: TestDaemon, worker: string, path = '/', protocols?: string[]): Promise<TestSocket> {
   const ws = new WebSocket(`ws://127.0.0.1:${daemon.port}${path}`, protocols, { headers: { host: `${worker}.localhost:${daemon.port}` } });
   const queue: Array<string | Buffer> = [];
-  const waiting: Array<(message: string | Buffer) => void> = [];
+  const waiting: Array<{ resolve: (message: string | Buffer) => void; reject: (error: Error) => void }> = [];
+  let closedWith: Error | null = null;
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     const message = isBinary ? data : data.toString('utf8');
     const waiter = waiting.shift();
-    if (waiter) waiter(message);
+    if (waiter) waiter.resolve(message);
     else queue.push(message);
   });
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString('utf8') })));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.on('close', (code, reason) => {
+      // A test waiting for a message learns that none will come, and why, instead of timing out.
+      closedWith = new Error(`the socket closed (${code} ${reason.toString('utf8')}) before the message came`);
+      for (const waiter of waiting.splice(0)) waiter.reject(closedWith);
+      resolve({ code, reason: reason.toString('utf8') });
+    }),
+  );
   return new Promise((resolve, reject) => {
     let headers: TestSocket['headers'] = {};
     ws.on('upgrade', (res) => (headers = res.headers));
@@ -34,7 +42,11 @@ export function openSocket(daemon: TestDaemon, worker: string, path = '/', proto
         ws,
         headers,
         closed,
-        next: () => (queue.length > 0 ? Promise.resolve(queue.shift()!) : new Promise((r) => waiting.push(r))),
+        next: () => {
+          if (queue.length > 0) return Promise.resolve(queue.shift()!);
+          if (closedWith) return Promise.reject(closedWith);
+          return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+        },
       }),
     );
     ws.on('unexpected-response', (_req, res) => {

@@ -45,13 +45,18 @@ export default {
       return Response.json(events);
     }
     // A relay, as Workers' WebSocket proxy example: the client's socket piped to the origin's.
-    const upstream = await fetch(origin + '/echo', { headers: { upgrade: 'websocket', 'x-token': 'secret' } });
+    // /feed: the origin pushes messages, each of which costs the worker 25 ms of CPU.
+    const feed = url.pathname === '/feed';
+    const upstream = await fetch(origin + (feed ? '/feed' : '/echo'), { headers: { upgrade: 'websocket', 'x-token': 'secret' } });
     const backend = upstream.webSocket;
     backend.accept();
     const { 0: client, 1: server } = new WebSocketPair();
     server.accept();
     server.addEventListener('message', (event) => backend.send(event.data));
-    backend.addEventListener('message', (event) => server.send(event.data));
+    backend.addEventListener('message', (event) => {
+      if (feed) { const end = Date.now() + 25; while (Date.now() < end); }
+      server.send(event.data);
+    });
     server.addEventListener('close', () => backend.close(1000, 'the client left'));
     backend.addEventListener('close', () => server.close(1000, 'the origin closed'));
     return new Response(null, { status: 101, webSocket: client });
@@ -75,6 +80,11 @@ beforeAll(async () => {
     }
     heard.push({ token: req.headers['x-token'] as string | undefined, protocol: req.headers['sec-websocket-protocol'] as string | undefined });
     wss.handleUpgrade(req, socket, head, (ws) => {
+      if (req.url === '/feed') {
+        let sent = 0;
+        const timer = setInterval(() => (++sent <= 12 ? ws.send(`tick ${sent}`) : clearInterval(timer)), 30);
+        ws.on('close', () => clearInterval(timer));
+      }
       ws.on('message', (data, isBinary) => ws.send(isBinary ? data : `origin: ${String(data)}`, { binary: isBinary }));
       ws.on('close', (code, reason) => originCloses.push({ code, reason: reason.toString() }));
     });
@@ -108,6 +118,16 @@ describe('a WebSocket a worker opens', () => {
     await socket.closed;
     await until(() => originCloses.some((c) => c.reason === 'the client left'), 'the origin to see the relay close');
     await until(() => daemon.broker.inflight === 0, 'the request to end');
+  });
+
+  it("has the CPU limit per message of the origin's too: a feed relayed for longer than the limit in all is not stopped", async () => {
+    const limited = await startTestDaemon(writeScripts({ 'relay.mjs': RELAY }), { egressAllow: '127.0.0.1/32', cpuMs: 150 });
+    const socket = await openSocket(limited, 'relay', `/feed?origin=${encodeURIComponent(originUrl)}`);
+    // 12 × 25 ms of the worker's CPU, twice the limit, none of it prompted by the client.
+    for (let i = 1; i <= 12; i++) expect(await socket.next()).toBe(`tick ${i}`);
+    socket.ws.close();
+    expect((await socket.closed).code).toBe(1005);
+    expect(limited.logs.filter((line) => line.msg === 'limit exceeded')).toEqual([]);
   });
 
   it('as new WebSocket(url): open, messages, close; a refused one fires error and close 1006', async () => {
