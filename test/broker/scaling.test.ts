@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
+import { until } from '../helpers/until.js';
 
 let origin: Origin | null = null;
 afterEach(async () => {
@@ -8,14 +9,6 @@ afterEach(async () => {
   await origin?.close();
   origin = null;
 });
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('a busy worker gets more instances, up to its cap', () => {
   it('starts another instance when every instance has --scale-out-concurrency requests in flight, and stops at --max-instances', async () => {

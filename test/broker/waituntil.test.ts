@@ -1,15 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
+import { until } from '../helpers/until.js';
 
 afterEach(closeDaemons);
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('waitUntil work after the response', () => {
   it('is abandoned after --wait-until-ms, logged, and no longer holds the instance', async () => {

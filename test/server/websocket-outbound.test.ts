@@ -10,6 +10,7 @@ import { WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon, writeScripts, type TestDaemon } from '../helpers/daemon.js';
 import { openSocket } from '../helpers/websocket-client.js';
+import { until } from '../helpers/until.js';
 
 const RELAY = `
 export default {
@@ -98,13 +99,6 @@ afterAll(async () => {
   origin.closeAllConnections();
   await new Promise((resolve) => origin.close(resolve));
 });
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let waited = 0; !check(); waited += 20) {
-    if (waited > 10_000) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('a WebSocket a worker opens', () => {
   it('relays a client to an origin both ways, with the headers the worker sent, and closes with it', async () => {

@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon, writeScripts, type TestDaemon } from '../helpers/daemon.js';
 import { openSocket } from '../helpers/websocket-client.js';
+import { until } from '../helpers/until.js';
 
 const CHAT = `
 export default {
@@ -108,13 +109,6 @@ beforeAll(async () => {
 afterAll(closeDaemons);
 
 const logged = (text: string) => daemon.logs.some((line) => line.msg === text);
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let waited = 0; !check(); waited += 20) {
-    if (waited > 10_000) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('WebSockets a worker accepts', () => {
   it('carry text and binary both ways, with the 101 the worker chose', async () => {
