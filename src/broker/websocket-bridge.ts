@@ -14,6 +14,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MAX_WEBSOCKET_MESSAGE_BYTES, STREAM_WINDOW_BYTES, type HeaderList } from '../../protocol/messages.js';
+import { ReceiveWindow } from '../../protocol/flow.js';
 import type { Instance } from '../pool/instance.js';
 
 /** The connection of a client's `Upgrade: websocket` request, as the front door received it. */
@@ -131,6 +132,8 @@ export class WebSocketBridge {
   #credit = STREAM_WINDOW_BYTES;
   /** Bytes the child sent that the client's socket has not taken yet (worker → client). */
   #unsent = 0;
+  /** What the client's socket took, credited back to the child (worker → client). */
+  readonly #flushed = new ReceiveWindow();
   #closed = false;
 
   constructor(instance: Instance, id: number, ws: WebSocket, hooks: BridgeHooks) {
@@ -168,7 +171,10 @@ export class WebSocketBridge {
     }
     ws.send(data, { binary }, () => {
       this.#unsent -= data.byteLength;
-      if (!this.#closed) this.#instance.sendWindow(this.#id, data.byteLength);
+      // In half-window steps, not a WINDOW frame (a write) per message: the child keeps the other
+      // half to send meanwhile, and once it is out of credit half its window is still to flush.
+      const ack = this.#flushed.consumed(data.byteLength);
+      if (ack > 0 && !this.#closed) this.#instance.sendWindow(this.#id, ack);
     });
   }
 
