@@ -53,6 +53,7 @@ function program(): Command {
     .option('--recycle-rss-mb <mb>', 'resident anonymous memory at which a busy instance is replaced gracefully (0: never)', String(DEFAULT_LIMITS.recycleRssMb))
     .option('--request-body-mb <mb>', 'largest request body the front door accepts (then 413)', String(DEFAULT_LIMITS.requestBodyBytes / MIB))
     .option('--max-inflight <n>', 'requests in flight per worker before 503 with Retry-After', String(DEFAULT_LIMITS.maxInflightPerWorker))
+    .option('--max-websockets <n>', 'WebSockets open per worker before an upgrade gets 503 with Retry-After', String(DEFAULT_LIMITS.maxWebSocketsPerWorker))
     .option('--idle-timeout <ms>', 'stop an instance idle this long', String(DEFAULT_LIMITS.idleTimeoutMs))
     .option('--drain-timeout <ms>', 'longest wait for in-flight work when draining', String(DEFAULT_LIMITS.drainTimeoutMs))
     .option('--env <name>', "Workers projects: use each wrangler config's [env.NAME] (and .dev.vars.NAME if present)")

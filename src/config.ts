@@ -53,6 +53,7 @@ export interface ServeFlags {
   recycleAfter?: string | number;
   recycleRssMb?: string | number;
   maxInflight?: string | number;
+  maxWebsockets?: string | number;
   requestBodyMb?: string | number;
   idleTimeout?: string | number;
   drainTimeout?: string | number;
@@ -112,6 +113,7 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
       recycleAfterRequests: integer('--recycle-after', flags.recycleAfter),
       recycleRssMb: integer('--recycle-rss-mb', flags.recycleRssMb),
       maxInflightPerWorker: integer('--max-inflight', flags.maxInflight),
+      maxWebSocketsPerWorker: integer('--max-websockets', flags.maxWebsockets),
       requestBodyBytes: mebibytes('--request-body-mb', flags.requestBodyMb),
       idleTimeoutMs: integer('--idle-timeout', flags.idleTimeout),
       drainTimeoutMs: integer('--drain-timeout', flags.drainTimeout),

@@ -48,6 +48,12 @@ export interface Limits {
   waitUntilMs: number;
   /** Requests in flight for one worker, all instances together; past it, 503 with Retry-After at once. */
   maxInflightPerWorker: number;
+  /**
+   * WebSockets open for one worker (answered with a 101), all instances together; past it, an
+   * upgrade gets 503 with Retry-After at once. An open socket is not work waiting: it counts here,
+   * not against maxInflightPerWorker, so a chat's idle sockets do not shed its plain requests.
+   */
+  maxWebSocketsPerWorker: number;
   /** Requests an instance serves before it is recycled gracefully (0: never). */
   recycleAfterRequests: number;
   /** Resident anonymous memory at which a busy instance is recycled gracefully, before the hard memory limit (0: never). */
@@ -88,6 +94,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   wallMs: 60_000,
   waitUntilMs: 30_000,
   maxInflightPerWorker: 1024,
+  maxWebSocketsPerWorker: 10_000,
   watchdogIntervalMs: 5,
   // A busy instance serves ~17k req/s here: 100k recycled it every 6 s under load, a cold start each time.
   recycleAfterRequests: 1_000_000,
@@ -139,6 +146,7 @@ export const PER_WORKER_LIMITS = [
   'wallMs',
   'waitUntilMs',
   'maxInflightPerWorker',
+  'maxWebSocketsPerWorker',
   'recycleAfterRequests',
   'recycleRssMb',
 ] as const satisfies ReadonlyArray<keyof Limits>;

@@ -33,6 +33,8 @@ class WorkerGroup {
   coldStarts = 0;
   /** Client requests of this worker not yet answered (bounded by maxInflightPerWorker). */
   inflight = 0;
+  /** Its requests answered with a WebSocket still open (bounded by maxWebSocketsPerWorker, not counted in inflight). */
+  webSockets = 0;
   /** CPU of its settled requests and scheduled runs (requestCpuMs). */
   cpuMs = 0;
   limitBreaches = 0;
@@ -58,6 +60,8 @@ export interface WorkerStats {
   /** Process ids of those instances, to watch them from outside (top, /proc). */
   pids: number[];
   inflight: number;
+  /** WebSockets open (not counted in inflight). */
+  webSockets: number;
   requests: number;
   errors: number;
   coldStarts: number;
@@ -150,6 +154,21 @@ export class Broker {
       req.resume();
       return;
     }
+    if (upgrade && group.webSockets >= limits.maxWebSocketsPerWorker) {
+      group.errors++;
+      sendErrorResponse(
+        res,
+        503,
+        `Worker "${workerName}" has ${group.webSockets} WebSockets open already (limit ${limits.maxWebSocketsPerWorker}, --max-websockets). Retry shortly.`,
+        requestId,
+        { 'retry-after': '1' },
+      );
+      this.#log.warn('limit exceeded', { worker: workerName, requestId, limit: 'maxWebSocketsPerWorker', value: group.webSockets, max: limits.maxWebSocketsPerWorker });
+      this.#metrics.request(workerName, 503, 0);
+      this.#metrics.requestCpu(workerName, 0);
+      this.#metrics.breach(workerName, 'overload');
+      return;
+    }
     group.inflight++;
     const exchange = new HttpExchange(req, res, upgrade ?? null, {
       worker: workerName,
@@ -157,9 +176,15 @@ export class Broker {
       log: this.#log,
       limits,
       rewriteStack: this.#rewriteStack,
+      // Open, it is no longer work waiting: it leaves the in-flight count for the sockets' own.
+      onWebSocket: () => {
+        group.inflight--;
+        group.webSockets++;
+      },
       onDone: (done) => {
         this.#inflight.delete(done.serial);
-        group.inflight--;
+        if (done.isWebSocket) group.webSockets--;
+        else group.inflight--;
         if (done.status >= 500) group.errors++;
         this.#metrics.request(workerName, done.status, done.wallMs);
         if (this.#inflight.size === 0) this.#notifyIdle();
@@ -355,6 +380,7 @@ export class Broker {
       instances: live.length,
       pids: live.flatMap((i) => (i.pid ? [i.pid] : [])),
       inflight: live.reduce((n, i) => n + i.inflight, 0),
+      webSockets: group?.webSockets ?? 0,
       requests: group?.requests ?? 0,
       errors: group?.errors ?? 0,
       coldStarts: group?.coldStarts ?? 0,

@@ -39,6 +39,8 @@ export interface ExchangeContext {
   onAccount(exchange: HttpExchange, childCpuMs: number | null): void;
   /** The request got 504: its handler may still be running on `instance`, which should be replaced. */
   onWallTimeout(instance: Instance): void;
+  /** The worker answered with a WebSocket, now open (the exchange lasts until it closes). */
+  onWebSocket(): void;
 }
 
 let serials = 0;
@@ -105,6 +107,11 @@ export class HttpExchange implements Exchange {
 
   get instance(): Instance | null {
     return this.#instance;
+  }
+
+  /** Answered with a WebSocket (the exchange lasts until it closed). */
+  get isWebSocket(): boolean {
+    return this.#webSocket !== null;
   }
 
   /** Starts the request on `instance`: head first, then the body as it arrives. */
@@ -221,6 +228,7 @@ export class HttpExchange implements Exchange {
       },
       onViolation: (reason) => this.onAbort(reason),
     });
+    this.#ctx.onWebSocket();
   }
 
   /** The daemon shuts down: an open WebSocket is closed with 1001 (its request ends when the close completes). */

@@ -238,7 +238,26 @@ describe('WebSockets a worker accepts', () => {
 describe('a WebSocket under the limits', () => {
   let limited: TestDaemon;
   beforeAll(async () => {
-    limited = await startTestDaemon(writeScripts({ 'chat.mjs': CHAT }), { cpuMs: 150 });
+    limited = await startTestDaemon(writeScripts({ 'chat.mjs': CHAT }), { cpuMs: 150, maxInflight: 1, maxWebsockets: 2 });
+  });
+
+  it('counts against --max-websockets, not --max-inflight: past it an upgrade gets 503, plain requests still pass', async () => {
+    const first = await openSocket(limited, 'chat');
+    const second = await openSocket(limited, 'chat');
+    await Promise.all([first.next(), second.next()]);
+    expect(limited.broker.stats()[0]).toMatchObject({ name: 'chat', webSockets: 2 });
+    // Two idle sockets, and --max-inflight 1: a plain request is still served.
+    expect(await limited.fetchText('chat')).toMatchObject({ status: 426, text: 'expected a WebSocket' });
+    const third = await openSocket(limited, 'chat').catch((error: Error & { status?: number; body?: string }) => error);
+    expect(third).toMatchObject({ status: 503 });
+    expect((third as { body: string }).body).toMatch(/^Worker "chat" has 2 WebSockets open already \(limit 2, --max-websockets\)\. Retry shortly\./);
+    first.ws.close();
+    await first.closed;
+    await until(() => limited.broker.stats()[0]!.webSockets === 1, 'the closed socket to leave the count');
+    const again = await openSocket(limited, 'chat');
+    expect(await again.next()).toMatch(/^hello/);
+    for (const socket of [second, again]) socket.ws.close();
+    await Promise.all([second.closed, again.closed]);
   });
 
   it('has the CPU limit per message, and a runaway handler closes it with 1011 saying why', async () => {

@@ -43,7 +43,7 @@ describe('limits per worker, set when deploying', () => {
     const unknown = await deploy(daemon, '/workers/x?warmPoolSize=3', BURN);
     expect(unknown.status).toBe(400);
     expect(unknown.json.error.message).toBe(
-      '"warmPoolSize" is not a limit a worker can set; per-worker limits: cpuMs, startupCpuMs, memoryMb, subrequests, kvOperations, cacheBytes, wallMs, waitUntilMs, maxInflightPerWorker, recycleAfterRequests, recycleRssMb',
+      '"warmPoolSize" is not a limit a worker can set; per-worker limits: cpuMs, startupCpuMs, memoryMb, subrequests, kvOperations, cacheBytes, wallMs, waitUntilMs, maxInflightPerWorker, maxWebSocketsPerWorker, recycleAfterRequests, recycleRssMb',
     );
     const invalid = await deploy(daemon, '/workers/x?cpuMs=-5', BURN);
     expect(invalid.status).toBe(400);
