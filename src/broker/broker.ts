@@ -186,7 +186,8 @@ export class Broker {
         if (done.isWebSocket) group.webSockets--;
         else group.inflight--;
         if (done.status >= 500) group.errors++;
-        this.#metrics.request(workerName, done.status, done.wallMs);
+        // A WebSocket's latency is its handshake's: the socket's whole life is in the log line.
+        this.#metrics.request(workerName, done.status, done.isWebSocket ? done.handshakeMs : done.wallMs);
         if (this.#inflight.size === 0) this.#notifyIdle();
       },
       // The accounting line, one per request, once its waitUntil work is over too (as Workers

@@ -71,8 +71,10 @@ export class HttpExchange implements Exchange {
   #bodyBytesSent = 0;
   #wallTimer: NodeJS.Timeout | null = null;
   status = 0;
-  /** From the start to the end of the client's response. */
+  /** From the start to the end of the client's response (for a WebSocket, to its close). */
   wallMs = 0;
+  /** For a WebSocket: from the start to its 101. */
+  handshakeMs = 0;
   cpuMs = 0;
   cpuBaseMs = 0;
   subrequests = 0;
@@ -209,6 +211,7 @@ export class HttpExchange implements Exchange {
     this.#res.detachSocket(this.#upgrade.socket as Socket);
     this.status = 101;
     this.#headSent = true;
+    this.handshakeMs = performance.now() - this.startedAt;
     const ws = acceptWebSocket(this.#req, this.#upgrade, head.headers);
     if (!ws) {
       // ws refused the handshake after all: it answered 400 and closed the connection.

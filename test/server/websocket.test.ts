@@ -151,6 +151,20 @@ describe('WebSockets a worker accepts', () => {
     await until(() => daemon.broker.inflight === 0, 'the requests to end');
   });
 
+  it("count in /metrics as a 101 whose duration is the handshake's, not the socket's life", async () => {
+    const before = await metric(daemon, 'edgeproc_request_duration_seconds_sum', { worker: 'chat' });
+    const count = await metric(daemon, 'edgeproc_requests_total', { worker: 'chat', status: '101' });
+    const socket = await openSocket(daemon, 'chat');
+    await socket.next();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    socket.ws.close();
+    await socket.closed;
+    await until(() => daemon.broker.inflight === 0, 'the request to end');
+    expect(await metric(daemon, 'edgeproc_requests_total', { worker: 'chat', status: '101' })).toBe(count + 1);
+    // Held open 1.5 s; its handshake took milliseconds.
+    expect((await metric(daemon, 'edgeproc_request_duration_seconds_sum', { worker: 'chat' })) - before).toBeLessThan(1);
+  });
+
   it('are closed with 1001 when the daemon shuts down, and their close handlers still run', async () => {
     const own = await startTestDaemon(writeScripts({ 'chat.mjs': CHAT }));
     const socket = await openSocket(own, 'chat');
@@ -279,6 +293,18 @@ describe('a WebSocket under the limits', () => {
     await again.closed;
   });
 });
+
+/** One sample of the daemon's /metrics (0 when absent); labels match whatever their order. */
+async function metric(target: TestDaemon, name: string, labels: Record<string, string>): Promise<number> {
+  const text = await (await fetch(`${target.adminUrl}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    const match = /^([a-z_:][a-z0-9_:]*)\{(.*)\} (\S+)$/i.exec(line);
+    if (!match || match[1] !== name) continue;
+    const found = Object.fromEntries([...match[2]!.matchAll(/([a-z_]+)="((?:[^"\\]|\\.)*)"/gi)].map((m) => [m[1], m[2]]));
+    if (Object.keys(found).length === Object.keys(labels).length && Object.entries(labels).every(([k, v]) => found[k] === v)) return Number(match[3]);
+  }
+  return 0;
+}
 
 /** Sends a GET with `headers` on a raw connection and returns all the daemon wrote before closing it. */
 function rawRequest(target: TestDaemon, worker: string, headers: string): Promise<string> {
