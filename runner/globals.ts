@@ -186,10 +186,10 @@ function scopeTable(hooks: ScopeHooks): Record<string, Record<string, unknown>> 
       caches: new CacheStorage(hooks.callBinding),
       CacheStorage,
       Cache,
-      // Workers' server-side WebSockets (websocket.ts); an outbound `new WebSocket(url)` throws.
+      // Workers' WebSockets (websocket.ts).
       WebSocket,
-      WebSocketPair,
-      CloseEvent,
+      WebSocketPair: loadedOnFirstRead(() => WebSocketPair),
+      CloseEvent: loadedOnFirstRead(() => CloseEvent),
     },
     // Workers' own; lol-html loads on the first read (html-rewriter.ts).
     rewriting: { HTMLRewriter: loadedOnFirstRead(loadHTMLRewriter) },
