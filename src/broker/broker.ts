@@ -138,35 +138,14 @@ export class Broker {
     group.requests++;
     const limits = script.limits;
     if (group.inflight >= limits.maxInflightPerWorker) {
-      group.errors++;
       // Shed at once: the bound is what keeps a flood from growing the daemon's memory.
-      sendErrorResponse(
-        res,
-        503,
-        `Worker "${workerName}" is overloaded: ${group.inflight} requests are already in flight (limit ${limits.maxInflightPerWorker}, --max-inflight). Retry shortly.`,
-        requestId,
-        { 'retry-after': '1' },
-      );
-      this.#log.warn('limit exceeded', { worker: workerName, requestId, limit: 'maxInflightPerWorker', value: group.inflight, max: limits.maxInflightPerWorker });
-      this.#metrics.request(workerName, 503, 0);
-      this.#metrics.requestCpu(workerName, 0);
-      this.#metrics.breach(workerName, 'overload');
-      req.resume();
+      this.#shed(group, req, res, requestId, 'maxInflightPerWorker', group.inflight, limits.maxInflightPerWorker,
+        `is overloaded: ${group.inflight} requests are already in flight (limit ${limits.maxInflightPerWorker}, --max-inflight)`);
       return;
     }
     if (upgrade && group.webSockets >= limits.maxWebSocketsPerWorker) {
-      group.errors++;
-      sendErrorResponse(
-        res,
-        503,
-        `Worker "${workerName}" has ${group.webSockets} WebSockets open already (limit ${limits.maxWebSocketsPerWorker}, --max-websockets). Retry shortly.`,
-        requestId,
-        { 'retry-after': '1' },
-      );
-      this.#log.warn('limit exceeded', { worker: workerName, requestId, limit: 'maxWebSocketsPerWorker', value: group.webSockets, max: limits.maxWebSocketsPerWorker });
-      this.#metrics.request(workerName, 503, 0);
-      this.#metrics.requestCpu(workerName, 0);
-      this.#metrics.breach(workerName, 'overload');
+      this.#shed(group, req, res, requestId, 'maxWebSocketsPerWorker', group.webSockets, limits.maxWebSocketsPerWorker,
+        `has ${group.webSockets} WebSockets open already (limit ${limits.maxWebSocketsPerWorker}, --max-websockets)`);
       return;
     }
     group.inflight++;
@@ -247,6 +226,17 @@ export class Broker {
         }
       },
     );
+  }
+
+  /** A request turned away at once because its worker is at a bound: 503 with Retry-After, logged and counted. */
+  #shed(group: WorkerGroup, req: IncomingMessage, res: ServerResponse, requestId: string, limit: string, value: number, max: number, what: string): void {
+    group.errors++;
+    sendErrorResponse(res, 503, `Worker "${group.name}" ${what}. Retry shortly.`, requestId, { 'retry-after': '1' });
+    this.#log.warn('limit exceeded', { worker: group.name, requestId, limit, value, max });
+    this.#metrics.request(group.name, 503, 0);
+    this.#metrics.requestCpu(group.name, 0);
+    this.#metrics.breach(group.name, 'overload');
+    req.resume();
   }
 
   /**
