@@ -17,7 +17,8 @@ export interface ComparePlan {
   /** Cold starts per model (after DISCARDED_COLD warm-up samples), taken in `coldRounds` interleaved rounds. */
   coldSamples: number;
   coldRounds: number;
-  /** Closed-loop warm load per model and round. */
+  /** Closed-loop warm load per model and round, after warmUpSec of the same load per model. */
+  warmUpSec: number;
   warmSec: number;
   warmConnections: number;
   warmRounds: number;
@@ -32,6 +33,7 @@ export interface ComparePlan {
 export const QUICK_PLAN: ComparePlan = {
   coldSamples: 6,
   coldRounds: 2,
+  warmUpSec: 1,
   warmSec: 1,
   warmConnections: 16,
   warmRounds: 1,
@@ -44,6 +46,7 @@ export const QUICK_PLAN: ComparePlan = {
 export const FULL_PLAN: ComparePlan = {
   coldSamples: 40,
   coldRounds: 4,
+  warmUpSec: 1,
   warmSec: 5,
   warmConnections: 16,
   warmRounds: 2,
@@ -162,7 +165,7 @@ export async function compare(models: Model[], plan: ComparePlan, progress: Prog
     const warmRuns = new Map<Model, LoadResult[]>();
     for (const [model, instance] of running) {
       try {
-        await runLoad(load(instance, 'cold0', { mode: 'concurrency', connections: plan.warmConnections, durationSec: 1 }));
+        await runLoad(load(instance, 'cold0', { mode: 'concurrency', connections: plan.warmConnections, durationSec: plan.warmUpSec }));
       } catch (error) {
         fail(model, 'warm-up', error);
       }
@@ -386,7 +389,7 @@ export function methodText(plan: ComparePlan): string[] {
     `every model runs the same Workers module scripts (src/lab/workloads.ts), reached over HTTP on 127.0.0.1 by the same undici load generator in a worker thread.`,
     `limits asked of every model: ${plan.limits.cpuMs} ms CPU (or wall, where CPU cannot be read) per request, ${plan.limits.memoryMb} MiB per tenant.`,
     `cold start: deploy a new tenant + its first complete response, ${plan.coldSamples} per model after ${DISCARDED_COLD} discarded, in ${plan.coldRounds} rounds with the models interleaved (order rotated each round).`,
-    `warm: ${plan.warmConnections} connections back to back for ${plan.warmSec} s per model and round, ${plan.warmRounds} round(s) interleaved, after a 1 s warm-up; req/s is the median of rounds.`,
+    `warm: ${plan.warmConnections} connections back to back for ${plan.warmSec} s per model and round, ${plan.warmRounds} round(s) interleaved, after a ${plan.warmUpSec} s warm-up; req/s is the median of rounds.`,
     `memory: PSS (smaps_rollup) of all the model's processes, growth per tenant with ${plan.memoryCounts.join(', ')} tenants live (each served once).`,
     `runaway: a hello neighbour at ${plan.neighbourRate} req/s (open loop) for ${plan.hostileSec} s alone, then again while one for (;;) {} request is sent; stopped = it got a 5xx.`,
     `crash: three neighbours at ${plan.neighbourRate} req/s in total while one tenant allocates without end (CPU limit raised to ${CRASH_CPU_MS} ms so that memory ends it); the lab kills a model whose RSS passes ${RSS_GUARD_MIB} MiB.`,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { compare, type ComparePlan } from '../../src/lab/compare.js';
-import { MODELS } from '../../src/lab/models/index.js';
+import { MODELS, pickModels } from '../../src/lab/models/index.js';
 import { htmlReport, textReport } from '../../src/lab/report.js';
 
 const CLI = fileURLToPath(new URL('../../bin/edgeproc.js', import.meta.url));
@@ -14,6 +14,7 @@ const CLI = fileURLToPath(new URL('../../bin/edgeproc.js', import.meta.url));
 const TINY: ComparePlan = {
   coldSamples: 2,
   coldRounds: 1,
+  warmUpSec: 0.2,
   warmSec: 0.5,
   warmConnections: 4,
   warmRounds: 1,
@@ -23,11 +24,20 @@ const TINY: ComparePlan = {
   limits: { cpuMs: 50, memoryMb: 64 },
 };
 
+/**
+ * The product beside one other model, not all six (those took ~90 s of the suite's time in CI):
+ * each model's own behaviour, its runaway, its memory bomb, its processes, is tested in its own
+ * file (test/lab/*.test.ts). What this checks is what compare adds: every experiment run and
+ * reported for each model. vm is the other because its memory bomb takes its whole host down,
+ * the case the crash experiment must report rather than trip over.
+ */
+const RUN = pickModels(['process-pool', 'vm']);
+
 describe('edgeproc compare', () => {
-  it('reports every figure for every available model, and the reason for any unavailable one', async () => {
+  it('reports every figure for each model it runs, and the reason for any unavailable one', async () => {
     const lines: string[] = [];
-    const report = await compare([...MODELS], TINY, (line) => lines.push(line));
-    expect(report.models.map((m) => m.name)).toEqual(MODELS.map((m) => m.name));
+    const report = await compare(RUN, TINY, (line) => lines.push(line));
+    expect(report.models.map((m) => m.name)).toEqual(['process-pool', 'vm']);
     expect(report.machine).toMatchObject({ cores: expect.any(Number), node: process.version });
     for (const model of report.models) {
       if (!model.available) {
