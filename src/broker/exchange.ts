@@ -248,6 +248,7 @@ export class HttpExchange implements Exchange {
   }
 
   onData(chunk: Uint8Array): void {
+    if (this.#webSocket) return this.#bodyOnWebSocket();
     if (!this.#sink) return;
     const due = this.#bodyBytesDue;
     if (due !== null && this.#bodyBytesSent + chunk.byteLength > due) {
@@ -280,6 +281,16 @@ export class HttpExchange implements Exchange {
     return Number(declared.trim());
   }
 
+  /**
+   * A 101's stream carries WebSocket frames, never a body: a runner that sends one is not the
+   * runtime's (a forged 101 head, its Response's body behind it). Ended as the response would
+   * have been, the socket stayed open with nobody behind it and out of --max-websockets' count.
+   */
+  #bodyOnWebSocket(): void {
+    this.#instance?.sendAbort(this.#id, 'a response body on a WebSocket');
+    this.onAbort('the instance sent a response body after its 101: a WebSocket carries none');
+  }
+
   /** The child sent more body than it had credit for: it ignores flow control, and the client's socket would buffer it all. */
   readonly #onFlowViolation = (): void => {
     this.#instance?.sendAbort(this.#id, 'the response body overran its flow-control window');
@@ -287,6 +298,7 @@ export class HttpExchange implements Exchange {
   };
 
   onEnd(): void {
+    if (this.#webSocket) return this.#bodyOnWebSocket();
     const due = this.#bodyBytesDue;
     if (due !== null && this.#bodyBytesSent < due && !this.#finished) {
       this.onAbort(`the response body ended after ${this.#bodyBytesSent} of the ${due} bytes its Content-Length header promised`);
@@ -297,7 +309,7 @@ export class HttpExchange implements Exchange {
 
   onAbort(reason: string): void {
     if (this.#finished) return;
-    this.#ctx.log.warn('response body failed mid-stream', { worker: this.#ctx.worker, requestId: this.requestId, reason });
+    this.#ctx.log.warn(this.#webSocket ? 'WebSocket closed with 1011' : 'response body failed mid-stream', { worker: this.#ctx.worker, requestId: this.requestId, reason });
     this.#finished = true;
     this.#clearWallTimer();
     if (this.#webSocket) this.#webSocket.close(1011, reason);

@@ -7,11 +7,15 @@
  * status 101 went to the client (whose parser then failed) and a bad status
  * text left the client with no answer at all. Now: a clean 500 for every bad
  * head, and for a body that does not match its length: a 500 when the body came
- * whole with its head (nothing was sent yet), a cut response when it followed.
+ * whole with its head (nothing was sent yet), a cut response when it followed. On a
+ * WebSocket upgrade a forged 101 completes the handshake, and the body behind it gets
+ * the socket closed with 1011.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDaemons } from '../helpers/daemon.js';
 import { attack, expectDaemonServes, expectErrorResponse, startHostileDaemon } from '../helpers/hostile.js';
+import { until } from '../helpers/until.js';
+import { openSocket } from '../helpers/websocket-client.js';
 
 afterEach(closeDaemons);
 
@@ -37,6 +41,19 @@ describe('a forged response head', () => {
       expect(res.headers['set-cookie']).toBeUndefined();
     }
     // The instance itself is fine: an honest head goes through.
+    expect(await daemon.fetchText('forged-response-head', '/')).toMatchObject({ status: 200, text: 'the real body' });
+    await expectDaemonServes(daemon);
+  });
+
+  it('of 101 on a WebSocket upgrade, with the Response body behind it, gets the socket closed, not left open with nobody behind it', async () => {
+    const daemon = await startHostileDaemon(['forged-response-head']);
+    // The client's handshake completes on the forged head; the body that follows is what gives it away.
+    const socket = await openSocket(daemon, 'forged-response-head', '/?big&forge=upgrade-101');
+    const reason = 'the instance sent a response body after its 101: a WebSocket carries none';
+    expect(await socket.closed).toEqual({ code: 1011, reason });
+    expect(daemon.logs).toContainEqual(expect.objectContaining({ msg: 'WebSocket closed with 1011', worker: 'forged-response-head', reason }));
+    // Closed and out of the count (until 2026-12-06 it stayed open, uncounted, until the client left).
+    await until(() => daemon.broker.stats().find((w) => w.name === 'forged-response-head')?.webSockets === 0, 'the socket to leave the count');
     expect(await daemon.fetchText('forged-response-head', '/')).toMatchObject({ status: 200, text: 'the real body' });
     await expectDaemonServes(daemon);
   });
