@@ -287,6 +287,7 @@ export class HttpExchange implements Exchange {
    * have been, the socket stayed open with nobody behind it and out of --max-websockets' count.
    */
   #bodyOnWebSocket(): void {
+    if (this.#finished) return;
     this.#instance?.sendAbort(this.#id, 'a response body on a WebSocket');
     this.onAbort('the instance sent a response body after its 101: a WebSocket carries none');
   }
