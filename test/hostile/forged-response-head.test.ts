@@ -8,8 +8,8 @@
  * text left the client with no answer at all. Now: a clean 500 for every bad
  * head, and for a body that does not match its length: a 500 when the body came
  * whole with its head (nothing was sent yet), a cut response when it followed. On a
- * WebSocket upgrade a forged 101 completes the handshake, and the body behind it gets
- * the socket closed with 1011.
+ * WebSocket upgrade a forged 101 completes the handshake, and the body behind it (or,
+ * with no body, the request's end in the child) gets the socket closed with 1011.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDaemons } from '../helpers/daemon.js';
@@ -45,7 +45,7 @@ describe('a forged response head', () => {
     await expectDaemonServes(daemon);
   });
 
-  it('of 101 on a WebSocket upgrade, with the Response body behind it, gets the socket closed, not left open with nobody behind it', async () => {
+  it('of 101 on a WebSocket upgrade gets the socket closed, not left open with nobody behind it', async () => {
     const daemon = await startHostileDaemon(['forged-response-head']);
     // The client's handshake completes on the forged head; the body that follows is what gives it away.
     const socket = await openSocket(daemon, 'forged-response-head', '/?big&forge=upgrade-101');
@@ -54,6 +54,10 @@ describe('a forged response head', () => {
     expect(daemon.logs).toContainEqual(expect.objectContaining({ msg: 'WebSocket closed with 1011', worker: 'forged-response-head', reason }));
     // Closed and out of the count (until 2026-12-06 it stayed open, uncounted, until the client left).
     await until(() => daemon.broker.stats().find((w) => w.name === 'forged-response-head')?.webSockets === 0, 'the socket to leave the count');
+    // With no body behind the forged head, the request's end in the child gives it away.
+    const bare = await openSocket(daemon, 'forged-response-head', '/?empty&forge=upgrade-101');
+    expect(await bare.closed).toEqual({ code: 1011, reason: 'the request ended in the instance while its WebSocket was still open' });
+    await until(() => daemon.broker.stats().find((w) => w.name === 'forged-response-head')?.webSockets === 0, 'the second socket to leave the count');
     expect(await daemon.fetchText('forged-response-head', '/')).toMatchObject({ status: 200, text: 'the real body' });
     await expectDaemonServes(daemon);
   });
