@@ -10,6 +10,8 @@
  *   idle: a pool hit as above, but after the machine idled IDLE.pauseMs first (a
  *         tenant's first request seldom follows another within milliseconds), with
  *         the warm request after the same pause beside it.
+ *   app:  a pool hit as above for a real app (examples/hono-app, bundled as `serve` bundles
+ *         it), whose script takes milliseconds to compile and run where hello takes microseconds.
  *   wake-up reference: warm requests to a live edgeproc worker, to a bare
  *         node:http process and to a bare hop (bench/lib/bare-hop.ts: node:http
  *         and one child, nothing else), interleaved, one every few ms up to every few hundred:
@@ -28,10 +30,11 @@ import { describeMachine, machine } from './lib/machine.js';
 import { cpuNs, descendantPids } from './lib/processes.js';
 import { resultsPath, table, verdict, writeResult } from './lib/report.js';
 import { summarise, type Summary } from './lib/stats.js';
-import { tenantDir } from './lib/tenants.js';
+import { appTenantDir, tenantDir } from './lib/tenants.js';
 
 const HIT = { warmup: 10, samples: Number(process.env.BENCH_COLD_SAMPLES ?? 150), warmPool: 2 };
 const IDLE = { warmup: 3, samples: Number(process.env.BENCH_IDLE_SAMPLES ?? 50), warmPool: 2, pauseMs: 300 };
+const APP = { warmup: 3, samples: Number(process.env.BENCH_APP_SAMPLES ?? 30), warmPool: 2 };
 const BARE_NODE = { warmup: 2, samples: 10 };
 /** Gaps between the wake-up reference's requests, and requests per gap to each server. */
 const WAKE_GAPS_MS = [1, 10, 50, 300] as const;
@@ -51,6 +54,14 @@ const MISS = { warmup: 3, samples: Number(process.env.BENCH_MISS_SAMPLES ?? 25),
  */
 const DAEMON_WARMUP_REQUESTS = Number(process.env.BENCH_DAEMON_WARMUP ?? 2000);
 
+/** What a sample asks each worker for, and the body it must answer. */
+interface Probe {
+  path: string;
+  body(worker: string): string;
+}
+const HELLO: Probe = { path: '/', body: (worker) => `hello from ${worker}\n` };
+const APP_PROBE: Probe = { path: '/users/7', body: () => '{"id":7,"name":"user-7"}' };
+
 interface Sample {
   worker: string;
   ms: number;
@@ -69,6 +80,7 @@ export async function coldStart(): Promise<void> {
   console.log(`        hit: --warm-pool ${HIT.warmPool}, GET /workers polled until pool.warm = ${HIT.warmPool} before each sample, ${HIT.warmup} warm-up samples discarded, ${HIT.samples} measured;`);
   console.log(`        miss: --warm-pool 0, ${MISS.settleMs} ms pause before each sample, ${MISS.warmup} warm-up discarded, ${MISS.samples} measured.`);
   console.log(`        idle: as hit, but ${IDLE.pauseMs} ms of idle before each sample and before its warm request, ${IDLE.warmup} discarded, ${IDLE.samples} measured.`);
+  console.log(`        app: as hit, for copies of examples/hono-app bundled as serve bundles it (GET ${APP_PROBE.path}), ${APP.warmup} discarded, ${APP.samples} measured.`);
   console.log(`        wake-up reference: a warm request to a live worker, to a bare node:http process and to a bare hop (node:http + one child), in turn, ${WAKE_SAMPLES} each after gaps of ${WAKE_GAPS_MS.join(', ')} ms.`);
   console.log(`        and the CPU each server's processes used per request meanwhile (/proc/PID/task/*/schedstat), after the pool refilled and ${WAKE_SETTLE_MS / 1000} s of quiet.`);
   console.log(`        before each case: ${DAEMON_WARMUP_REQUESTS} requests to one more tenant on the same connection, as a daemon in service has served (its code and the client's optimised);`);
@@ -81,6 +93,8 @@ export async function coldStart(): Promise<void> {
   const hit = await measure(dir, hitNames, HIT.warmPool, HIT.warmup, 'hit');
   const miss = await measure(dir, missNames, 0, MISS.warmup, 'miss');
   const idle = await measure(dir, idleNames, IDLE.warmPool, IDLE.warmup, 'idle', IDLE.pauseMs);
+  const apps = await appTenantDir(APP.warmup + APP.samples + 1);
+  const app = await measure(apps.dir, apps.names, APP.warmPool, APP.warmup, 'app', 0, APP_PROBE);
   const wake = await wakeUpReference(dir, idleNames.at(-1)!);
 
   const bare = await bareNodeStarts();
@@ -90,6 +104,9 @@ export async function coldStart(): Promise<void> {
   const warmStats = summarise(hit.map((s) => s.warmMs ?? NaN).filter((ms) => !Number.isNaN(ms)));
   const idleStats = summarise(idle.map((s) => s.ms));
   const idleWarmStats = summarise(idle.map((s) => s.warmMs ?? NaN).filter((ms) => !Number.isNaN(ms)));
+  const appStats = summarise(app.map((s) => s.ms));
+  const appWarmStats = summarise(app.map((s) => s.warmMs ?? NaN).filter((ms) => !Number.isNaN(ms)));
+  const appName = `hono-app, ${Math.round(apps.bytes / 1024)} KB`;
   const notHits = hit.filter((s) => !s.poolHit).length;
   const notMisses = miss.filter((s) => s.poolHit).length;
   console.log('');
@@ -101,6 +118,8 @@ export async function coldStart(): Promise<void> {
         row('reference: warm request, same idle pause', warmStats, 0),
         row(`pool hit after ${IDLE.pauseMs} ms idle`, idleStats, idle.filter((s) => !s.poolHit).length),
         row(`reference: warm request after ${IDLE.pauseMs} ms idle`, idleWarmStats, 0),
+        row(`pool hit, real app (${appName})`, appStats, app.filter((s) => !s.poolHit).length),
+        row('reference: warm request to it, same pause', appWarmStats, 0),
         row('pool miss', missStats, notMisses),
         row('reference: bare `node -e 0`, empty env, spawn → exit', bareStats, 0),
       ],
@@ -139,6 +158,8 @@ export async function coldStart(): Promise<void> {
       [
         [`idle hit p50 ms (after ${IDLE.pauseMs} ms idle)`, idleStats.p50, '', ''],
         [`idle hit p50 minus warm p50 after the same idle ms`, idleStats.p50 - idleWarmStats.p50, '', ''],
+        [`real-app hit p50 ms (${appName})`, appStats.p50, '', ''],
+        ['real-app hit p50 minus its warm p50 ms', appStats.p50 - appWarmStats.p50, '', ''],
       ],
     ),
   );
@@ -149,6 +170,7 @@ export async function coldStart(): Promise<void> {
     warmReference: { summary: warmStats },
     miss: { summary: missStats, samples: miss, notPoolMisses: notMisses },
     idle: { pauseMs: IDLE.pauseMs, summary: idleStats, warmSummary: idleWarmStats, samples: idle },
+    app: { script: 'examples/hono-app', bytes: apps.bytes, path: APP_PROBE.path, summary: appStats, warmSummary: appWarmStats, samples: app },
     wakeUp: wake,
     bareNode: { summary: bareStats, samples: bare },
     pass: { hitP50: hitStats.p50 <= 2, hitP99: hitStats.p99 <= 5 },
@@ -160,26 +182,26 @@ function row(name: string, s: Summary, wrong: number): Array<string | number> {
   return [name, s.samples, s.p50, s.p90, s.p99, s.max, s.min, wrong];
 }
 
-async function measure(dir: string, workers: string[], warmPool: number, warmup: number, label: string, pauseMs = 0): Promise<Sample[]> {
+async function measure(dir: string, workers: string[], warmPool: number, warmup: number, label: string, pauseMs = 0, probe = HELLO): Promise<Sample[]> {
   let daemon: RunningDaemon | undefined;
   const agent = new Agent({ connections: 1, keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000 });
   try {
     // A long idle timeout: no eviction (a child being killed) while samples run.
     daemon = await startDaemon(dir, { warmPool, idleTimeoutMs: 600_000 }, resultsPath(`cold-start.${label}.daemon.log`));
     const warmer = workers[workers.length - 1]!;
-    for (let i = 0; i < DAEMON_WARMUP_REQUESTS; i++) await firstRequest(daemon, agent, warmer);
+    for (let i = 0; i < DAEMON_WARMUP_REQUESTS; i++) await firstRequest(daemon, agent, warmer, probe);
     const samples: Sample[] = [];
     for (const [i, worker] of workers.slice(0, -1).entries()) {
       const before = warmPool > 0 ? await poolFilled(daemon, warmPool) : await settled(daemon);
       if (pauseMs > 0) await sleep(pauseMs);
-      const ms = await firstRequest(daemon, agent, worker);
+      const ms = await firstRequest(daemon, agent, worker, probe);
       const after = await adminState(daemon);
       const poolHit = after.pool.hits === before.pool.hits + 1 && after.pool.misses === before.pool.misses;
       let warmMs: number | null = null;
       if (warmPool > 0) {
         await poolFilled(daemon, warmPool);
         if (pauseMs > 0) await sleep(pauseMs);
-        warmMs = await firstRequest(daemon, agent, worker);
+        warmMs = await firstRequest(daemon, agent, worker, probe);
       }
       if (i >= warmup) samples.push({ worker, ms, poolHit, warmMs });
     }
@@ -191,12 +213,12 @@ async function measure(dir: string, workers: string[], warmPool: number, warmup:
 }
 
 /** Times one request to a worker that has never been asked for. */
-async function firstRequest(daemon: RunningDaemon, agent: Agent, worker: string): Promise<number> {
+async function firstRequest(daemon: RunningDaemon, agent: Agent, worker: string, probe = HELLO): Promise<number> {
   const started = performance.now();
-  const { statusCode, body } = await request(`${daemon.url}/`, { dispatcher: agent, headers: { host: `${worker}.localhost` } });
+  const { statusCode, body } = await request(`${daemon.url}${probe.path}`, { dispatcher: agent, headers: { host: `${worker}.localhost` } });
   const text = await body.text();
   const ms = performance.now() - started;
-  if (statusCode !== 200 || text !== `hello from ${worker}\n`) {
+  if (statusCode !== 200 || text !== probe.body(worker)) {
     throw new Error(`${worker} answered ${statusCode}: ${JSON.stringify(text.slice(0, 200))}`);
   }
   return ms;
