@@ -8,8 +8,8 @@ import { FrameType, type SubrequestHeadMessage, type SubresponseHeadMessage } fr
 import { IncomingBody, OutgoingBody } from './body.js';
 import type { Channel } from './ipc.js';
 import { Request, requestBodyLength, Response, signalOf } from './web.js';
-import { remoteEnd, type WebSocketArrival } from './websocket.js';
-import { WebSocketLink } from './websocket-link.js';
+import { remoteEnd } from './websocket.js';
+import { WebSocketLink, type WebSocketRoute } from './websocket-link.js';
 
 /** The runner's record of one subrequest, found by stream id when frames arrive. */
 export interface SubrequestStream {
@@ -18,7 +18,7 @@ export interface SubrequestStream {
   incoming: IncomingBody;
   outgoing: OutgoingBody | WebSocketLink | null;
   /** A WebSocket the server accepted: where its messages and close go. */
-  webSocket?: { link: WebSocketLink; arrive: (arrival: WebSocketArrival) => void };
+  webSocket?: WebSocketRoute;
   /** Takes the stream's head: a SubresponseHead for a fetch, a BindingResult for a binding call. */
   resolve: (head: never) => void;
   reject: (error: Error) => void;

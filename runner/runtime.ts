@@ -42,8 +42,8 @@ import { ScriptLoadError, loadScript, type LoadedScript } from './loader.js';
 import { describeError, describeValue, stackOf } from './describe.js';
 import { clipLine, LogBudget } from './log-budget.js';
 import { asResponse, configureCf, incomingRequest, responseParts, responseSource, responseWebSocket, type Request, type Response } from './web.js';
-import { giveToClient, type WebSocketArrival } from './websocket.js';
-import { WebSocketLink } from './websocket-link.js';
+import { giveToClient } from './websocket.js';
+import { WebSocketLink, type WebSocketRoute } from './websocket-link.js';
 
 const STALL_CHECK_MS = 100;
 /** Process CPU between two stall checks above which the child counts as working. */
@@ -74,7 +74,7 @@ interface RequestStream {
   incoming: IncomingBody | null;
   outgoing: OutgoingBody | WebSocketLink | null;
   /** Answered with a WebSocket: where the client's messages and close go. */
-  webSocket: { link: WebSocketLink; arrive: (arrival: WebSocketArrival) => void } | null;
+  webSocket: WebSocketRoute | null;
 }
 
 type Listener = (event: Event) => unknown;

@@ -9,7 +9,13 @@
 import { SendWindow, ReceiveWindow } from '../protocol/flow.js';
 import { FrameType } from '../protocol/messages.js';
 import type { Channel } from './ipc.js';
-import type { WebSocketPeer } from './websocket.js';
+import type { WebSocketArrival, WebSocketPeer } from './websocket.js';
+
+/** Where the frames of a stream that carries a WebSocket go: what the worker sends leaves by `link`, what arrives goes to `arrive`. */
+export interface WebSocketRoute {
+  link: WebSocketLink;
+  arrive: (arrival: WebSocketArrival) => void;
+}
 
 type Outgoing = { binary: boolean; data: Uint8Array } | { code: number; reason: string };
 

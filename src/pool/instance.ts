@@ -388,10 +388,12 @@ export class Instance {
         else this.#subrequests.get(id)?.onWebSocketMessage?.(binary, frame.payload);
         return;
       }
-      case FrameType.WebSocketClose:
-        if (id & 1) this.#exchanges.get(id)?.onWebSocketClose(decodeJson<WebSocketCloseMessage>(frame));
-        else this.#subrequests.get(id)?.onWebSocketClose?.(decodeJson<WebSocketCloseMessage>(frame));
+      case FrameType.WebSocketClose: {
+        const close = decodeJson<WebSocketCloseMessage>(frame);
+        if (id & 1) this.#exchanges.get(id)?.onWebSocketClose(close);
+        else this.#subrequests.get(id)?.onWebSocketClose?.(close);
         return;
+      }
       case FrameType.Turn:
         // The child is about to run a turn of its own for this request: it is the one keeping
         // the child busy now, as if it had just been sent something (see chargeCpu).
