@@ -141,8 +141,13 @@ describe('announcing turns', () => {
     // A 503 would replace the instance with a cold one. Then the measure. With a Turn frame
     // written for every message, each took ~50 ms of CPU here (and got 503); with one per
     // burst, ~10 (9-15 on that slow host; the same script without any announcing: ~8).
-    for (const n of [10, 100, 500, 1000, 2500, 2500]) {
-      expect(await daemon.fetchText('flood', `/?n=${n}`)).toMatchObject({ status: 200, text: `received ${n}` });
+    // Still, once in CI (2026-12-06, a loaded host) a warm-up burst of 2 500 after one of 1 000
+    // read 55 ms: a warm-up step that is stopped is taken again on the new instance, at most
+    // twice; what is measured is the bursts of 10 000 below.
+    for (const n of [10, 100, 500, 1000, 1000, 2500, 2500]) {
+      let res = await daemon.fetchText('flood', `/?n=${n}`);
+      for (let retry = 0; res.status === 503 && retry < 2; retry++) res = await daemon.fetchText('flood', `/?n=${n}`);
+      expect(res).toMatchObject({ status: 200, text: `received ${n}` });
     }
     for (let i = 0; i < 2; i++) {
       const res = await daemon.fetchText('flood', '/?n=10000');
