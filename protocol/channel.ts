@@ -170,6 +170,17 @@ export class FrameChannel {
     this.send(encodeWindowFrame(FrameType.Window, stream, bytes));
   }
 
+  /**
+   * Sends every frame still queued, then ends the socket and calls `done`. close() drops what
+   * the socket has not taken yet, which is right for a peer that is going away; a side that
+   * leaves on its own must not lose its last frames (a response body's tail, say).
+   */
+  end(done: () => void): void {
+    if (this.#closed) return done();
+    this.flush();
+    this.#socket.end(done);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#socket.end();

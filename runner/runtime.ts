@@ -95,6 +95,8 @@ export class Runtime {
   #acceptingListeners = true;
   #inflight = 0;
   #draining = false;
+  /** Drained was sent: the child exits once its socket has taken everything. */
+  #leaving = false;
   #lastStreamId = 0;
   /** CPU per request as this child sees it (runner/turn-meter.ts), reported in Settled. */
   readonly #meter = new TurnMeter();
@@ -758,8 +760,11 @@ export class Runtime {
   }
 
   #maybeDrained(): void {
-    if (!this.#draining || this.#inflight > 0) return;
+    if (!this.#draining || this.#inflight > 0 || this.#leaving) return;
+    this.#leaving = true;
     this.channel.sendEmpty(FrameType.Drained, 0);
-    setImmediate(() => process.exit(0));
+    // Not before the socket has taken every frame: a daemon slow to read (a loaded host) would
+    // otherwise lose the tail of the bodies this child just finished, and see it die mid-response.
+    this.channel.end(() => process.exit(0));
   }
 }

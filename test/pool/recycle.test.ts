@@ -60,4 +60,34 @@ describe('graceful recycling', () => {
     );
     expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'v2' });
   });
+
+  it('delivers every byte of responses that end while their instance drains, even when the daemon reads them late', async () => {
+    // A drained child used to exit as soon as its last request ended, dropping the frames its
+    // socket had not taken yet: under load (a daemon slow to read) the instance "died" mid-body
+    // and each client got a cut response.
+    const TAIL = 250 * 1024; // within one stream's window, so the child writes it all without waiting for the daemon
+    const dir = writeScripts({
+      'big.mjs': `export default { fetch() {
+          return new Response(new ReadableStream({
+            start(controller) { controller.enqueue(new TextEncoder().encode('start')); },
+            async pull(controller) { await scheduler.wait(800); controller.enqueue(new Uint8Array(${TAIL}).fill(120)); controller.close(); },
+          }));
+        } };`,
+    });
+    const daemon = await startTestDaemon(dir, { maxInstances: 1, scaleOutConcurrency: 8, warmPool: 1 });
+    const heads = await Promise.all(
+      [0, 1, 2].map(() => request(`${daemon.url}/`, { headers: { host: `big.localhost:${daemon.port}` } })),
+    );
+    const instance = [...daemon.pool.live].find((i) => i.worker === 'big')!;
+    const drained = instance.drain(20_000, () => [503, 'the drain timed out']);
+    // The daemon runs in this process: hold its event loop while the child writes its tails
+    // (3 x 250 KiB, more than a socket buffer holds), ends its requests and leaves.
+    const until = Date.now() + 2500;
+    while (Date.now() < until);
+    const bodies = await Promise.all(heads.map((res) => res.body.text()));
+    await drained;
+    expect(heads.map((res) => res.statusCode)).toEqual([200, 200, 200]);
+    expect(bodies.map((body) => body.length)).toEqual([5 + TAIL, 5 + TAIL, 5 + TAIL]);
+    expect(daemon.logs.filter((r) => r.level !== 'info').map((r) => r.msg)).toEqual([]);
+  });
 });
