@@ -53,6 +53,7 @@ class NullChannel implements Public<FrameChannel> {
   send(): void {}
   flush(): void {}
   close(): void {}
+  end(): void {}
   get closed(): boolean {
     return false;
   }
