@@ -61,3 +61,24 @@ export function readableProbe(): { dir: string; entry: string } {
   chmodSync(entry, 0o444);
   return { dir, entry };
 }
+
+/**
+ * Bytes of WebAssembly memory `pid` has made accessible: V8 reserves each 32-bit memory with its
+ * guard region (8 GiB here) and opens the front of it read-write as the memory grows, so the
+ * memory is the read-write mapping just before an inaccessible one of at least 4 GiB. Summed,
+ * should there be more than one.
+ */
+export function wasmMemoryBytes(pid: number): number {
+  let bytes = 0;
+  let previous: { start: bigint; end: bigint; perms: string } | null = null;
+  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
+    if (!line) continue;
+    const [range, perms] = line.split(' ') as [string, string];
+    const [start, end] = range.split('-').map((hex) => BigInt(`0x${hex}`)) as [bigint, bigint];
+    if (perms.startsWith('---') && end - start >= 4n << 30n && previous?.end === start && previous.perms.startsWith('rw')) {
+      bytes += Number(previous.end - previous.start);
+    }
+    previous = { start, end, perms };
+  }
+  return bytes;
+}
