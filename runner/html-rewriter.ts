@@ -129,7 +129,12 @@ function freeTokens(): void {
     const ptr = getOwnPropertyDescriptor(token, 'ptr');
     if (!ptr?.writable || typeof ptr.value !== 'number' || ptr.value === 0) continue;
     token.ptr = 0;
-    free(ptr.value);
+    try {
+      free(ptr.value);
+    } catch {
+      // A pointer the tenant forged (it can write `ptr`) may trap in lol-html's allocator: its own
+      // memory, and the chain of lol-html calls (lolCall) must not be left rejected by it.
+    }
   }
 }
 

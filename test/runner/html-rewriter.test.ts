@@ -106,6 +106,11 @@ beforeAll(async () => {
             try { new HTMLRewriter().transform('<p>'); return new Response('no error'); }
             catch (error) { return new Response(error.name + ': ' + error.message); }
           }
+          if (path === '/free-twice') {
+            let second = 'no error';
+            await new HTMLRewriter().on('span', { element(el) { el.free(); try { el.free(); } catch (error) { second = error.name + ': ' + error.message; } } }).transform(html()).text();
+            return new Response(second);
+          }
           if (path === '/throws') {
             const out = new HTMLRewriter().on('span', { element() { throw new Error('handler gave up'); } }).transform(html());
             try { await out.text(); return new Response('no error'); }
@@ -157,6 +162,10 @@ describe('HTMLRewriter', () => {
     expect(selector.text).toMatch(/^TypeError: HTMLRewriter\.on\("div\["\): \S/);
     expect((await daemon.fetchText('errors', '/not-a-response')).text).toBe('TypeError: HTMLRewriter.transform(): expects a Response');
     expect((await daemon.fetchText('errors', '/throws')).text).toBe('caught: handler gave up');
+    // The tenant can free a token itself (the glue's free() is on it); a second free says why it failed.
+    expect((await daemon.fetchText('errors', '/free-twice')).text).toBe(
+      'TypeError: This content token is no longer valid. Content tokens are only valid during the execution of the relevant content handler.',
+    );
     // The instance goes on rewriting.
     expect(await daemon.fetchText('errors', '/')).toMatchObject({ status: 200, text: '<div><span>fine</span></div>' });
   });
