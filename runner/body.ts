@@ -64,9 +64,11 @@ export class IncomingBody {
     if (this.#done) return;
     // Copy: the payload is a view into a socket buffer, and a chunk handed to the
     // tenant must own its ArrayBuffer.
-    this.#pending.push(payload.slice());
-    this.#pendingBytes += payload.byteLength;
-    if (this.#wanted) this.#deliver();
+    const chunk = payload.slice();
+    // Hot path: a reader that keeps up gets each frame as it comes.
+    if (this.#wanted) return this.#hand(chunk);
+    this.#pending.push(chunk);
+    this.#pendingBytes += chunk.byteLength;
   }
 
   onEnd(): void {
@@ -84,15 +86,20 @@ export class IncomingBody {
     this.#controller.error(new TypeError(reason));
   }
 
-  /** What is pending to the waiting read, as one chunk; its bytes count as read, returned in half-window steps. */
+  /** What is pending, as one chunk. */
   #deliver(): void {
     const pending = this.#pending;
     const bytes = this.#pendingBytes;
     this.#pending = [];
     this.#pendingBytes = 0;
+    this.#hand(pending.length === 1 ? pending[0]! : joined(pending, bytes));
+  }
+
+  /** `chunk` to the reader; its bytes count as read, returned as credit in half-window steps. */
+  #hand(chunk: Uint8Array): void {
     this.#wanted = false;
-    this.#controller.enqueue(pending.length === 1 ? pending[0]! : joined(pending, bytes));
-    const ack = this.#window.consumed(bytes);
+    this.#controller.enqueue(chunk);
+    const ack = this.#window.consumed(chunk.byteLength);
     if (ack > 0 && !this.#done) this.#channel.sendWindow(this.#id, ack);
   }
 }
