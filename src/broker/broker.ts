@@ -165,6 +165,9 @@ export class Broker {
         if (done.isWebSocket) group.webSockets--;
         else group.inflight--;
         if (done.status >= 500) group.errors++;
+        // A fresh instance's first requests are not checked when dispatched (others may be waiting
+        // for the same instance): with --recycle-after 1 it would serve two.
+        if (done.instance) this.#recycleIfDue(done.instance, limits);
         // A WebSocket's latency is its handshake's: the socket's whole life is in the log line.
         this.#metrics.request(workerName, done.status, done.isWebSocket ? done.handshakeMs : done.wallMs);
         if (this.#inflight.size === 0) this.#notifyIdle();
@@ -207,10 +210,7 @@ export class Broker {
     if (instance) {
       exchange.start(instance, url, hasBody);
       this.#watchdog.watch(instance, penalised(group));
-      const { recycleAfterRequests } = limits;
-      if (recycleAfterRequests > 0 && instance.served >= recycleAfterRequests) {
-        this.#recycle(instance, `it served ${instance.served} requests (recycleAfterRequests)`);
-      }
+      this.#recycleIfDue(instance, limits);
       return;
     }
     this.#specialise(group, script).then(
@@ -536,6 +536,14 @@ export class Broker {
    * Replaces an instance gracefully: no new requests go to it; its in-flight
    * requests and their waitUntil work finish (bounded by drainTimeoutMs); then it exits.
    */
+  /** Retires an instance that served its --recycle-after share (no new requests; in-flight ones finish). */
+  #recycleIfDue(instance: Instance, limits: Limits): void {
+    const { recycleAfterRequests } = limits;
+    if (recycleAfterRequests > 0 && instance.served >= recycleAfterRequests) {
+      this.#recycle(instance, `it served ${instance.served} requests (recycleAfterRequests)`);
+    }
+  }
+
   #recycle(instance: Instance, why: string): void {
     const group = instance.worker ? this.#groups.get(instance.worker) : undefined;
     if (!group || !group.instances.includes(instance)) return;

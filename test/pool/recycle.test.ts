@@ -37,6 +37,20 @@ describe('graceful recycling', () => {
     expect(daemon.logs.some((r) => r.msg === 'background done 3')).toBe(true);
   });
 
+  it('with --recycle-after 1 gives every request an instance of its own', async () => {
+    const dir = writeScripts({ 'once.mjs': `const born = Math.random(); export default { fetch() { return new Response(String(born)); } };` });
+    const daemon = await startTestDaemon(dir, { recycleAfter: 1, warmPool: 1 });
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push((await daemon.fetchText('once', '/')).text);
+    // The check used to run only when a live instance was picked: a fresh instance served two.
+    expect(new Set(answers).size).toBe(3);
+    expect(daemon.logs.filter((r) => r.msg === 'recycling instance').map((r) => r.reason)).toEqual([
+      'it served 1 requests (recycleAfterRequests)',
+      'it served 1 requests (recycleAfterRequests)',
+      'it served 1 requests (recycleAfterRequests)',
+    ]);
+  });
+
   it('answers a request the drain timeout cuts short with 503 saying why the instance went', async () => {
     const dir = writeScripts({
       'app.mjs': `export default { async fetch(request) {
