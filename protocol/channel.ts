@@ -163,7 +163,12 @@ export class FrameChannel {
 
   /** One whole WebSocket message (FrameType.WebSocketText / WebSocketBinary), not copied. */
   sendWebSocketMessage(stream: number, binary: boolean, message: Uint8Array): void {
-    this.#sendPair(encodeHeader(binary ? FrameType.WebSocketBinary : FrameType.WebSocketText, stream, message.byteLength), message);
+    this.sendBytes(binary ? FrameType.WebSocketBinary : FrameType.WebSocketText, stream, message);
+  }
+
+  /** One frame whose payload is `bytes`, not copied. */
+  sendBytes(type: FrameType, stream: number, bytes: Uint8Array): void {
+    this.#sendPair(encodeHeader(type, stream, bytes.byteLength), bytes);
   }
 
   sendWindow(stream: number, bytes: number): void {

@@ -46,6 +46,11 @@ export const FrameType = {
   RuntimeWork: 14,
   /** RuntimeWorkDoneMessage: the runtime's own work ended, and what the child measured it used. */
   RuntimeWorkDone: 15,
+  /**
+   * The payload: V8's code cache for the script a Load asked one for (makeCodeCache), made
+   * after compiling it and before running it, so before any tenant code ran in this child.
+   */
+  CodeCacheMade: 16,
   // either direction, while a child boots (see EchoMessage)
   Echo: 12,
   // daemon → child
@@ -55,6 +60,11 @@ export const FrameType = {
   SubrequestFailed: 23,
   Drain: 24,
   BindingResult: 25,
+  /**
+   * The payload: a code cache an earlier instance of the same worker version made
+   * (CodeCacheMade); the next Load compiles its script from it instead of from scratch.
+   */
+  CodeCache: 26,
   // either direction, about one stream's body
   Data: 40,
   End: 41,
@@ -117,6 +127,8 @@ export interface LoadMessage {
   waitUntilMs: number;
   /** `--cf`: the fields every incoming request's `request.cf` starts from (null: only what edgeproc knows). */
   cf: Record<string, unknown> | null;
+  /** Send CodeCacheMade: the daemon holds no code cache for this version yet. */
+  makeCodeCache: boolean;
 }
 
 export type ScriptSyntax = 'module' | 'service-worker';
@@ -124,6 +136,11 @@ export type ScriptSyntax = 'module' | 'service-worker';
 export interface LoadedMessage {
   syntax: ScriptSyntax;
   loadMs: number;
+  /**
+   * What became of a CodeCache sent before the Load: V8 compiled from it (`used`) or refused it
+   * (`rejected`: it was made under other V8 flags, such as another heap limit); `none`: no cache came.
+   */
+  codeCache: 'used' | 'rejected' | 'none';
 }
 
 export interface RuntimeWorkDoneMessage {

@@ -16,6 +16,21 @@ export interface LoadedScript {
   syntax: ScriptSyntax;
   /** The default export of a module worker; null for service-worker syntax. */
   exports: ModuleExports | null;
+  /** Whether V8 compiled the script from the code cache it was given. */
+  codeCache: CodeCacheOutcome;
+}
+
+export type CodeCacheOutcome = 'used' | 'rejected' | 'none';
+
+/**
+ * A code cache to compile from, and where to send one made here. V8 checks a cache against the
+ * source's length only (and its own version and flags): it must have been made for this very
+ * source, which the daemon sees to by keeping one per worker version.
+ */
+export interface CodeCacheOptions {
+  cachedData?: Uint8Array;
+  /** Called with V8's cache for the script once it compiled, before any of it runs. */
+  onMade?: (bytes: Uint8Array) => void;
 }
 
 export class ScriptLoadError extends Error {
@@ -43,21 +58,26 @@ const MODULE_DECLARATION = /^[ \t]*(?:export[\s{*]|import[\s{*'"])/m;
  * `globals`: a service-worker script's bindings (vars, secrets, KV namespaces), which Workers
  * gives such scripts as globals since they have no `env`. Module scripts never see them.
  */
-export async function loadScript(source: string, filename: string, globals: Record<string, unknown> = {}): Promise<LoadedScript> {
+export async function loadScript(
+  source: string,
+  filename: string,
+  globals: Record<string, unknown> = {},
+  cache: CodeCacheOptions = {},
+): Promise<LoadedScript> {
   if (!filename.endsWith('.mjs') && MODULE_DECLARATION.test(source)) {
     let loaded: LoadedScript | null;
     try {
-      loaded = await loadModule(source, filename, true);
+      loaded = await loadModule(source, filename, cache, true);
     } catch (error) {
       // The line was inside a string or a comment, and the script is classic after all.
       if (!(error instanceof ScriptLoadError && error.detail.kind === 'SyntaxError')) throw error;
-      return loadClassic(source, filename, error, globals);
+      return loadClassic(source, filename, error, globals, cache);
     }
     // It parsed as a module but declares no import or export: the line was in a string.
-    return loaded ?? loadClassic(source, filename, null, globals);
+    return loaded ?? loadClassic(source, filename, null, globals, cache);
   }
-  if (filename.endsWith('.mjs')) return loadModule(source, filename);
-  return loadClassic(source, filename, null, globals);
+  if (filename.endsWith('.mjs')) return loadModule(source, filename, cache);
+  return loadClassic(source, filename, null, globals, cache);
 }
 
 async function loadClassic(
@@ -65,28 +85,36 @@ async function loadClassic(
   filename: string,
   moduleError: ScriptLoadError | null,
   globals: Record<string, unknown>,
+  cache: CodeCacheOptions,
 ): Promise<LoadedScript> {
   let script: vm.Script | null = null;
   try {
     script = new vm.Script(source, {
       filename,
+      cachedData: cache.cachedData,
       importModuleDynamically: ((specifier: string) => noImports(specifier)) as never,
     });
   } catch (error) {
     if (!(error instanceof SyntaxError && MODULE_SYNTAX.test(error.message))) throw toLoadError(error, filename);
   }
   if (script) {
+    cache.onMade?.(script.createCachedData());
     defineBindingGlobals(globals);
     try {
       script.runInThisContext({ displayErrors: false });
     } catch (error) {
       throw toLoadError(error, filename);
     }
-    return { syntax: 'service-worker', exports: null };
+    return { syntax: 'service-worker', exports: null, codeCache: outcome(cache, script.cachedDataRejected === true) };
   }
   // Not a classic script either: report the module's error when that is what it looked like.
   if (moduleError) throw moduleError;
-  return loadModule(source, filename);
+  return loadModule(source, filename, cache);
+}
+
+function outcome(cache: CodeCacheOptions, rejected: boolean): CodeCacheOutcome {
+  if (!cache.cachedData) return 'none';
+  return rejected ? 'rejected' : 'used';
 }
 
 /**
@@ -102,15 +130,20 @@ function defineBindingGlobals(globals: Record<string, unknown>): void {
 }
 
 /** With `onlyIfModule`, resolves to null, having run nothing, for a source that declares no import or export. */
-async function loadModule(source: string, filename: string, onlyIfModule: true): Promise<LoadedScript | null>;
-async function loadModule(source: string, filename: string): Promise<LoadedScript>;
-async function loadModule(source: string, filename: string, onlyIfModule = false): Promise<LoadedScript | null> {
+async function loadModule(source: string, filename: string, cache: CodeCacheOptions, onlyIfModule: true): Promise<LoadedScript | null>;
+async function loadModule(source: string, filename: string, cache: CodeCacheOptions): Promise<LoadedScript>;
+async function loadModule(source: string, filename: string, cache: CodeCacheOptions, onlyIfModule = false): Promise<LoadedScript | null> {
   let module: vm.SourceTextModule;
+  let rejected = false;
   try {
-    module = new vm.SourceTextModule(source, {
-      identifier: filename,
-      importModuleDynamically: ((specifier: string) => noImports(specifier)) as never,
-    });
+    try {
+      module = compileModule(source, filename, cache.cachedData);
+    } catch (error) {
+      // A classic script's cache, or one made under other V8 flags: V8 compiles without it then.
+      if ((error as { code?: unknown }).code !== 'ERR_VM_MODULE_CACHED_DATA_REJECTED') throw error;
+      rejected = true;
+      module = compileModule(source, filename, undefined);
+    }
     if (onlyIfModule && module.dependencySpecifiers.length === 0) {
       await module.link(() => noImports(''));
       // ownKeys, not Object.keys: the exports are not initialised before evaluation.
@@ -118,6 +151,8 @@ async function loadModule(source: string, filename: string, onlyIfModule = false
     } else {
       await module.link((specifier) => noImports(specifier));
     }
+    // Only before evaluate(): Node refuses to make a cache for a module that ran.
+    cache.onMade?.((module as vm.SourceTextModule & { createCachedData(): Buffer }).createCachedData());
     await module.evaluate();
   } catch (error) {
     throw toLoadError(error, filename);
@@ -132,7 +167,15 @@ async function loadModule(source: string, filename: string, onlyIfModule = false
       column: null,
     });
   }
-  return { syntax: 'module', exports: (exports ?? {}) as ModuleExports };
+  return { syntax: 'module', exports: (exports ?? {}) as ModuleExports, codeCache: outcome(cache, rejected) };
+}
+
+function compileModule(source: string, filename: string, cachedData: Uint8Array | undefined): vm.SourceTextModule {
+  return new vm.SourceTextModule(source, {
+    identifier: filename,
+    cachedData,
+    importModuleDynamically: ((specifier: string) => noImports(specifier)) as never,
+  });
 }
 
 /** Turns whatever the script threw into a message with the line and column in the tenant's file. */

@@ -19,6 +19,7 @@ import {
   type BindingResultMessage,
   type HandlerErrorMessage,
   type LoadMessage,
+  type LoadedMessage,
   type LogLevel,
   type RequestHeadMessage,
   type ResponseHeadMessage,
@@ -38,7 +39,7 @@ import { monotonicMs } from './clock.js';
 import { ExecutionContext, Invocation, ScheduledController, createFetchEvent, createScheduledEvent } from './events.js';
 import type { SubrequestStream } from './fetch.js';
 import type { Channel } from './ipc.js';
-import { ScriptLoadError, loadScript, type LoadedScript } from './loader.js';
+import { ScriptLoadError, loadScript, type CodeCacheOptions, type LoadedScript } from './loader.js';
 import { describeError, describeValue, stackOf } from './describe.js';
 import { clipLine, LogBudget } from './log-budget.js';
 import { asResponse, configureCf, incomingRequest, responseParts, responseSource, responseWebSocket, type Request, type Response } from './web.js';
@@ -90,6 +91,8 @@ export class Runtime {
   readonly #listeners = new Map<string, Listener[]>();
   #script: LoadedScript | null = null;
   #loading: Promise<void> | null = null;
+  /** A CodeCache frame's bytes, for the Load that follows it. */
+  #codeCache: Uint8Array | null = null;
   #env: Record<string, unknown> = {};
   #waitUntilMs = 30_000;
   #acceptingListeners = true;
@@ -266,6 +269,9 @@ export class Runtime {
       case FrameType.WebSocketClose:
         this.#onWebSocketFrame(frame);
         return;
+      case FrameType.CodeCache:
+        this.#codeCache = frame.payload;
+        return;
       case FrameType.Load:
         this.#loading = this.#load(decodeJson<LoadMessage>(frame));
         return;
@@ -321,7 +327,10 @@ export class Runtime {
     this.#waitUntilMs = message.waitUntilMs;
     configureCf(message.cf);
     try {
-      const script = await this.#unlessLoadStalls(loadScript(message.source, message.filename, this.#env));
+      const cache: CodeCacheOptions = { cachedData: this.#codeCache ?? undefined };
+      this.#codeCache = null;
+      if (message.makeCodeCache) cache.onMade = (bytes) => this.channel.sendBytes(FrameType.CodeCacheMade, 0, bytes);
+      const script = await this.#unlessLoadStalls(loadScript(message.source, message.filename, this.#env, cache));
       if (!script.exports?.fetch && !this.#listeners.has('fetch') && !script.exports?.scheduled && !this.#listeners.has('scheduled')) {
         throw new ScriptLoadError({
           kind: 'NoHandler',
@@ -335,7 +344,7 @@ export class Runtime {
       }
       this.#script = script;
       this.#acceptingListeners = false;
-      this.channel.sendJson(FrameType.Loaded, 0, { syntax: script.syntax, loadMs: monotonicMs() - started });
+      this.channel.sendJson(FrameType.Loaded, 0, { syntax: script.syntax, loadMs: monotonicMs() - started, codeCache: script.codeCache } satisfies LoadedMessage);
       // Requests dispatched behind the Load frame run right after this: should one never yield, the
       // daemon must still learn that loading ended, or it charges that request's CPU to the startup limit.
       this.channel.flush();

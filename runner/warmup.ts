@@ -50,6 +50,7 @@ class NullChannel implements Public<FrameChannel> {
     encodeWindowFrame(FrameType.Window, stream, bytes);
   }
   sendWebSocketMessage(): void {}
+  sendBytes(): void {}
   send(): void {}
   flush(): void {}
   close(): void {}
@@ -90,14 +91,14 @@ export async function warmUp(): Promise<void> {
 
   const channels = [new NullChannel(), new NullChannel()] as const;
   const modules = new Runtime(channels[0] as unknown as FrameChannel);
-  modules.onFrame(decodeOne(encodeJsonFrame(FrameType.Load, 0, { worker: 'warmup', version: 0, filename: 'warmup.mjs', source: MODULE_SOURCE, env: {}, bindings: [], waitUntilMs: 30_000, cf: null } satisfies LoadMessage)));
+  modules.onFrame(decodeOne(encodeJsonFrame(FrameType.Load, 0, { worker: 'warmup', version: 0, filename: 'warmup.mjs', source: MODULE_SOURCE, env: {}, bindings: [], waitUntilMs: 30_000, cf: null, makeCodeCache: false } satisfies LoadMessage)));
 
   const serviceWorker = new Runtime(channels[1] as unknown as FrameChannel);
   serviceWorker.addEventListener('fetch', (event: Event) => {
     const fetchEvent = event as FetchEvent;
     fetchEvent.respondWith(new Response('warm ' + new URL(fetchEvent.request.url).pathname));
   });
-  serviceWorker.preload({ syntax: 'service-worker', exports: null });
+  serviceWorker.preload({ syntax: 'service-worker', exports: null, codeCache: 'none' });
 
   for (let round = 0; round < WARM_REQUESTS / 10; round++) {
     serveSynthetic(modules, round * 10, 5);

@@ -62,6 +62,7 @@ function program(): Command {
     .option('--kv-url <url>', 'keep KV in Redis (redis://host:port/db) instead, shared by every daemon given the same URL')
     .option('--log-level <level>', 'write log lines at this level and above: debug, info, warn, error', 'debug')
     .option('--test-scheduled', "GET /__scheduled?cron=PATTERN runs the worker's scheduled handler once (as wrangler dev --test-scheduled)")
+    .option('--no-code-cache', "compile every instance's script from scratch, not from the V8 code cache its version's first instance made")
     .option('--cf <file>', "a JSON object of request.cf fields (country, colo, ...) every request starts from, for local testing; default: only what edgeproc knows")
     .action(async (target: string, flags: ServeFlags) => {
       const config = buildServeConfig(target, flags);

@@ -32,6 +32,8 @@ export interface ServeConfig {
   logLevel: Level;
   /** `--cf FILE`: the fields every incoming request's `request.cf` starts from; null: only what edgeproc knows. */
   cf: Readonly<Record<string, unknown>> | null;
+  /** False with `--no-code-cache`: no instance compiles its script from a V8 code cache (src/workers/code-cache.ts). */
+  codeCache: boolean;
 }
 
 export interface ServeFlags {
@@ -66,6 +68,7 @@ export interface ServeFlags {
   kvOperations?: string | number;
   cacheMb?: string | number;
   cf?: string;
+  codeCache?: boolean;
 }
 
 export const DEFAULT_PORT = 8787;
@@ -98,6 +101,7 @@ export function buildServeConfig(target: string, flags: ServeFlags, env: NodeJS.
     kvUrl: redisUrl(flags.kvUrl),
     logLevel: logLevel(flags.logLevel),
     cf: cfFile(flags.cf),
+    codeCache: flags.codeCache ?? true,
     limits: buildLimits({
       warmPoolSize: integer('--warm-pool', flags.warmPool),
       maxInstancesPerWorker: integer('--max-instances', flags.maxInstances),

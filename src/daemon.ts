@@ -104,7 +104,7 @@ export async function startDaemon(config: ServeConfig, log = new Logger(), optio
     },
     log,
   );
-  const broker = new Broker(pool, registry, config.limits, log, { rewriteStack: projects.maps.rewrite, metrics, cf: config.cf });
+  const broker = new Broker(pool, registry, config.limits, log, { rewriteStack: projects.maps.rewrite, metrics, cf: config.cf, codeCache: config.codeCache });
   metrics.watch(broker, pool);
   const tail = new LogTail(log);
   pool.start();

@@ -10,11 +10,13 @@ import type { UpgradeRequest } from './websocket-bridge.js';
 import { EdgeprocError, ScriptLoadError, type ScriptLoadFailure } from '../errors.js';
 import { IDLE_HOUSEKEEPING_MS, type Limits } from '../limits.js';
 import type { Logger } from '../log.js';
-import { childCpuWorth, type Exchange, type Instance } from '../pool/instance.js';
+import { childCpuWorth, type Exchange, type Instance, type LoadResult } from '../pool/instance.js';
 import { Watchdog, type Breach } from '../pool/watchdog.js';
 import { BREACH_PENALTY_MS } from '../pool/priority.js';
 import type { WarmPool } from '../pool/pool.js';
+import { CodeCaches } from '../workers/code-cache.js';
 import type { WorkerRegistry, WorkerScript } from '../workers/registry.js';
+import type { LoadMessage } from '../../protocol/messages.js';
 import { findSyntaxError } from '../workers/syntax.js';
 import { NO_METRICS, type BreachKind, type BrokerMetrics } from '../observability/metrics.js';
 import { HttpExchange } from './exchange.js';
@@ -65,6 +67,8 @@ export interface WorkerStats {
   requests: number;
   errors: number;
   coldStarts: number;
+  /** Bytes of the V8 code cache its instances compile the script from (0: none; src/workers/code-cache.ts). */
+  codeCacheBytes: number;
   /** CPU of this worker's requests, in total, each counted once settled as requestCpuMs says. */
   cpuMs: number;
   limitBreaches: number;
@@ -86,6 +90,8 @@ export interface BrokerOptions {
   metrics?: BrokerMetrics;
   /** `--cf`: the fields every incoming request's `request.cf` starts from. */
   cf?: Readonly<Record<string, unknown>> | null;
+  /** `--no-code-cache`: false, and every instance compiles its script from scratch. */
+  codeCache?: boolean;
 }
 
 export class Broker {
@@ -107,10 +113,12 @@ export class Broker {
 
   readonly #rewriteStack: ((text: string) => string) | undefined;
   readonly #cf: Readonly<Record<string, unknown>> | null;
+  readonly #codeCaches: CodeCaches;
 
   constructor(pool: WarmPool, registry: WorkerRegistry, limits: Limits, log: Logger, options: BrokerOptions = {}) {
     this.#rewriteStack = options.rewriteStack;
     this.#cf = options.cf ?? null;
+    this.#codeCaches = new CodeCaches(options.codeCache ?? true);
     this.#watchdog = new Watchdog(limits, (instance, breach) => this.#onBreach(instance, breach));
     this.#pool = pool;
     pool.onWarm((instance) => this.#watchdog.prepare(instance));
@@ -319,7 +327,7 @@ export class Broker {
     const instance = await this.#pool.acquire(script.limits.memoryMb);
     instance.limits = script.limits;
     try {
-      const loading = instance.load(this.#loadMessage(script));
+      const loading = this.#load(instance, script);
       this.#watchdog.watch(instance);
       const loaded = await loading;
       if ((this.#registry.get(script.name)?.version ?? 0) > script.version) {
@@ -375,6 +383,7 @@ export class Broker {
       requests: group?.requests ?? 0,
       errors: group?.errors ?? 0,
       coldStarts: group?.coldStarts ?? 0,
+      codeCacheBytes: this.#codeCaches.bytes(script),
       cpuMs: Math.round(group?.cpuMs ?? 0),
       limitBreaches: group?.limitBreaches ?? 0,
     };
@@ -451,7 +460,7 @@ export class Broker {
       // Requests are dispatched right behind the Load frame, without waiting for Loaded: the
       // child handles frames in order, so a cold start costs no extra round trip (on this
       // machine a round trip to an idle child is ~1 ms, half the cold-start budget).
-      const loaded = instance.load(this.#loadMessage(script));
+      const loaded = this.#load(instance, script);
       this.#watchdog.watch(instance);
       group.instances.push(instance);
       this.#watch(group, instance);
@@ -504,7 +513,26 @@ export class Broker {
     return loadError;
   }
 
-  #loadMessage(script: WorkerScript) {
+  #load(instance: Instance, script: WorkerScript): Promise<LoadResult> {
+    const { cache, make } = this.#codeCaches.forLoad(script);
+    const loaded = instance.load(this.#loadMessage(script, make), cache);
+    loaded.then(
+      (result) => {
+        this.#codeCaches.loaded(script, result);
+        this.#log.debug('script loaded', {
+          worker: script.name,
+          version: script.version,
+          instance: instance.id,
+          loadMs: Math.round(result.loadMs * 100) / 100,
+          codeCache: result.madeCodeCache ? 'made' : result.codeCache,
+        });
+      },
+      () => {},
+    );
+    return loaded;
+  }
+
+  #loadMessage(script: WorkerScript, makeCodeCache: boolean): LoadMessage {
     return {
       worker: script.name,
       version: script.version,
@@ -514,6 +542,7 @@ export class Broker {
       bindings: Object.keys(script.kv).map((name) => ({ name, kind: 'kv' as const })),
       waitUntilMs: script.limits.waitUntilMs,
       cf: this.#cf,
+      makeCodeCache,
     };
   }
 

@@ -31,6 +31,11 @@ import type { Limits } from '../limits.js';
 import * as priority from './priority.js';
 import { spawnChild, type ChildHandle, type SpawnOptions } from './spawn.js';
 
+/** What a load ended with: the child's Loaded, and the code cache it made if it was asked for one. */
+export interface LoadResult extends LoadedMessage {
+  madeCodeCache: Uint8Array | null;
+}
+
 export type InstanceState = 'booting' | 'warm' | 'specialised' | 'draining' | 'dead';
 
 /** How a child ended: a record with reason flags, never a string to parse. */
@@ -151,7 +156,10 @@ export class Instance {
   #seq = 0;
   #heardSeq = 0;
   #nextStream = 1;
-  #loaded: { resolve(m: LoadedMessage): void; reject(e: Error): void } | null = null;
+  #loaded: { resolve(m: LoadResult): void; reject(e: Error): void } | null = null;
+  /** The load asked for a code cache and none came yet: the first CodeCacheMade is taken, no other. */
+  #wantsCodeCache = false;
+  #madeCodeCache: Uint8Array | null = null;
   #readyResolve!: () => void;
   #killed = false;
   #drained: (() => void) | null = null;
@@ -243,8 +251,11 @@ export class Instance {
     return this.#exchanges.size;
   }
 
-  /** Sends the tenant's script. Resolves when it loaded; requests may be dispatched before that. */
-  load(message: LoadMessage): Promise<LoadedMessage> {
+  /**
+   * Sends the tenant's script, and the code cache an earlier instance of its version made, if
+   * any. Resolves when it loaded; requests may be dispatched before that.
+   */
+  load(message: LoadMessage, codeCache: Uint8Array | null = null): Promise<LoadResult> {
     if (this.state !== 'warm') throw new Error(`cannot load a script into a ${this.state} instance`);
     this.state = 'specialised';
     this.worker = message.worker;
@@ -252,6 +263,8 @@ export class Instance {
     // The idle clock starts at specialisation: a child that waited long in the pool is not idle yet.
     this.lastActiveAt = performance.now();
     this.loading = true;
+    this.#wantsCodeCache = message.makeCodeCache;
+    if (codeCache) this.#channel!.sendBytes(FrameType.CodeCache, 0, codeCache);
     this.#channel!.sendJson(FrameType.Load, 0, message);
     return new Promise((resolve, reject) => {
       this.#loaded = { resolve, reject };
@@ -449,13 +462,23 @@ export class Instance {
       case FrameType.RuntimeWorkDone:
         if (this.#runtimeWork) this.#endRuntimeWork(decodeJson<RuntimeWorkDoneMessage>(frame).cpuMs);
         return;
+      case FrameType.CodeCacheMade:
+        if (!this.loading || !this.#wantsCodeCache) return;
+        this.#wantsCodeCache = false;
+        // A copy: the payload is a view of the socket's read, which the cache would keep alive.
+        this.#madeCodeCache = frame.payload.slice();
+        return;
       case FrameType.Loaded:
         this.loading = false;
-        this.#loaded?.resolve(decodeJson<LoadedMessage>(frame));
+        this.#wantsCodeCache = false;
+        this.#loaded?.resolve({ ...decodeJson<LoadedMessage>(frame), madeCodeCache: this.#madeCodeCache });
+        this.#madeCodeCache = null;
         this.#loaded = null;
         return;
       case FrameType.LoadFailed: {
         this.loading = false;
+        this.#wantsCodeCache = false;
+        this.#madeCodeCache = null;
         const failure = decodeJson<LoadFailedMessage>(frame);
         const error = Object.assign(new Error(failure.message), { failure });
         this.#loaded?.reject(error);
