@@ -12,6 +12,9 @@
  *         the warm request after the same pause beside it.
  *   app:  a pool hit as above for a real app (examples/hono-app, bundled as `serve` bundles
  *         it), whose script takes milliseconds to compile and run where hello takes microseconds.
+ *   seen: later cold starts of one version of that app (a scale-out, a recycle, a start after
+ *         idle eviction), which compile from the V8 code cache its first instance made; beside
+ *         them, in the same run, a daemon with --no-code-cache, samples alternated.
  *   wake-up reference: warm requests to a live edgeproc worker, to a bare
  *         node:http process and to a bare hop (bench/lib/bare-hop.ts: node:http
  *         and one child, nothing else), interleaved, one every few ms up to every few hundred:
@@ -20,6 +23,8 @@
  * Targets (issue 2): hit p50 ≤ 2 ms and p99 ≤ 5 ms; miss near a bare Node start (~40 ms).
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
@@ -35,6 +40,7 @@ import { appTenantDir, tenantDir } from './lib/tenants.js';
 const HIT = { warmup: 10, samples: Number(process.env.BENCH_COLD_SAMPLES ?? 150), warmPool: 2 };
 const IDLE = { warmup: 3, samples: Number(process.env.BENCH_IDLE_SAMPLES ?? 50), warmPool: 2, pauseMs: 300 };
 const APP = { warmup: 3, samples: Number(process.env.BENCH_APP_SAMPLES ?? 30), warmPool: 2 };
+const SEEN = { warmup: 3, samples: Number(process.env.BENCH_SEEN_SAMPLES ?? 40), warmPool: 2 };
 const BARE_NODE = { warmup: 2, samples: 10 };
 /** Gaps between the wake-up reference's requests, and requests per gap to each server. */
 const WAKE_GAPS_MS = [1, 10, 50, 300] as const;
@@ -81,6 +87,7 @@ export async function coldStart(): Promise<void> {
   console.log(`        miss: --warm-pool 0, ${MISS.settleMs} ms pause before each sample, ${MISS.warmup} warm-up discarded, ${MISS.samples} measured.`);
   console.log(`        idle: as hit, but ${IDLE.pauseMs} ms of idle before each sample and before its warm request, ${IDLE.warmup} discarded, ${IDLE.samples} measured.`);
   console.log(`        app: as hit, for copies of examples/hono-app bundled as serve bundles it (GET ${APP_PROBE.path}), ${APP.warmup} discarded, ${APP.samples} measured.`);
+  console.log(`        seen: that app deployed once with recycleAfterRequests=1 (every request retires its instance; the next specialises a warm child), on two daemons, one with --no-code-cache, a sample of each in turn (order swapped every pair), ${SEEN.warmup} discarded, ${SEEN.samples} measured; loadMs from each daemon's "script loaded" lines.`);
   console.log(`        wake-up reference: a warm request to a live worker, to a bare node:http process and to a bare hop (node:http + one child), in turn, ${WAKE_SAMPLES} each after gaps of ${WAKE_GAPS_MS.join(', ')} ms.`);
   console.log(`        and the CPU each server's processes used per request meanwhile (/proc/PID/task/*/schedstat), after the pool refilled and ${WAKE_SETTLE_MS / 1000} s of quiet.`);
   console.log(`        before each case: ${DAEMON_WARMUP_REQUESTS} requests to one more tenant on the same connection, as a daemon in service has served (its code and the client's optimised);`);
@@ -95,6 +102,7 @@ export async function coldStart(): Promise<void> {
   const idle = await measure(dir, idleNames, IDLE.warmPool, IDLE.warmup, 'idle', IDLE.pauseMs);
   const apps = await appTenantDir(APP.warmup + APP.samples + 1);
   const app = await measure(apps.dir, apps.names, APP.warmPool, APP.warmup, 'app', 0, APP_PROBE);
+  const seen = await seenAppColdStarts(dir, idleNames.at(-1)!, readFileSync(join(apps.dir, `${apps.names[0]}.mjs`), 'utf8'));
   const wake = await wakeUpReference(dir, idleNames.at(-1)!);
 
   const bare = await bareNodeStarts();
@@ -107,6 +115,10 @@ export async function coldStart(): Promise<void> {
   const appStats = summarise(app.map((s) => s.ms));
   const appWarmStats = summarise(app.map((s) => s.warmMs ?? NaN).filter((ms) => !Number.isNaN(ms)));
   const appName = `hono-app, ${Math.round(apps.bytes / 1024)} KB`;
+  const seenCached = summarise(seen.cached);
+  const seenScratch = summarise(seen.scratch);
+  const seenLoadCached = summarise(seen.cachedLoadMs);
+  const seenLoadScratch = summarise(seen.scratchLoadMs);
   const notHits = hit.filter((s) => !s.poolHit).length;
   const notMisses = miss.filter((s) => s.poolHit).length;
   console.log('');
@@ -120,6 +132,8 @@ export async function coldStart(): Promise<void> {
         row(`reference: warm request after ${IDLE.pauseMs} ms idle`, idleWarmStats, 0),
         row(`pool hit, real app (${appName})`, appStats, app.filter((s) => !s.poolHit).length),
         row('reference: warm request to it, same pause', appWarmStats, 0),
+        row('later cold start of that app version, from its code cache', seenCached, 0),
+        row('the same, --no-code-cache (alternated)', seenScratch, 0),
         row('pool miss', missStats, notMisses),
         row('reference: bare `node -e 0`, empty env, spawn → exit', bareStats, 0),
       ],
@@ -160,6 +174,8 @@ export async function coldStart(): Promise<void> {
         [`idle hit p50 minus warm p50 after the same idle ms`, idleStats.p50 - idleWarmStats.p50, '', ''],
         [`real-app hit p50 ms (${appName})`, appStats.p50, '', ''],
         ['real-app hit p50 minus its warm p50 ms', appStats.p50 - appWarmStats.p50, '', ''],
+        ['later real-app cold start p50 ms: code cache / --no-code-cache', `${seenCached.p50.toFixed(2)} / ${seenScratch.p50.toFixed(2)} (ratio ${(seenCached.p50 / seenScratch.p50).toFixed(2)})`, '', ''],
+        ['  its load in the child (compile + run the global scope) p50 ms: code cache / --no-code-cache', `${seenLoadCached.p50.toFixed(2)} / ${seenLoadScratch.p50.toFixed(2)}`, '', ''],
       ],
     ),
   );
@@ -171,6 +187,7 @@ export async function coldStart(): Promise<void> {
     miss: { summary: missStats, samples: miss, notPoolMisses: notMisses },
     idle: { pauseMs: IDLE.pauseMs, summary: idleStats, warmSummary: idleWarmStats, samples: idle },
     app: { script: 'examples/hono-app', bytes: apps.bytes, path: APP_PROBE.path, summary: appStats, warmSummary: appWarmStats, samples: app },
+    seenApp: { method: SEEN, codeCache: seenCached, noCodeCache: seenScratch, loadMsCodeCache: seenLoadCached, loadMsNoCodeCache: seenLoadScratch, samples: seen },
     wakeUp: wake,
     bareNode: { summary: bareStats, samples: bare },
     pass: { hitP50: hitStats.p50 <= 2, hitP99: hitStats.p99 <= 5 },
@@ -210,6 +227,62 @@ async function measure(dir: string, workers: string[], warmPool: number, warmup:
     await agent.close();
     await daemon?.stop();
   }
+}
+
+interface SeenApp {
+  /** Client times of the cold starts, ms: compiled from the version's code cache, and from scratch. */
+  cached: number[];
+  scratch: number[];
+  /** The children's own times to load the script for those cold starts (from the daemons' logs), ms. */
+  cachedLoadMs: number[];
+  scratchLoadMs: number[];
+}
+
+/**
+ * Later cold starts of one version of the real app, deployed with recycleAfterRequests=1 (each
+ * request retires its instance, the next specialises a warm child), on two daemons side by side,
+ * the second with --no-code-cache; their samples alternate, in swapped order every other pair.
+ */
+async function seenAppColdStarts(dir: string, warmer: string, source: string): Promise<SeenApp> {
+  const sides = [
+    { codeCache: true, log: resultsPath('cold-start.seen-cached.daemon.log') },
+    { codeCache: false, log: resultsPath('cold-start.seen-scratch.daemon.log') },
+  ];
+  const agents = sides.map(() => new Agent({ connections: 1, keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000 }));
+  const daemons: RunningDaemon[] = [];
+  const times: number[][] = [[], []];
+  try {
+    for (const side of sides) daemons.push(await startDaemon(dir, { warmPool: SEEN.warmPool, idleTimeoutMs: 600_000, codeCache: side.codeCache }, side.log));
+    for (const [i, daemon] of daemons.entries()) {
+      for (let n = 0; n < DAEMON_WARMUP_REQUESTS; n++) await firstRequest(daemon, agents[i]!, warmer);
+      const put = await request(`${daemon.adminUrl}/workers/seen?recycleAfterRequests=1`, { method: 'PUT', body: source });
+      const text = await put.body.text();
+      if (put.statusCode !== 201) throw new Error(`deploying the app answered ${put.statusCode}: ${text}`);
+    }
+    // The deploy's own instance serves the first request (no cold start): among the discarded.
+    for (let n = 0; n < SEEN.warmup + SEEN.samples; n++) {
+      for (const i of n % 2 ? [1, 0] : [0, 1]) {
+        await poolFilled(daemons[i]!, SEEN.warmPool);
+        const ms = await firstRequest(daemons[i]!, agents[i]!, 'seen', APP_PROBE);
+        if (n >= SEEN.warmup) times[i]!.push(ms);
+      }
+    }
+  } finally {
+    await Promise.all(agents.map((agent) => agent.close()));
+    await Promise.all(daemons.map((daemon) => daemon.stop()));
+  }
+  const [cachedLoadMs, scratchLoadMs] = sides.map((side) => loadTimes(side.log, 'seen').slice(-SEEN.samples));
+  return { cached: times[0]!, scratch: times[1]!, cachedLoadMs: cachedLoadMs!, scratchLoadMs: scratchLoadMs! };
+}
+
+/** The loadMs of a worker's `script loaded` lines in a daemon's log, in order. */
+function loadTimes(logPath: string, worker: string): number[] {
+  return readFileSync(logPath, 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('"script loaded"'))
+    .map((line) => JSON.parse(line) as { worker: string; loadMs: number })
+    .filter((line) => line.worker === worker)
+    .map((line) => line.loadMs);
 }
 
 /** Times one request to a worker that has never been asked for. */

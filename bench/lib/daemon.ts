@@ -24,6 +24,8 @@ export interface DaemonFlags {
   recycleAfter?: number;
   /** --egress-allow: non-public ranges tenant fetch may reach (a local origin). */
   egressAllow?: string;
+  /** false: --no-code-cache. */
+  codeCache?: boolean;
 }
 
 export interface RunningDaemon {
@@ -56,6 +58,7 @@ export async function startDaemon(
   if (flags.kvUrl !== undefined) args.push('--kv-url', flags.kvUrl);
   if (flags.egressAllow !== undefined) args.push('--egress-allow', flags.egressAllow);
   if (flags.kvOperations !== undefined) args.push('--kv-operations', String(flags.kvOperations));
+  if (flags.codeCache === false) args.push('--no-code-cache');
   // Its stdout is the log line of every request: straight to the file, not through this process.
   const env = flags.perfChildren ? { ...process.env, EDGEPROC_PERF_CHILDREN: '1' } : process.env;
   const proc = start(process.execPath, args, logPath, { stdoutToLog: true, env });
