@@ -329,7 +329,14 @@ export class Runtime {
     try {
       const cache: CodeCacheOptions = { cachedData: this.#codeCache ?? undefined };
       this.#codeCache = null;
-      if (message.makeCodeCache) cache.onMade = (bytes) => this.channel.sendBytes(FrameType.CodeCacheMade, 0, bytes);
+      if (message.makeCodeCache) {
+        cache.onMade = (bytes) => {
+          this.channel.sendBytes(FrameType.CodeCacheMade, 0, bytes);
+          // Out before the script runs: the daemon takes a load's first cache only. (One forged by a
+          // tenant that broke out of the runner would reach later instances of its own version only.)
+          this.channel.flush();
+        };
+      }
       const script = await this.#unlessLoadStalls(loadScript(message.source, message.filename, this.#env, cache));
       if (!script.exports?.fetch && !this.#listeners.has('fetch') && !script.exports?.scheduled && !this.#listeners.has('scheduled')) {
         throw new ScriptLoadError({
