@@ -114,11 +114,23 @@ function joined(parts: readonly Uint8Array[], bytes: number): Uint8Array {
   return whole;
 }
 
+/**
+ * Chunks smaller than this are held and leave together, as one DATA frame, when the turn that
+ * read them ends (the channel writes a turn's frames at its end anyway) or this much is held.
+ * A tenant enqueuing a page as thousands of small pieces sent a frame each, and the daemon wrote
+ * each to the client as an HTTP chunk of its own.
+ */
+const HOLD_BELOW_BYTES = 16 * 1024;
+
 export class OutgoingBody {
   readonly window = new SendWindow();
   readonly #channel: Channel;
   readonly #id: number;
   #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  /** Small chunks read and not sent yet, in order; never more than the credit left. */
+  #held: Uint8Array[] = [];
+  #heldBytes = 0;
+  #flushQueued = false;
 
   constructor(channel: Channel, id: number) {
     this.#channel = channel;
@@ -145,6 +157,11 @@ export class OutgoingBody {
         pending = null;
         if (done) break;
         const bytes = asBytes(value);
+        if (this.#heldBytes + bytes.byteLength < Math.min(HOLD_BELOW_BYTES, this.window.credit)) {
+          this.#hold(bytes);
+          continue;
+        }
+        this.#sendHeld();
         // Never more than the credit, even for one chunk: a tenant's chunk can be any size, the
         // receiver buffers what it is sent, and the daemon treats bytes past the window as a
         // protocol violation (src/broker/body.ts).
@@ -157,8 +174,11 @@ export class OutgoingBody {
           at += part.byteLength;
         }
       }
+      this.#sendHeld();
       this.#channel.sendEmpty(FrameType.End, this.#id);
     } catch (error) {
+      // What the tenant sent before its stream failed goes first, as it did unheld.
+      this.#sendHeld();
       // messageOf, not error.message: reading a tenant's error may throw, and then no Abort would
       // go out and the client would wait for the rest of the body for ever.
       this.#channel.sendJson(FrameType.Abort, this.#id, { reason: messageOf(error) });
@@ -167,8 +187,32 @@ export class OutgoingBody {
     }
   }
 
+  #hold(bytes: Uint8Array): void {
+    this.#held.push(bytes);
+    this.#heldBytes += bytes.byteLength;
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    setImmediate(this.#flushHeld);
+  }
+
+  readonly #flushHeld = (): void => {
+    this.#flushQueued = false;
+    this.#sendHeld();
+  };
+
+  #sendHeld(): void {
+    if (this.#heldBytes === 0) return;
+    const bytes = this.#held.length === 1 ? this.#held[0]! : joined(this.#held, this.#heldBytes);
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.window.spend(bytes.byteLength);
+    this.#channel.sendData(this.#id, bytes);
+  }
+
   /** The receiver went away: stop reading and release the tenant's stream. */
   abort(reason: string): void {
+    this.#held = [];
+    this.#heldBytes = 0;
     const error = new TypeError(reason);
     this.window.fail(error);
     this.#reader?.cancel(error).catch(() => {});

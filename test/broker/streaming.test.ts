@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
@@ -93,6 +94,76 @@ describe('response bodies', () => {
     await waitForLog(daemon.logs, (r) => r.msg.startsWith('stream cancelled after'));
     expect(await count()).toBe(last);
     expect(daemon.broker.instances().map((i) => i.pid)).toEqual([pid]);
+  });
+});
+
+describe('response bodies in small pieces', () => {
+  /** The chunks of a chunked HTTP/1.1 response, as they came on the wire. */
+  async function rawChunks(port: number, host: string, path: string): Promise<string[]> {
+    const socket = connect(port, '127.0.0.1');
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    const parts: Buffer[] = [];
+    for await (const part of socket) parts.push(part as Buffer);
+    const raw = Buffer.concat(parts).toString('latin1');
+    const headEnd = raw.indexOf('\r\n\r\n');
+    expect(raw.slice(0, headEnd).toLowerCase()).toContain('transfer-encoding: chunked');
+    const chunks: string[] = [];
+    for (let at = headEnd + 4; ; ) {
+      const lineEnd = raw.indexOf('\r\n', at);
+      const size = parseInt(raw.slice(at, lineEnd), 16);
+      if (size === 0) return chunks;
+      chunks.push(raw.slice(lineEnd + 2, lineEnd + 2 + size));
+      at = lineEnd + 2 + size + 2;
+    }
+  }
+
+  it('sends many small chunks enqueued at once as a few, and a chunk followed by a wait at once', async () => {
+    const dir = writeScripts({
+      'pieces.mjs': `
+        const piece = new TextEncoder().encode('<li><a href="/item/1">item 1</a></li>\\n');
+        let release = null;
+        export default {
+          fetch(request) {
+            const path = new URL(request.url).pathname;
+            if (path === '/release') {
+              release?.();
+              return new Response('released');
+            }
+            if (path === '/trickle') {
+              return new Response(new ReadableStream({
+                async start(controller) {
+                  controller.enqueue(new TextEncoder().encode('first\\n'));
+                  // Only once the client has the first chunk (it asks for /release then).
+                  await new Promise((resolve) => (release = resolve));
+                  controller.enqueue(new TextEncoder().encode('second\\n'));
+                  controller.close();
+                },
+              }));
+            }
+            return new Response(new ReadableStream({
+              start(controller) {
+                for (let i = 0; i < 2000; i++) controller.enqueue(piece);
+                controller.close();
+              },
+            }));
+          },
+        };`,
+    });
+    const daemon = await startTestDaemon(dir, { maxInstances: 1 });
+    const piece = '<li><a href="/item/1">item 1</a></li>\n';
+    const chunks = await rawChunks(daemon.port, 'pieces.localhost', '/many');
+    expect(chunks.join('')).toBe(piece.repeat(2000));
+    // One HTTP chunk per piece before they were held for the turn (2,000 frames, 2,000 writes).
+    expect(chunks.length).toBeLessThan(20);
+
+    const res = await request(`${daemon.url}/trickle`, { headers: { host: 'pieces.localhost' } });
+    const reader = res.body[Symbol.asyncIterator]();
+    const first = await reader.next();
+    expect(Buffer.from(first.value as Buffer).toString()).toBe('first\n');
+    expect((await daemon.fetchText('pieces', '/release')).text).toBe('released');
+    let rest = '';
+    for (let next = await reader.next(); !next.done; next = await reader.next()) rest += Buffer.from(next.value as Buffer).toString();
+    expect(rest).toBe('second\n');
   });
 });
 
