@@ -5,7 +5,7 @@
  * import anything: a worker is one bundled file.
  */
 import vm from 'node:vm';
-import type { LoadFailedMessage, ScriptSyntax } from '../protocol/messages.js';
+import type { LoadedMessage, LoadFailedMessage, ScriptSyntax } from '../protocol/messages.js';
 
 export interface ModuleExports {
   fetch?: (request: Request, env: unknown, ctx: unknown) => unknown;
@@ -20,7 +20,7 @@ export interface LoadedScript {
   codeCache: CodeCacheOutcome;
 }
 
-export type CodeCacheOutcome = 'used' | 'rejected' | 'none';
+export type CodeCacheOutcome = LoadedMessage['codeCache'];
 
 /**
  * A code cache to compile from, and where to send one made here. V8 checks a cache against the
