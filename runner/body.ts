@@ -8,6 +8,7 @@ import { FrameType } from '../protocol/messages.js';
 import { ReceiveWindow, SendWindow } from '../protocol/flow.js';
 import { messageOf } from './describe.js';
 import type { Channel } from './ipc.js';
+import { takeQueued } from './stream-queue.js';
 
 export class IncomingBody {
   readonly stream: ReadableStream<Uint8Array>;
@@ -149,13 +150,24 @@ export class OutgoingBody {
   async pumpFrom(reader: ReadableStreamDefaultReader<Uint8Array>, first: Promise<ReadableStreamReadResult<Uint8Array>> | null): Promise<void> {
     this.#reader = reader;
     let pending = first;
+    /** Chunks taken from the stream's queue in one go (stream-queue.ts), sent before the next read. */
+    let taken: unknown[] = [];
+    let next = 0;
     try {
       for (;;) {
         const wait = this.window.ready();
         if (wait) await wait;
-        const { done, value } = await (pending ?? reader.read());
-        pending = null;
-        if (done) break;
+        let value: unknown;
+        if (next < taken.length) {
+          value = taken[next++];
+        } else {
+          const read = await (pending ?? reader.read());
+          pending = null;
+          if (read.done) break;
+          value = read.value;
+          taken = takeQueued(reader);
+          next = 0;
+        }
         const bytes = asBytes(value);
         if (this.#heldBytes + bytes.byteLength < Math.min(HOLD_BELOW_BYTES, this.window.credit)) {
           this.#hold(bytes);

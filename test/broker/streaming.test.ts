@@ -167,6 +167,45 @@ describe('response bodies in small pieces', () => {
   });
 });
 
+describe('response bodies of many queued chunks', () => {
+  it('sends 60,000 pieces enqueued at once within a CPU limit of 1 s, and still calls pull() once the queue is drained', async () => {
+    const dir = writeScripts({
+      'queued.mjs': `
+        const piece = new TextEncoder().encode('<tr><td>row</td></tr>\\n');
+        export default {
+          fetch(request) {
+            if (new URL(request.url).pathname === '/refill') {
+              let refills = 0;
+              return new Response(new ReadableStream({
+                start(controller) { for (let i = 0; i < 3000; i++) controller.enqueue(piece); },
+                pull(controller) {
+                  if (refills++ === 3) return controller.close();
+                  for (let i = 0; i < 3000; i++) controller.enqueue(piece);
+                },
+              }));
+            }
+            return new Response(new ReadableStream({
+              start(controller) {
+                for (let i = 0; i < 60000; i++) controller.enqueue(piece);
+                controller.close();
+              },
+            }));
+          },
+        };`,
+    });
+    // Node 20's stream queue is shifted per read: read one at a time, 60,000 queued chunks took
+    // ~1.9 s of CPU here (quadratic past 16,384), and this request was stopped with 503.
+    const daemon = await startTestDaemon(dir, { cpuMs: 1000 });
+    const piece = '<tr><td>row</td></tr>\n';
+    const huge = await daemon.fetchText('queued', '/huge');
+    expect(huge.status, huge.text.slice(0, 300)).toBe(200);
+    expect(huge.text.length).toBe(piece.length * 60000);
+    expect(huge.text).toBe(piece.repeat(60000));
+    const refilled = await daemon.fetchText('queued', '/refill');
+    expect(refilled.text).toBe(piece.repeat(12000));
+  });
+});
+
 describe('request bodies', () => {
   it('streams several MiB to a tenant that hashes them with crypto.subtle.digest', async () => {
     const dir = writeScripts({
