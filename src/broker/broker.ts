@@ -561,10 +561,6 @@ export class Broker {
     if (at >= 0) group.instances.splice(at, 1);
   }
 
-  /**
-   * Replaces an instance gracefully: no new requests go to it; its in-flight
-   * requests and their waitUntil work finish (bounded by drainTimeoutMs); then it exits.
-   */
   /** Retires an instance that served its --recycle-after share (no new requests; in-flight ones finish). */
   #recycleIfDue(instance: Instance, limits: Limits): void {
     const { recycleAfterRequests } = limits;
@@ -573,6 +569,10 @@ export class Broker {
     }
   }
 
+  /**
+   * Replaces an instance gracefully: no new requests go to it; its in-flight
+   * requests and their waitUntil work finish (bounded by drainTimeoutMs); then it exits.
+   */
   #recycle(instance: Instance, why: string): void {
     const group = instance.worker ? this.#groups.get(instance.worker) : undefined;
     if (!group || !group.instances.includes(instance)) return;
