@@ -8,7 +8,7 @@ import { FrameType } from '../protocol/messages.js';
 import { ReceiveWindow, SendWindow } from '../protocol/flow.js';
 import { messageOf } from './describe.js';
 import type { Channel } from './ipc.js';
-import { takeQueued } from './stream-queue.js';
+import { readsAtOnce, takeQueued } from './stream-queue.js';
 
 export class IncomingBody {
   readonly stream: ReadableStream<Uint8Array>;
@@ -170,7 +170,7 @@ export class OutgoingBody {
         }
         const bytes = asBytes(value);
         if (this.#heldBytes + bytes.byteLength < Math.min(HOLD_BELOW_BYTES, this.window.credit)) {
-          this.#hold(bytes);
+          this.#hold(bytes, next < taken.length || readsAtOnce(reader));
           continue;
         }
         this.#sendHeld();
@@ -199,10 +199,14 @@ export class OutgoingBody {
     }
   }
 
-  #hold(bytes: Uint8Array): void {
+  /**
+   * `more`: the next chunk, or the end, comes without waiting (the loop sends what is held then),
+   * so no flush needs scheduling: a body of one chunk then its end costs no extra immediate.
+   */
+  #hold(bytes: Uint8Array, more: boolean): void {
     this.#held.push(bytes);
     this.#heldBytes += bytes.byteLength;
-    if (this.#flushQueued) return;
+    if (more || this.#flushQueued) return;
     this.#flushQueued = true;
     setImmediate(this.#flushHeld);
   }

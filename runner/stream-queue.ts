@@ -25,6 +25,7 @@ interface QueueEntry {
 interface ControllerState {
   queue: QueueEntry[];
   queueTotalSize: number;
+  closeRequested: boolean;
 }
 
 // Captured at load, before the tenant's global scope is built.
@@ -52,6 +53,16 @@ function controllerState(reader: object, symbol: symbol): ControllerState | null
   if (streamState?.state !== 'readable' || !(streamState.controller instanceof DefaultController)) return null;
   const state = (streamState.controller as unknown as Record<symbol, ControllerState | undefined>)[symbol];
   return state && Array.isArray(state.queue) && typeof state.queueTotalSize === 'number' ? state : null;
+}
+
+/**
+ * Whether the next read of `reader` will be answered within this turn: a chunk is queued, or the
+ * source has closed the stream and the read will say so. False when it may wait, or the stream
+ * is not one this can see into.
+ */
+export function readsAtOnce(reader: ReadableStreamDefaultReader<unknown>): boolean {
+  const state = kState && controllerState(reader, kState);
+  return state ? state.queue.length > 0 || state.closeRequested === true : false;
 }
 
 /**
