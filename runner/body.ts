@@ -8,7 +8,31 @@ import { FrameType } from '../protocol/messages.js';
 import { ReceiveWindow, SendWindow } from '../protocol/flow.js';
 import { messageOf } from './describe.js';
 import type { Channel } from './ipc.js';
-import { readsAtOnce, takeQueued } from './stream-queue.js';
+import { readsAtOnce, streamQueue, takeQueued, type StreamQueue } from './stream-queue.js';
+
+/** Chunks kept in order, to be taken as one (joined only when there are several). */
+class Chunks {
+  #parts: Uint8Array[] = [];
+  bytes = 0;
+
+  push(chunk: Uint8Array): void {
+    this.#parts.push(chunk);
+    this.bytes += chunk.byteLength;
+  }
+
+  /** Everything kept, as one chunk; the list is empty after. Call only when bytes > 0. */
+  take(): Uint8Array {
+    const parts = this.#parts;
+    const bytes = this.bytes;
+    this.clear();
+    return parts.length === 1 ? parts[0]! : joined(parts, bytes);
+  }
+
+  clear(): void {
+    this.#parts = [];
+    this.bytes = 0;
+  }
+}
 
 export class IncomingBody {
   readonly stream: ReadableStream<Uint8Array>;
@@ -22,8 +46,7 @@ export class IncomingBody {
    * a busy consumer falls behind costs it one call per read, not one per frame; a page of 20,000
    * links was 20,000 rewriter writes.
    */
-  #pending: Uint8Array[] = [];
-  #pendingBytes = 0;
+  readonly #pending = new Chunks();
   /** A read is waiting and nothing was pending when it asked (the stream called pull). */
   #wanted = false;
   #done = false;
@@ -38,15 +61,14 @@ export class IncomingBody {
         },
         // Called when a read waits and the queue is empty (highWaterMark 0): everything delivered was read.
         pull: () => {
-          if (this.#pendingBytes > 0) return this.#deliver();
+          if (this.#pending.bytes > 0) return this.#hand(this.#pending.take());
           this.#wanted = true;
           // The consumer waits for more: all it read goes back as credit now, not at the half window.
           const ack = this.#window.flush();
           if (ack > 0 && !this.#done) this.#channel.sendWindow(this.#id, ack);
         },
         cancel: (reason) => {
-          this.#pending = [];
-          this.#pendingBytes = 0;
+          this.#pending.clear();
           if (this.#done) return;
           this.#done = true;
           this.#channel.sendJson(FrameType.Abort, this.#id, { reason: String(reason ?? 'body cancelled') });
@@ -69,31 +91,20 @@ export class IncomingBody {
     // Hot path: a reader that keeps up gets each frame as it comes.
     if (this.#wanted) return this.#hand(chunk);
     this.#pending.push(chunk);
-    this.#pendingBytes += chunk.byteLength;
   }
 
   onEnd(): void {
     if (this.#done) return;
     this.#done = true;
-    if (this.#pendingBytes > 0) this.#deliver();
+    if (this.#pending.bytes > 0) this.#hand(this.#pending.take());
     this.#controller.close();
   }
 
   onAbort(reason: string): void {
     if (this.#done) return;
     this.#done = true;
-    this.#pending = [];
-    this.#pendingBytes = 0;
+    this.#pending.clear();
     this.#controller.error(new TypeError(reason));
-  }
-
-  /** What is pending, as one chunk. */
-  #deliver(): void {
-    const pending = this.#pending;
-    const bytes = this.#pendingBytes;
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#hand(pending.length === 1 ? pending[0]! : joined(pending, bytes));
   }
 
   /** `chunk` to the reader; its bytes count as read, returned as credit in half-window steps. */
@@ -129,8 +140,7 @@ export class OutgoingBody {
   readonly #id: number;
   #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   /** Small chunks read and not sent yet, in order; never more than the credit left. */
-  #held: Uint8Array[] = [];
-  #heldBytes = 0;
+  readonly #held = new Chunks();
   #flushQueued = false;
 
   constructor(channel: Channel, id: number) {
@@ -150,8 +160,10 @@ export class OutgoingBody {
   async pumpFrom(reader: ReadableStreamDefaultReader<Uint8Array>, first: Promise<ReadableStreamReadResult<Uint8Array>> | null): Promise<void> {
     this.#reader = reader;
     let pending = first;
-    /** Chunks taken from the stream's queue in one go (stream-queue.ts), sent before the next read. */
-    let taken: unknown[] = [];
+    /** The stream's own queue (stream-queue.ts), looked up after the first read; null: not visible. */
+    let queue: StreamQueue | null | undefined;
+    /** Chunks taken from that queue in one go, sent before the next read. */
+    let taken: readonly unknown[] = [];
     let next = 0;
     try {
       for (;;) {
@@ -165,12 +177,13 @@ export class OutgoingBody {
           pending = null;
           if (read.done) break;
           value = read.value;
-          taken = takeQueued(reader);
+          if (queue === undefined) queue = streamQueue(reader);
+          if (queue) taken = takeQueued(queue);
           next = 0;
         }
         const bytes = asBytes(value);
-        if (this.#heldBytes + bytes.byteLength < Math.min(HOLD_BELOW_BYTES, this.window.credit)) {
-          this.#hold(bytes, next < taken.length || readsAtOnce(reader));
+        if (this.#held.bytes + bytes.byteLength < Math.min(HOLD_BELOW_BYTES, this.window.credit)) {
+          this.#hold(bytes, next < taken.length || (queue != null && readsAtOnce(queue)));
           continue;
         }
         this.#sendHeld();
@@ -205,7 +218,6 @@ export class OutgoingBody {
    */
   #hold(bytes: Uint8Array, more: boolean): void {
     this.#held.push(bytes);
-    this.#heldBytes += bytes.byteLength;
     if (more || this.#flushQueued) return;
     this.#flushQueued = true;
     setImmediate(this.#flushHeld);
@@ -217,18 +229,15 @@ export class OutgoingBody {
   };
 
   #sendHeld(): void {
-    if (this.#heldBytes === 0) return;
-    const bytes = this.#held.length === 1 ? this.#held[0]! : joined(this.#held, this.#heldBytes);
-    this.#held = [];
-    this.#heldBytes = 0;
+    if (this.#held.bytes === 0) return;
+    const bytes = this.#held.take();
     this.window.spend(bytes.byteLength);
     this.#channel.sendData(this.#id, bytes);
   }
 
   /** The receiver went away: stop reading and release the tenant's stream. */
   abort(reason: string): void {
-    this.#held = [];
-    this.#heldBytes = 0;
+    this.#held.clear();
     const error = new TypeError(reason);
     this.window.fail(error);
     this.#reader?.cancel(error).catch(() => {});

@@ -16,6 +16,7 @@
 
 /** Below this many queued chunks, reading one at a time costs no more than this. */
 const TAKE_FROM = 1024;
+const NONE: readonly unknown[] = Object.freeze([]);
 
 interface QueueEntry {
   value: unknown;
@@ -23,9 +24,16 @@ interface QueueEntry {
 }
 
 interface ControllerState {
+  /** Replaced by a fresh array when the stream errors: read it each time, never keep it. */
   queue: QueueEntry[];
   queueTotalSize: number;
   closeRequested: boolean;
+}
+
+/** A stream's own state and its controller's, as Node keeps them; both objects live as long as the stream. */
+export interface StreamQueue {
+  readonly stream: { readonly state: string };
+  readonly controller: ControllerState;
 }
 
 // Captured at load, before the tenant's global scope is built.
@@ -40,47 +48,50 @@ function findStateSymbol(): symbol | null {
   }).getReader();
   const symbol = Object.getOwnPropertySymbols(probe).find((s) => s.description === 'kState');
   if (!symbol) return null;
-  const queue = controllerState(probe, symbol)?.queue;
+  const queue = lookUp(probe, symbol)?.controller.queue;
   return Array.isArray(queue) && queue.length === 1 && queue[0]?.value === 'probe' ? symbol : null;
 }
 
-function controllerState(reader: object, symbol: symbol): ControllerState | null {
-  const readerState = (reader as Record<symbol, { stream?: object; readRequests?: unknown[] } | undefined>)[symbol];
-  // Only between reads: a read waiting would be owed the first chunk.
-  if (!readerState?.stream || !Array.isArray(readerState.readRequests) || readerState.readRequests.length > 0) return null;
-  const streamState = (readerState.stream as Record<symbol, { state?: string; controller?: object } | undefined>)[symbol];
+function lookUp(reader: object, symbol: symbol): StreamQueue | null {
+  const stream = (reader as Record<symbol, { stream?: object } | undefined>)[symbol]?.stream;
+  const streamState = stream && (stream as Record<symbol, { state?: unknown; controller?: object } | undefined>)[symbol];
   // A byte stream's controller keeps another kind of queue: left alone.
-  if (streamState?.state !== 'readable' || !(streamState.controller instanceof DefaultController)) return null;
-  const state = (streamState.controller as unknown as Record<symbol, ControllerState | undefined>)[symbol];
-  return state && Array.isArray(state.queue) && typeof state.queueTotalSize === 'number' ? state : null;
+  if (typeof streamState?.state !== 'string' || !(streamState.controller instanceof DefaultController)) return null;
+  const controller = (streamState.controller as unknown as Record<symbol, ControllerState | undefined>)[symbol];
+  if (!controller || !Array.isArray(controller.queue) || typeof controller.queueTotalSize !== 'number') return null;
+  return { stream: streamState as StreamQueue['stream'], controller };
 }
 
 /**
- * Whether the next read of `reader` will be answered within this turn: a chunk is queued, or the
- * source has closed the stream and the read will say so. False when it may wait, or the stream
- * is not one this can see into.
+ * The state of the stream `reader` reads, for readsAtOnce() and takeQueued(); null when it is
+ * not a stream this can see into. Looked up once per stream, by the reader holding its lock.
  */
-export function readsAtOnce(reader: ReadableStreamDefaultReader<unknown>): boolean {
-  const state = kState && controllerState(reader, kState);
-  return state ? state.queue.length > 0 || state.closeRequested === true : false;
+export function streamQueue(reader: ReadableStreamDefaultReader<unknown>): StreamQueue | null {
+  return kState ? lookUp(reader, kState) : null;
 }
 
 /**
- * The chunks queued in the stream `reader` reads, all but the last, taken out of its queue in
- * order (as that many reads would have); empty when there are few, or the stream is not one
- * this can see into.
+ * Whether the next read will be answered within this turn: a chunk is queued, or the stream is
+ * closing, closed (after its last chunk was read, at once) or errored.
  */
-export function takeQueued(reader: ReadableStreamDefaultReader<unknown>): unknown[] {
-  if (!kState) return [];
-  const state = controllerState(reader, kState);
-  if (!state || state.queue.length < TAKE_FROM) return [];
-  const taken = state.queue.splice(0, state.queue.length - 1);
+export function readsAtOnce(queue: StreamQueue): boolean {
+  return queue.stream.state !== 'readable' || queue.controller.queue.length > 0 || queue.controller.closeRequested;
+}
+
+/**
+ * The chunks queued, all but the last, taken out of the queue in order (as that many reads
+ * would have); none when there are few. Only between reads: a read waiting would be owed the
+ * first chunk, and the caller holds the stream's lock, so no other read can be.
+ */
+export function takeQueued({ stream, controller }: StreamQueue): readonly unknown[] {
+  if (stream.state !== 'readable' || controller.queue.length < TAKE_FROM) return NONE;
+  const taken = controller.queue.splice(0, controller.queue.length - 1);
   let size = 0;
   const values = new Array<unknown>(taken.length);
   for (let i = 0; i < taken.length; i++) {
     size += taken[i]!.size;
     values[i] = taken[i]!.value;
   }
-  state.queueTotalSize = Math.max(0, state.queueTotalSize - size);
+  controller.queueTotalSize = Math.max(0, controller.queueTotalSize - size);
   return values;
 }
