@@ -216,8 +216,9 @@ export class Broker {
     const hasBody = !upgrade && (req.headers['transfer-encoding'] !== undefined || declared > 0);
     const instance = this.#pick(group, script);
     if (instance) {
-      exchange.start(instance, url, hasBody);
+      // Watched first: the watchdog looks at what the child is doing before the request reaches it.
       this.#watchdog.watch(instance, penalised(group));
+      exchange.start(instance, url, hasBody);
       this.#recycleIfDue(instance, limits);
       return;
     }
@@ -303,8 +304,8 @@ export class Broker {
       const group = this.#group(workerName);
       const instance = this.#pick(group, script);
       if (instance) {
-        exchange.start(instance);
         this.#watchdog.watch(instance, penalised(group));
+        exchange.start(instance);
         return;
       }
       this.#specialise(group, script).then(

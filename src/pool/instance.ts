@@ -27,7 +27,7 @@ import {
   type WebSocketCloseMessage,
 } from '../../protocol/messages.js';
 import { EdgeprocError } from '../errors.js';
-import type { Limits } from '../limits.js';
+import { IDLE_HOUSEKEEPING_MS, type Limits } from '../limits.js';
 import * as priority from './priority.js';
 import { spawnChild, type ChildHandle, type SpawnOptions } from './spawn.js';
 
@@ -170,6 +170,18 @@ export class Instance {
    * be charged at most. Below zero, a count the watchdog has not sampled yet (a credit).
    */
   #unexplainedCpuMs = 0;
+  /**
+   * The child has been on a CPU without a pause, and silent, since #seq was this (-1: it is not).
+   * A request sent after that cannot be what set it going: the child was busy before the request
+   * reached it, most often with V8's garbage collection, which runs between the runner's turns
+   * (incremental marking and the memory reducer are tasks of the event loop). Charged to the
+   * requests that arrived meanwhile, a collection of 75-100 ms of CPU on a loaded host stopped
+   * hello-world requests by the CPU limit (test/faults/kills-under-load.test.ts, seen in CI).
+   * See #chargeRequests.
+   */
+  #burnSeq = -1;
+  /** CPU of the current burn that requests sent during it were not charged (at most IDLE_HOUSEKEEPING_MS). */
+  #burnSparedMs = 0;
   /** True from Load until Loaded/LoadFailed: CPU used meanwhile is the script's startup, not a request's. */
   loading = false;
   /**
@@ -568,19 +580,57 @@ export class Instance {
     this.#runtimeCreditMs += owedMs;
   }
 
+  /**
+   * The watchdog saw this child's main thread use CPU since its last sample; `running` says
+   * whether it is on a CPU or waiting for one now, i.e. has not gone idle. A burn that goes on
+   * while the child says nothing is one burn (see #burnSeq); a pause or a word from the child
+   * ends it. Call before charging the sample.
+   */
+  noteBurn(running: boolean): void {
+    if (!running) {
+      this.#burnSeq = -1;
+    } else if (this.#burnSeq < 0 || this.#heardSeq > this.#burnSeq) {
+      // Whatever was sent before now may have set it going: only what is sent from now on is spared.
+      this.#burnSeq = this.#seq;
+      this.#burnSparedMs = 0;
+    }
+  }
+
+  /** The watchdog saw this child's main thread use no CPU since its last sample: no burn goes on. */
+  noteIdle(): void {
+    this.#burnSeq = -1;
+  }
+
+  /**
+   * Charges CPU to the requests that may have used it: those sent something since the child last
+   * spoke (suspects), else all in flight. A suspect sent its last frame during a silent burn that
+   * began before it (#burnSeq) is spared, for at most IDLE_HOUSEKEEPING_MS of the burn, the
+   * allowance an idle instance gets for its garbage collection: a runaway woken by a frame the
+   * child read the moment a collection ended is still stopped, that much later.
+   */
   #chargeRequests(ms: number): void {
-    this.#unexplainedCpuMs += ms;
+    const sparedAfter = this.#burnSeq >= 0 && this.#heardSeq <= this.#burnSeq && this.#burnSparedMs < IDLE_HOUSEKEEPING_MS ? this.#burnSeq : Infinity;
     let chargedMs = 0;
     let suspects = 0;
+    let spared = 0;
     for (const exchange of this.#exchanges.live()) {
       chargedMs += exchange.cpuMs;
-      if ((exchange.deliveredSeq ?? 0) > this.#heardSeq) suspects++;
+      const seq = exchange.deliveredSeq ?? 0;
+      if (seq > sparedAfter) spared++;
+      else if (seq > this.#heardSeq) suspects++;
     }
+    if (spared > 0 && suspects === 0) {
+      // Nothing in flight that the child was running for when the burn began: no request's.
+      this.#burnSparedMs += ms;
+      return;
+    }
+    this.#unexplainedCpuMs += ms;
     const chargeableMs = Math.min(ms, this.#unexplainedCpuMs - chargedMs);
     if (chargeableMs <= 0) return;
     const share = chargeableMs / (suspects || this.#exchanges.size);
     for (const exchange of this.#exchanges.live()) {
-      if (suspects && (exchange.deliveredSeq ?? 0) <= this.#heardSeq) continue;
+      const seq = exchange.deliveredSeq ?? 0;
+      if (suspects && (seq <= this.#heardSeq || seq > sparedAfter)) continue;
       exchange.cpuMs += share;
     }
   }
@@ -589,6 +639,7 @@ export class Instance {
   openCpuWindow(): void {
     this.#unexplainedCpuMs = 0;
     this.#runtimeCreditMs = 0;
+    this.#burnSeq = -1;
   }
 
   /**

@@ -116,9 +116,17 @@ export class ProcFiles {
     return field > 12 ? (utime + stime) * TICK_MS : null;
   }
 
-  /** Whether the main thread is running or runnable (state R). */
+  /**
+   * Whether the main thread is running or runnable (state R). Read at every sample in which a busy
+   * child used CPU, so read from the bytes where they lie, as processCpuMs does.
+   */
   running(): boolean {
-    return this.#statFields()?.[0] === 'R';
+    if (this.#stat < 0) this.#stat = this.#open(`/proc/${this.pid}/stat`);
+    const length = readBytes(this.#stat);
+    if (length <= 0) return false;
+    let at = length - 1;
+    while (at > 0 && scratch[at] !== 0x29) at--;
+    return scratch[at + 2] === 0x52; // 'R'
   }
 
   /** Resident anonymous memory in MiB (statm: resident − shared); null once the process is gone. */
@@ -148,13 +156,6 @@ export class ProcFiles {
     this.#closed = true;
     for (const fd of [this.#schedstat, this.#stat, this.#statm, ...this.#threads.values()]) closeQuietly(fd);
     this.#threads.clear();
-  }
-
-  /** /proc/PID/stat's fields after the command name (in parentheses, and it may hold spaces): state is [0]. */
-  #statFields(): string[] | null {
-    if (this.#stat < 0) this.#stat = this.#open(`/proc/${this.pid}/stat`);
-    const text = read(this.#stat);
-    return text === null ? null : text.slice(text.lastIndexOf(')') + 2).split(' ');
   }
 
   /** A descriptor, or -1 when the file cannot be opened (the process is gone, or this ProcFiles is closed). */

@@ -170,7 +170,8 @@ export class Watchdog {
   }
 
   /**
-   * Starts watching an instance that has just been given work; cheap to call per request.
+   * Starts watching an instance that is about to be given work (call it before the request is
+   * sent, see below); cheap to call per request.
    * With `background` (its worker breached a limit moments ago, see Broker), the child runs
    * at background priority from the request's first instruction instead of its first sample
    * past DEMOTE_AFTER_MS: runaways sent back to back each ran 3-8 ms at the tenants' priority
@@ -188,6 +189,10 @@ export class Watchdog {
       const files = this.#filesOf(instance);
       const cpuNs = files?.mainCpuNs() ?? null;
       instance.openCpuWindow();
+      // Called before the request is sent: a child on a CPU now is busy with something else (a
+      // garbage collection, most often), and what it burns until it next speaks is not this
+      // request's (Instance.noteBurn).
+      if (files?.running()) instance.noteBurn(true);
       this.#tracked.set(instance.serial, (tracked = {
         instance,
         demoted: false,
@@ -399,12 +404,14 @@ export class Watchdog {
     const cpuNs = this.#filesOf(instance)?.mainCpuNs() ?? null;
     if (cpuNs === null) return;
     if (tracked.lastCpuNs !== null && cpuNs > tracked.lastCpuNs) {
+      instance.noteBurn(this.#filesOf(instance)?.running() ?? false);
       instance.chargeCpu((cpuNs - tracked.lastCpuNs) / 1e6);
       tracked.changedAt = now;
       tracked.stillSamples = 0;
       if (tracked.quiet) this.#wake(tracked);
     } else {
       tracked.stillSamples++;
+      instance.noteIdle();
     }
     tracked.lastCpuNs = cpuNs;
     // First demoted at the first sample past DEMOTE_AFTER_MS, not at the end of a burn window: a

@@ -164,8 +164,13 @@ describe('faults under load', () => {
     for (const status of Object.keys(result.statuses)) expect(['200', '502', '503']).toContain(status);
     // Limit breaches first: a kill explains the other warnings.
     const warnings = () => {
-      const lines = readFileSync(join(build, 'daemon.log'), 'utf8').split('\n').filter((line) => /"level":"(warn|error)"/.test(line));
-      return [...lines.filter((l) => l.includes('"limit exceeded"')), ...lines.filter((l) => !l.includes('"limit exceeded"'))].slice(0, 20).join('\n');
+      const all = readFileSync(join(build, 'daemon.log'), 'utf8').split('\n');
+      const lines = all.filter((line) => /"level":"(warn|error)"/.test(line));
+      const breaches = lines.filter((l) => l.includes('"limit exceeded"'));
+      // The history of the first instance that breached a limit: what it served, and when, before it.
+      const instance = /"instance":"[^"]+"/.exec(breaches[0] ?? '')?.[0];
+      const history = instance ? ['the instance that breached first, its last 40 log lines:', ...all.filter((l) => l.includes(instance)).slice(-40)] : [];
+      return [...breaches, ...lines.filter((l) => !l.includes('"limit exceeded"'))].slice(0, 20).concat(history).join('\n');
     };
     for (const kind of Object.keys(result.errorKinds ?? {})) {
       if (!EXPLAINED.some((known) => known.test(kind))) expect.fail(`an unexplained 5xx: ${kind}\nthe daemon's first warnings:\n${warnings()}`);

@@ -77,6 +77,32 @@ describe('CPU outside the main thread and outside requests', () => {
     expect(daemon.broker.instances().find((i) => i.worker === 'idle-burn')!.pid).toBe(pid);
   });
 
+  it('does not charge a request for CPU its instance was already burning when the request was sent', async () => {
+    // As V8's garbage collection runs between requests: a hello-world request that arrived during
+    // a collection of 75-100 ms (a loaded host) was stopped by the CPU limit for it.
+    const daemon = await startTestDaemon(hostileTarget('idle-burn'), { cpuMs: 50, warmPool: 1 });
+    expect(await daemon.fetchText('idle-burn', '/burst?ms=200')).toMatchObject({ status: 200, text: 'left one burst behind' });
+    // Sent while the burst runs (it lasts 200 ms of wall time); the child answers it once the burst is over.
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    const during = await daemon.fetchText('idle-burn', '/spins');
+    expect(during.status).toBe(200);
+    expect(Number(during.text)).toBeGreaterThan(0); // answered after the burst, by the instance that ran it
+    expect(daemon.logs.filter((line) => line.msg === 'limit exceeded')).toEqual([]);
+  });
+
+  it('still stops a runaway that the instance reads the moment such a burn ends', async () => {
+    const daemon = await startTestDaemon(hostileTarget('idle-burn'), { cpuMs: 50, warmPool: 1 });
+    await warmNeighbour(daemon);
+    expect(await daemon.fetchText('idle-burn', '/burst?ms=100')).toMatchObject({ status: 200, text: 'left one burst behind' });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const hostile = daemon.fetchText('idle-burn', '/forever');
+    const neighbours = await neighbourDuring(daemon, hostile);
+    for (const res of neighbours) expect(res).toMatchObject({ status: 200, text: 'neighbour ok' });
+    const res = await hostile;
+    expect(res.status).toBe(503);
+    expect(res.text).toMatch(/^Worker "idle-burn" exceeded its CPU time limit: this request used \d+ ms of CPU; the limit is 50 ms per request \(--cpu-ms\)\./);
+  });
+
   it('leaves alone an idle instance whose timers stay cheap', async () => {
     const daemon = await startTestDaemon(hostileTarget('idle-burn'), { cpuMs: 50, warmPool: 1 });
     await warmNeighbour(daemon);
