@@ -619,12 +619,13 @@ export class Instance {
       if (seq > sparedAfter) spared++;
       else if (seq > this.#heardSeq) suspects++;
     }
+    // Measured either way: the settle of a request sent during the burn takes its own count off.
+    this.#unexplainedCpuMs += ms;
     if (spared > 0 && suspects === 0) {
       // Nothing in flight that the child was running for when the burn began: no request's.
       this.#burnSparedMs += ms;
       return;
     }
-    this.#unexplainedCpuMs += ms;
     const chargeableMs = Math.min(ms, this.#unexplainedCpuMs - chargedMs);
     if (chargeableMs <= 0) return;
     const share = chargeableMs / (suspects || this.#exchanges.size);
