@@ -581,10 +581,10 @@ export class Instance {
   }
 
   /**
-   * The watchdog saw this child's main thread use CPU since its last sample; `running` says
-   * whether it is on a CPU or waiting for one now, i.e. has not gone idle. A burn that goes on
-   * while the child says nothing is one burn (see #burnSeq); a pause or a word from the child
-   * ends it. Call before charging the sample.
+   * At each sample of the watchdog, before it charges what the sample found: `running` says
+   * whether the child's main thread is on a CPU or waiting for one now, i.e. has not gone idle.
+   * A burn that goes on while the child says nothing is one burn (see #burnSeq); a pause or a
+   * word from the child ends it.
    */
   noteBurn(running: boolean): void {
     if (!running) {
@@ -594,11 +594,6 @@ export class Instance {
       this.#burnSeq = this.#seq;
       this.#burnSparedMs = 0;
     }
-  }
-
-  /** The watchdog saw this child's main thread use no CPU since its last sample: no burn goes on. */
-  noteIdle(): void {
-    this.#burnSeq = -1;
   }
 
   /**

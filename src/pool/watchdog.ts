@@ -88,6 +88,19 @@ const NEAR_LIMIT_SAMPLE_MS = 1;
 /** Burn rate over a window at least this long tells a child running flat out. */
 const BURN_WINDOW_MS = 20;
 /**
+ * A sample taken this much later than due, whose CPU would take a request past its limit, is
+ * not trusted alone. On these VMs the host sometimes stops the whole machine for ~100 ms (a
+ * quota period): the daemon's timers fire that late, and the kernel, told no steal time, books
+ * the pause as CPU of whatever thread was on a CPU. A hello-world request that was being served
+ * when it struck was charged 101-102 ms in one sample and answered 503 (kills-under-load, three
+ * times). What a late sample finds past one interval's worth is held until the next sample: if
+ * the child is still on a CPU for most of the time since, it is charged; if not, it is dropped.
+ * A runaway is stopped one sample later than it would have been; the daemon was late anyway.
+ */
+const LATE_SAMPLE_MS = 30;
+/** Share of a CPU the child must keep using after a late sample for what it held to be charged. */
+const STILL_BURNING_SHARE = 0.5;
+/**
  * A child under SCHED_IDLE that got less than this share of a CPU over a window is starved by
  * work above it and eased to nice 19. Not the 75% that tells a child flat out: SCHED_IDLE
  * runaways and boots share what no one else wants, ~50% each on one core, and runaways eased
@@ -120,6 +133,10 @@ interface Tracked {
   /** Samples in a row that found its CPU unmoved (see QUIET_AFTER_SAMPLES). */
   stillSamples: number;
   quiet: boolean;
+  /** When its main thread was last sampled (performance.now()). */
+  sampledAt: number;
+  /** CPU a late sample found beyond one interval's worth, not charged yet (see LATE_SAMPLE_MS). */
+  heldMs: number;
 }
 
 interface Idle {
@@ -210,6 +227,8 @@ export class Watchdog {
         threadsCpuNs: files?.threadsCpuNs(false) ?? null,
         stillSamples: 0,
         quiet: false,
+        sampledAt: now,
+        heldMs: 0,
       }));
     }
     if (background) {
@@ -401,17 +420,29 @@ export class Watchdog {
 
   #sampleCpu(instance: Instance, tracked: Tracked): void {
     const now = performance.now();
-    const cpuNs = this.#filesOf(instance)?.mainCpuNs() ?? null;
+    const files = this.#filesOf(instance);
+    const cpuNs = files?.mainCpuNs() ?? null;
     if (cpuNs === null) return;
+    const sinceMs = now - tracked.sampledAt;
+    const dueMs = tracked.quiet ? QUIET_SAMPLE_MS : this.#limits.watchdogIntervalMs;
+    tracked.sampledAt = now;
+    // Not only when the CPU moved: a child starved of a CPU on a loaded machine is still busy.
+    instance.noteBurn(files?.running() ?? false);
     if (tracked.lastCpuNs !== null && cpuNs > tracked.lastCpuNs) {
-      instance.noteBurn(this.#filesOf(instance)?.running() ?? false);
-      instance.chargeCpu((cpuNs - tracked.lastCpuNs) / 1e6);
+      let ms = (cpuNs - tracked.lastCpuNs) / 1e6;
+      if (tracked.heldMs > 0 && ms >= sinceMs * STILL_BURNING_SHARE) ms += tracked.heldMs;
+      tracked.heldMs = 0;
+      if (sinceMs > dueMs + LATE_SAMPLE_MS && ms > dueMs && limitedCpuMs(instance.topCpu()) + ms > (instance.limits ?? this.#limits).cpuMs) {
+        tracked.heldMs = ms - dueMs;
+        ms = dueMs;
+      }
+      instance.chargeCpu(ms);
       tracked.changedAt = now;
       tracked.stillSamples = 0;
       if (tracked.quiet) this.#wake(tracked);
     } else {
+      tracked.heldMs = 0;
       tracked.stillSamples++;
-      instance.noteIdle();
     }
     tracked.lastCpuNs = cpuNs;
     // First demoted at the first sample past DEMOTE_AFTER_MS, not at the end of a burn window: a
