@@ -89,13 +89,14 @@ const NEAR_LIMIT_SAMPLE_MS = 1;
 const BURN_WINDOW_MS = 20;
 /**
  * A sample taken this much later than due, whose CPU would take a request past its limit, is
- * not trusted alone. On these VMs the host sometimes stops the whole machine for ~100 ms (a
- * quota period): the daemon's timers fire that late, and the kernel, told no steal time, books
- * the pause as CPU of whatever thread was on a CPU. A hello-world request that was being served
- * when it struck was charged 101-102 ms in one sample and answered 503 (kills-under-load, three
- * times). What a late sample finds past one interval's worth is held until the next sample: if
- * the child is still on a CPU for most of the time since, it is charged; if not, it is dropped.
- * A runaway is stopped one sample later than it would have been; the daemon was late anyway.
+ * not trusted alone. Three times on a loaded host (kills-under-load), a sample ~100 ms late
+ * charged a hello-world request alone on a quiet instance 101-102 ms at once, and it was
+ * answered 503: either the daemon got no CPU for that long while the child did, or the host
+ * stopped the whole VM, whose kernel, told no steal time, books such a pause as CPU of the
+ * thread that was running (a spinning probe here is booked 4-8% more than it runs). What a late
+ * sample finds past one interval's worth is held until the next sample: charged if the child is
+ * still on a CPU for at least half the time since, dropped if not. A runaway is stopped one
+ * sample later than it would have been; the daemon was late anyway.
  */
 const LATE_SAMPLE_MS = 30;
 /** Share of a CPU the child must keep using after a late sample for what it held to be charged. */
