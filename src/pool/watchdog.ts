@@ -428,7 +428,8 @@ export class Watchdog {
     const dueMs = tracked.quiet ? QUIET_SAMPLE_MS : this.#limits.watchdogIntervalMs;
     tracked.sampledAt = now;
     // Not only when the CPU moved: a child starved of a CPU on a loaded machine is still busy.
-    instance.noteBurn(files?.running() ?? false);
+    const running = files?.running() ?? false;
+    instance.noteBurn(running);
     if (tracked.lastCpuNs !== null && cpuNs > tracked.lastCpuNs) {
       let ms = (cpuNs - tracked.lastCpuNs) / 1e6;
       if (tracked.heldMs > 0 && ms >= sinceMs * STILL_BURNING_SHARE) ms += tracked.heldMs;
@@ -442,7 +443,8 @@ export class Watchdog {
       tracked.stillSamples = 0;
       if (tracked.quiet) this.#wake(tracked);
     } else {
-      tracked.heldMs = 0;
+      // Gone idle: what it held was no burn that goes on. Waiting for a CPU, it may still be one.
+      if (!running) tracked.heldMs = 0;
       tracked.stillSamples++;
     }
     tracked.lastCpuNs = cpuNs;

@@ -103,6 +103,21 @@ describe('CPU outside the main thread and outside requests', () => {
     expect(res.text).toMatch(/^Worker "idle-burn" exceeded its CPU time limit: this request used \d+ ms of CPU; the limit is 50 ms per request \(--cpu-ms\)\./);
   });
 
+  it('still stops a runaway when the daemon samples it late', async () => {
+    // A sample far later than due is held until the next one confirms the child is still burning
+    // (watchdog.ts, LATE_SAMPLE_MS): a runaway must not slip through that.
+    const daemon = await startTestDaemon(hostileTarget('idle-burn'), { cpuMs: 50, warmPool: 1 });
+    expect(await daemon.fetchText('idle-burn', '/ok')).toMatchObject({ status: 200, text: 'ok' });
+    const hostile = daemon.fetchText('idle-burn', '/forever');
+    await expect.poll(() => daemon.broker.stats().find((w) => w.name === 'idle-burn')?.inflight, { interval: 1 }).toBe(1);
+    // The daemon runs in this process: its watchdog samples nothing while this spins.
+    const until = performance.now() + 400;
+    while (performance.now() < until);
+    const res = await hostile;
+    expect(res.status).toBe(503);
+    expect(res.text).toMatch(/^Worker "idle-burn" exceeded its CPU time limit: this request used \d+ ms of CPU; the limit is 50 ms per request \(--cpu-ms\)\./);
+  });
+
   it('leaves alone an idle instance whose timers stay cheap', async () => {
     const daemon = await startTestDaemon(hostileTarget('idle-burn'), { cpuMs: 50, warmPool: 1 });
     await warmNeighbour(daemon);
