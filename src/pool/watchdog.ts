@@ -88,20 +88,6 @@ const NEAR_LIMIT_SAMPLE_MS = 1;
 /** Burn rate over a window at least this long tells a child running flat out. */
 const BURN_WINDOW_MS = 20;
 /**
- * A sample taken this much later than due, whose CPU would take a request past its limit, is
- * not trusted alone. Three times on a loaded host (kills-under-load), a sample ~100 ms late
- * charged a hello-world request alone on a quiet instance 101-102 ms at once, and it was
- * answered 503: either the daemon got no CPU for that long while the child did, or the host
- * stopped the whole VM, whose kernel, told no steal time, books such a pause as CPU of the
- * thread that was running (a spinning probe here is booked 4-8% more than it runs). What a late
- * sample finds past one interval's worth is held until the next sample: charged if the child is
- * still on a CPU for at least half the time since, dropped if not. A runaway is stopped one
- * sample later than it would have been; the daemon was late anyway.
- */
-const LATE_SAMPLE_MS = 30;
-/** Share of a CPU the child must keep using after a late sample for what it held to be charged. */
-const STILL_BURNING_SHARE = 0.5;
-/**
  * A child under SCHED_IDLE that got less than this share of a CPU over a window is starved by
  * work above it and eased to nice 19. Not the 75% that tells a child flat out: SCHED_IDLE
  * runaways and boots share what no one else wants, ~50% each on one core, and runaways eased
@@ -134,10 +120,6 @@ interface Tracked {
   /** Samples in a row that found its CPU unmoved (see QUIET_AFTER_SAMPLES). */
   stillSamples: number;
   quiet: boolean;
-  /** When its main thread was last sampled (performance.now()). */
-  sampledAt: number;
-  /** CPU a late sample found beyond one interval's worth, not charged yet (see LATE_SAMPLE_MS). */
-  heldMs: number;
 }
 
 interface Idle {
@@ -228,8 +210,6 @@ export class Watchdog {
         threadsCpuNs: files?.threadsCpuNs(false) ?? null,
         stillSamples: 0,
         quiet: false,
-        sampledAt: now,
-        heldMs: 0,
       }));
     }
     if (background) {
@@ -424,27 +404,14 @@ export class Watchdog {
     const files = this.#filesOf(instance);
     const cpuNs = files?.mainCpuNs() ?? null;
     if (cpuNs === null) return;
-    const sinceMs = now - tracked.sampledAt;
-    const dueMs = tracked.quiet ? QUIET_SAMPLE_MS : this.#limits.watchdogIntervalMs;
-    tracked.sampledAt = now;
     // Not only when the CPU moved: a child starved of a CPU on a loaded machine is still busy.
-    const running = files?.running() ?? false;
-    instance.noteBurn(running);
+    instance.noteBurn(files?.running() ?? false);
     if (tracked.lastCpuNs !== null && cpuNs > tracked.lastCpuNs) {
-      let ms = (cpuNs - tracked.lastCpuNs) / 1e6;
-      if (tracked.heldMs > 0 && ms >= sinceMs * STILL_BURNING_SHARE) ms += tracked.heldMs;
-      tracked.heldMs = 0;
-      if (sinceMs > dueMs + LATE_SAMPLE_MS && ms > dueMs && limitedCpuMs(instance.topCpu()) + ms > (instance.limits ?? this.#limits).cpuMs) {
-        tracked.heldMs = ms - dueMs;
-        ms = dueMs;
-      }
-      instance.chargeCpu(ms);
+      instance.chargeCpu((cpuNs - tracked.lastCpuNs) / 1e6);
       tracked.changedAt = now;
       tracked.stillSamples = 0;
       if (tracked.quiet) this.#wake(tracked);
     } else {
-      // Gone idle: what it held was no burn that goes on. Waiting for a CPU, it may still be one.
-      if (!running) tracked.heldMs = 0;
       tracked.stillSamples++;
     }
     tracked.lastCpuNs = cpuNs;
