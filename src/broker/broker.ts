@@ -611,6 +611,18 @@ export class Broker {
       this.#recycle(instance, `its memory reached ${Math.round(breach.valueMb)} MiB (recycleRssMb ${(instance.limits ?? this.#limits).recycleRssMb})`);
       return;
     }
+    if (breach.limit === 'lateCpuMs') {
+      // The request goes on: logged, so that a limit not applied is never silent.
+      this.#log.warn('CPU limit not applied: seen late', {
+        worker: instance.worker,
+        instance: instance.id,
+        requestId: breach.exchange.requestId,
+        value: Math.ceil(breach.valueMs),
+        waived: Math.round(breach.waivedMs),
+        reason: 'found by one sample after the daemon had not run for a while; the child then stopped without using more',
+      });
+      return;
+    }
     const worker = instance.worker ?? 'unknown';
     const group = this.#groups.get(worker);
     if (group) {
@@ -705,7 +717,7 @@ export class Broker {
 }
 
 /** A watchdog breach as the metrics' `kind` label names it. */
-const BREACH_KINDS: Record<Exclude<Breach['limit'], 'recycleRssMb'>, BreachKind> = {
+const BREACH_KINDS: Record<Exclude<Breach['limit'], 'recycleRssMb' | 'lateCpuMs'>, BreachKind> = {
   cpuMs: 'cpu',
   idleCpuMs: 'idle_cpu',
   startupCpuMs: 'startup',

@@ -74,6 +74,11 @@ export interface Exchange {
    * its fetches). See Instance.chargeCpu.
    */
   deliveredSeq?: number;
+  /**
+   * Set by the instance: what of cpuMs a late sample of the watchdog charged and the watchdog has
+   * yet to confirm (Instance.chargeCpu with `held`, settleHeldCpu).
+   */
+  heldCpuMs?: number;
   /** The response head; with `whole`, its entire body too (a Response frame: no DATA or END follows). */
   onHead(head: ResponseHeadMessage, whole?: Uint8Array): void;
   onData(chunk: Uint8Array): void;
@@ -182,6 +187,8 @@ export class Instance {
   #burnSeq = -1;
   /** CPU of the current burn that requests sent during it were not charged (at most IDLE_HOUSEKEEPING_MS). */
   #burnSparedMs = 0;
+  /** Some request in flight holds a charge of a late sample (Exchange.heldCpuMs). */
+  #heldCpu = false;
   /** True from Load until Loaded/LoadFailed: CPU used meanwhile is the script's startup, not a request's. */
   loading = false;
   /**
@@ -528,7 +535,7 @@ export class Instance {
    * Either guess is corrected as requests settle (#reconcileCpu): what settled
    * requests' own counts explain is not charged.
    */
-  chargeCpu(ms: number): void {
+  chargeCpu(ms: number, held = false): void {
     if (this.loading || this.#runtimeWork) {
       this.startupCpuMs += ms;
       if (this.#runtimeWork) this.#windowChargedMs += ms;
@@ -541,7 +548,26 @@ export class Instance {
       ms -= creditMs;
       if (ms <= 0) return;
     }
-    this.#chargeRequests(ms);
+    this.#chargeRequests(ms, held);
+  }
+
+  /** Whether a late sample's charge is held (see chargeCpu, settleHeldCpu). */
+  get holdsCpu(): boolean {
+    return this.#heldCpu;
+  }
+
+  /**
+   * Ends what a late sample of the watchdog charged with `held`: kept as charged, or taken back
+   * from the requests still in flight. Taken back, it is still measured (#unexplainedCpuMs), as
+   * the spare of #chargeRequests is: no request may be charged it later.
+   */
+  settleHeldCpu(keep: boolean): void {
+    if (!this.#heldCpu) return;
+    this.#heldCpu = false;
+    for (const exchange of this.#exchanges.live()) {
+      if (!keep && exchange.heldCpuMs) exchange.cpuMs -= Math.min(exchange.heldCpuMs, exchange.cpuMs);
+      exchange.heldCpuMs = 0;
+    }
   }
 
   /** Whether CPU used now counts against the startup limit (the script loads, or the runtime sets up an API). */
@@ -603,7 +629,7 @@ export class Instance {
    * allowance an idle instance gets for its garbage collection: a runaway woken by a frame the
    * child read the moment a collection ended is still stopped, that much later.
    */
-  #chargeRequests(ms: number): void {
+  #chargeRequests(ms: number, held = false): void {
     const sparedAfter = this.#burnSeq >= 0 && this.#heardSeq <= this.#burnSeq && this.#burnSparedMs < IDLE_HOUSEKEEPING_MS ? this.#burnSeq : Infinity;
     let chargedMs = 0;
     let suspects = 0;
@@ -628,11 +654,14 @@ export class Instance {
       const seq = exchange.deliveredSeq ?? 0;
       if (suspects && (seq <= this.#heardSeq || seq > sparedAfter)) continue;
       exchange.cpuMs += share;
+      if (held) exchange.heldCpuMs = (exchange.heldCpuMs ?? 0) + share;
     }
+    if (held) this.#heldCpu = true;
   }
 
   /** The watchdog measures this child afresh from now (nothing in flight): no charge or credit carries over. */
   openCpuWindow(): void {
+    this.#heldCpu = false;
     this.#unexplainedCpuMs = 0;
     this.#runtimeCreditMs = 0;
     this.#burnSeq = -1;

@@ -3,9 +3,10 @@
  * work in Node's thread pool is charged to the request like the main thread's,
  * and an instance with nothing in flight that keeps burning is stopped.
  */
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon } from '../helpers/daemon.js';
-import { hostileTarget, neighbourDuring, requestIdOf, warmNeighbour } from '../helpers/hostile.js';
+import { hostileTarget, instancePid, neighbourDuring, requestIdOf, warmNeighbour } from '../helpers/hostile.js';
 
 afterEach(closeDaemons);
 
@@ -115,6 +116,40 @@ describe('CPU outside the main thread and outside requests', () => {
     const res = await hostile;
     expect(res.status).toBe(503);
     expect(res.text).toMatch(/^Worker "idle-burn" exceeded its CPU time limit: this request used \d+ ms of CPU; the limit is 50 ms per request \(--cpu-ms\)\./);
+  });
+
+  it('does not stop a request when a late sample finds CPU its child burnt elsewhere and the child has gone idle', async () => {
+    // As in CI: the daemon did not run for ~100 ms, and its next sample found ~100 ms on a child
+    // serving a hello-world request (test/faults/kills-under-load.test.ts). Here the child burns
+    // between turns after the request was sent (it slept first, so it was idle when the request
+    // went out), while the in-process daemon is blocked; by the time the daemon samples, the child
+    // has read the request and waits on its timer.
+    const daemon = await startTestDaemon(hostileTarget('idle-burn'), { cpuMs: 50, warmPool: 1 });
+    expect(await daemon.fetchText('idle-burn', '/ok')).toMatchObject({ status: 200, text: 'ok' });
+    const pid = instancePid(daemon, 'idle-burn')!;
+    const mainCpuMs = () => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+    const state = () => {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat[stat.lastIndexOf(')') + 2];
+    };
+    const before = mainCpuMs();
+    expect(await daemon.fetchText('idle-burn', '/burst?ms=300&after=500')).toMatchObject({ status: 200, text: 'left one burst behind' });
+    const slow = daemon.fetchText('idle-burn', '/slow');
+    await expect.poll(() => daemon.broker.stats().find((w) => w.name === 'idle-burn')?.inflight, { interval: 1 }).toBe(1);
+    // The daemon samples nothing until the burst is over and the child sleeps on /slow's timer
+    // (the burst lasts 300 ms of wall time: on a loaded machine, less CPU).
+    const deadline = performance.now() + 10_000;
+    while ((mainCpuMs() - before < 60 || state() === 'R') && performance.now() < deadline);
+    expect(state()).not.toBe('R');
+    expect(mainCpuMs() - before).toBeGreaterThanOrEqual(60);
+    const res = await slow;
+    expect(res).toMatchObject({ status: 200, text: 'slow ok' });
+    expect(daemon.logs.filter((line) => line.msg === 'limit exceeded')).toEqual([]);
+    const late = daemon.logs.find((line) => line.msg === 'CPU limit not applied: seen late');
+    expect(late).toMatchObject({ worker: 'idle-burn' });
+    expect(late!.waived as number).toBeGreaterThanOrEqual(50);
+    // The request it names is the one that was answered.
+    expect(daemon.logs).toContainEqual(expect.objectContaining({ msg: 'request', requestId: late!.requestId, status: 200 }));
   });
 
   it('leaves alone an idle instance whose timers stay cheap', async () => {
