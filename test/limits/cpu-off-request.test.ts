@@ -135,9 +135,9 @@ describe('CPU outside the main thread and outside requests', () => {
     const before = mainCpuMs();
     expect(await daemon.fetchText('idle-burn', '/burst?ms=300&after=500')).toMatchObject({ status: 200, text: 'left one burst behind' });
     // The burst's request settled (the child says so after its response), and the next one is
-    // with the child, before the child wakes: CI once blocked the daemon while the first still
+    // sent to the child, before the child wakes: CI once blocked the daemon while the first still
     // counted as in flight, and the second reached the child only after the burst.
-    const inflight = () => daemon.broker.stats().find((w) => w.name === 'idle-burn')?.inflight;
+    const inflight = () => daemon.broker.instances().find((i) => i.worker === 'idle-burn')?.inflight;
     await expect.poll(inflight, { interval: 1 }).toBe(0);
     const slow = daemon.fetchText('idle-burn', '/slow');
     await expect.poll(inflight, { interval: 1 }).toBe(1);
