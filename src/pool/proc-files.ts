@@ -96,14 +96,10 @@ export class ProcFiles {
    * spent a fifth of its idle CPU here and more in the collections that garbage brought on.
    */
   processCpuMs(): number | null {
-    if (this.#stat < 0) this.#stat = this.#open(`/proc/${this.pid}/stat`);
-    const length = readBytes(this.#stat);
+    const length = this.#readStat();
     if (length <= 0) return null;
-    // Fields after the command name, which is in parentheses and may hold spaces: state is
-    // field 0 there, utime 11 and stime 12 (proc(5) numbers them 3, 14 and 15).
-    let at = length - 1;
-    while (at > 0 && scratch[at] !== 0x29) at--;
-    at += 2;
+    // utime and stime are fields 11 and 12 after the state (proc(5) numbers them 14 and 15).
+    let at = stateAt(length);
     let field = 0;
     let utime = 0;
     let stime = 0;
@@ -117,16 +113,18 @@ export class ProcFiles {
   }
 
   /**
-   * Whether the main thread is running or runnable (state R). Read at every sample in which a busy
-   * child used CPU, so read from the bytes where they lie, as processCpuMs does.
+   * Whether the main thread is running or runnable (state R). Read at every sample of a busy
+   * child, so read from the bytes where they lie, as processCpuMs does.
    */
   running(): boolean {
+    const length = this.#readStat();
+    return length > 0 && scratch[stateAt(length)] === 0x52; // 'R'
+  }
+
+  /** Reads /proc/PID/stat into `scratch`; its length, or ≤ 0 once the process is gone. */
+  #readStat(): number {
     if (this.#stat < 0) this.#stat = this.#open(`/proc/${this.pid}/stat`);
-    const length = readBytes(this.#stat);
-    if (length <= 0) return false;
-    let at = length - 1;
-    while (at > 0 && scratch[at] !== 0x29) at--;
-    return scratch[at + 2] === 0x52; // 'R'
+    return readBytes(this.#stat);
   }
 
   /** Resident anonymous memory in MiB (statm: resident − shared); null once the process is gone. */
@@ -191,4 +189,14 @@ function closeQuietly(fd: number): void {
   } catch {
     // Already closed: nothing to release.
   }
+}
+
+/**
+ * Where the state lies in the /proc/PID/stat line read into `scratch`: the first field after
+ * the command name, which is in parentheses and may hold spaces.
+ */
+function stateAt(length: number): number {
+  let at = length - 1;
+  while (at > 0 && scratch[at] !== 0x29) at--;
+  return at + 2;
 }

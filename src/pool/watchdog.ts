@@ -437,7 +437,8 @@ export class Watchdog {
     const cpuNs = files?.mainCpuNs() ?? null;
     if (cpuNs === null) return;
     // Not only when the CPU moved: a child starved of a CPU on a loaded machine is still busy.
-    instance.noteBurn(files?.running() ?? false);
+    const running = files?.running() ?? false;
+    instance.noteBurn(running);
     const late = now - tracked.sampledAt > tracked.dueInMs + LATE_SAMPLE_MS;
     tracked.sampledAt = now;
     // A quiet instance woken since its last sample is sampled sooner than due: not late.
@@ -479,7 +480,7 @@ export class Watchdog {
         }
       }
     }
-    this.#check(instance, tracked, now);
+    this.#check(instance, tracked, now, running);
   }
 
   /**
@@ -497,7 +498,8 @@ export class Watchdog {
     }
   }
 
-  #check(instance: Instance, tracked: Tracked, now: number): void {
+  /** `running`: the child's state as the sample that calls this read it (read here if not given). */
+  #check(instance: Instance, tracked: Tracked, now: number, running?: boolean): void {
     const limits = instance.limits ?? this.#limits;
     const startup = instance.chargesStartup;
     const [used, max] = startup ? [instance.startupCpuMs, limits.startupCpuMs] : [limitedCpuMs(instance.topCpu()), limits.cpuMs];
@@ -509,11 +511,12 @@ export class Watchdog {
     }
     // Near the limit: count the CPU the kernel has not booked yet, if the child is on a CPU
     // flat out now, so a runaway is stopped at its limit rather than up to a tick later.
-    const unbooked = tracked.burning && this.#filesOf(instance)?.running() ? Math.min(TICK_LAG_CAP_MS, now - tracked.changedAt) : 0;
+    running ??= this.#filesOf(instance)?.running() ?? false;
+    const unbooked = tracked.burning && running ? Math.min(TICK_LAG_CAP_MS, now - tracked.changedAt) : 0;
     if (used + unbooked > max && !startup && tracked.heldAtNs !== null) {
-      const verdict = this.#heldVerdict(instance, tracked);
+      const verdict = this.#heldVerdict(instance, tracked, running);
       // Taken back: whatever is left is judged afresh.
-      if (verdict === 'dropped') return this.#check(instance, tracked, now);
+      if (verdict === 'dropped') return this.#check(instance, tracked, now, running);
       if (verdict === 'wait') return this.#resampleSoon(instance, tracked);
     }
     if (used + unbooked > max) {
@@ -548,9 +551,9 @@ export class Watchdog {
    * dropped); taken back ('dropped') once it stopped running short of that, the request's turn
    * over or never its own. What was taken back is logged (Breach lateCpuMs).
    */
-  #heldVerdict(instance: Instance, tracked: Tracked): 'stop' | 'wait' | 'dropped' {
+  #heldVerdict(instance: Instance, tracked: Tracked, running: boolean): 'stop' | 'wait' | 'dropped' {
     if (instance.holdsCpu && tracked.lastCpuNs! - tracked.heldAtNs! < HELD_CONFIRM_MS * 1e6) {
-      if (this.#filesOf(instance)?.running()) return 'wait';
+      if (running) return 'wait';
       const top = instance.topCpu();
       const valueMs = limitedCpuMs(top);
       const waivedMs = top?.heldCpuMs ?? 0;
