@@ -142,6 +142,8 @@ interface Tracked {
   windowCpuNs: number | null;
   /** The next near-limit re-sample, if one is due. */
   nearLimit: NodeJS.Timeout | null;
+  /** The re-sample that confirms a breach once the child's waiting frames are read (see #check). */
+  confirming: NodeJS.Immediate | null;
   /** CPU of every thread but the main one at the last reading. */
   threadsCpuNs: number | null;
   /** Samples in a row that found its CPU unmoved (see QUIET_AFTER_SAMPLES). */
@@ -236,6 +238,7 @@ export class Watchdog {
         windowAt: now,
         windowCpuNs: cpuNs,
         nearLimit: null,
+        confirming: null,
         // The threads the last listing found (see threadsCpuNs): per request, no listing.
         threadsCpuNs: files?.threadsCpuNs(false) ?? null,
         stillSamples: 0,
@@ -369,6 +372,7 @@ export class Watchdog {
   /** Stops watching an instance: no pending re-sample, and its priority back where allowed. */
   #untrack(instance: Instance, tracked: Tracked): void {
     if (tracked.nearLimit) clearTimeout(tracked.nearLimit);
+    if (tracked.confirming) clearImmediate(tracked.confirming);
     instance.onWake = null;
     instance.settleHeldCpu(true);
     if (tracked.demoted && !instance.disposed && instance.state !== 'dead') priority.restore(instance.pid);
@@ -431,7 +435,8 @@ export class Watchdog {
     }
   }
 
-  #sampleCpu(instance: Instance, tracked: Tracked): void {
+  /** `confirmed`: a breach it finds stands (see #check). */
+  #sampleCpu(instance: Instance, tracked: Tracked, confirmed = false): void {
     const now = performance.now();
     const files = this.#filesOf(instance);
     const cpuNs = files?.mainCpuNs() ?? null;
@@ -480,7 +485,7 @@ export class Watchdog {
         }
       }
     }
-    this.#check(instance, tracked, now, running);
+    this.#check(instance, tracked, now, running, confirmed);
   }
 
   /**
@@ -498,8 +503,14 @@ export class Watchdog {
     }
   }
 
-  /** `running`: the child's state as the sample that calls this read it (read here if not given). */
-  #check(instance: Instance, tracked: Tracked, now: number, running?: boolean): void {
+  /**
+   * `running`: the child's state as the sample that calls this read it (read here if not given).
+   * A breach is found by a sample taken in the timers phase of the daemon's loop, before the poll
+   * phase reads what the child wrote meanwhile: a Turn frame whose counts would show the CPU
+   * was another request's may be waiting. So it stands only when a re-sample in the check phase
+   * (`confirmed`), after those frames were read, still finds it.
+   */
+  #check(instance: Instance, tracked: Tracked, now: number, running?: boolean, confirmed = false): void {
     const limits = instance.limits ?? this.#limits;
     const startup = instance.chargesStartup;
     const [used, max] = startup ? [instance.startupCpuMs, limits.startupCpuMs] : [limitedCpuMs(instance.topCpu()), limits.cpuMs];
@@ -519,6 +530,7 @@ export class Watchdog {
       if (verdict === 'dropped') return this.#check(instance, tracked, now, running);
       if (verdict === 'wait') return this.#resampleSoon(instance, tracked);
     }
+    if (used + unbooked > max && !confirmed) return this.#confirmSoon(instance, tracked);
     if (used + unbooked > max) {
       // Booked now, so that the accounting line and the totals say what the 503 says.
       if (startup) {
@@ -533,6 +545,14 @@ export class Watchdog {
       return;
     }
     this.#resampleSoon(instance, tracked);
+  }
+
+  #confirmSoon(instance: Instance, tracked: Tracked): void {
+    if (tracked.confirming) return;
+    tracked.confirming = setImmediate(() => {
+      tracked.confirming = null;
+      if (this.#tracked.get(instance.serial) === tracked && !instance.disposed) this.#sampleCpu(instance, tracked, true);
+    });
   }
 
   #resampleSoon(instance: Instance, tracked: Tracked): void {
