@@ -21,7 +21,8 @@
  *     own bookkeeping.
  */
 import type { Socket } from 'node:net';
-import { FrameDecoder, type Frame, encodeHeader, encodeJsonFrame, encodeSettledFrame, encodeWindowFrame } from './frames.js';
+import { FrameDecoder, type Frame, encodeHeader, encodeJsonFrame, encodeSettledFrame, encodeTurnFrame, encodeWindowFrame } from './frames.js';
+import type { IdTable } from './id-table.js';
 import { encodeResponseHeader, encodeResponseHeadFrame } from './heads.js';
 import { FrameType, MAX_DATA_FRAME_BYTES, type ResponseHeadMessage, type SettledMessage } from './messages.js';
 
@@ -147,6 +148,11 @@ export class FrameChannel {
 
   sendSettled(stream: number, message: SettledMessage): void {
     this.send(encodeSettledFrame(stream, message));
+  }
+
+  /** A Turn frame (FrameType.Turn) with the child's CPU count per request (microseconds). */
+  sendTurn(stream: number, counts: IdTable<number>): void {
+    this.send(encodeTurnFrame(stream, counts));
   }
 
   sendEmpty(type: FrameType, stream: number): void {

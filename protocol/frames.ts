@@ -3,6 +3,7 @@
  * binary frames over a stream socket. Pure functions over Uint8Array so both
  * sides can import it; no I/O here.
  */
+import type { IdTable } from './id-table.js';
 import { FRAME_HEADER_BYTES, FrameType, MAX_FRAME_BYTES, type SettledMessage } from './messages.js';
 
 export interface Frame {
@@ -40,7 +41,7 @@ export function allocFrame(bytes: number): Uint8Array {
   return out;
 }
 
-/** For the f64 of a Settled frame: one DataView for the module, not one per frame. */
+/** For the f64s of Settled and Turn frames: one DataView for the module, not one per frame. */
 const scratch = new DataView(new ArrayBuffer(8));
 
 /** Encodes a frame header followed by `payload` into one buffer. */
@@ -106,6 +107,37 @@ export function decodeSettled(frame: Frame): SettledMessage {
   if (payload.byteLength !== SETTLED_PAYLOAD_BYTES) throw new Error(`a Settled frame of ${payload.byteLength} bytes, not ${SETTLED_PAYLOAD_BYTES}`);
   for (let i = 0; i < 8; i++) scratch.setUint8(i, payload[5 + i]!);
   return { waitUntilFailures: readU32(payload, 0), waitUntilTimedOut: payload[4] === 1, cpuMs: scratch.getFloat64(0) };
+}
+
+/** One entry of a Turn frame: u32 stream, f64 CPU ms. */
+const TURN_ENTRY_BYTES = 12;
+
+/**
+ * A Turn frame (see FrameType.Turn) with the child's CPU count of each request in `counts`
+ * (stream → microseconds), in milliseconds.
+ */
+export function encodeTurnFrame(stream: number, counts: IdTable<number>): Uint8Array {
+  const ids = counts.liveIds();
+  const values = counts.live();
+  const payloadBytes = ids.length * TURN_ENTRY_BYTES;
+  const out = allocFrame(FRAME_HEADER_BYTES + payloadBytes);
+  writeHeader(out, FrameType.Turn, stream, payloadBytes);
+  for (let i = 0, at = FRAME_HEADER_BYTES; i < ids.length; i++, at += TURN_ENTRY_BYTES) {
+    writeU32(out, at, ids[i]!);
+    scratch.setFloat64(0, values[i]! / 1000);
+    for (let b = 0; b < 8; b++) out[at + 4 + b] = scratch.getUint8(b);
+  }
+  return out;
+}
+
+/** Calls `visit` with each stream and CPU count (ms) of a Turn frame; a payload that is not whole entries is rejected. */
+export function decodeTurnCounts(frame: Frame, visit: (stream: number, cpuMs: number) => void): void {
+  const { payload } = frame;
+  if (payload.byteLength % TURN_ENTRY_BYTES !== 0) throw new Error(`a Turn frame of ${payload.byteLength} bytes, not a multiple of ${TURN_ENTRY_BYTES}`);
+  for (let at = 0; at < payload.byteLength; at += TURN_ENTRY_BYTES) {
+    for (let b = 0; b < 8; b++) scratch.setUint8(b, payload[at + 4 + b]!);
+    visit(readU32(payload, at), scratch.getFloat64(0));
+  }
 }
 
 export function encodeWindowFrame(type: FrameType, stream: number, bytes: number): Uint8Array {

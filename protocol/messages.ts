@@ -32,9 +32,15 @@ export const FrameType = {
    */
   Response: 11,
   /**
-   * No payload: the turn the child starts now on its own (a tenant timer firing, a crypto.subtle
-   * result arriving from the thread pool, a MessagePort message, a chunk zlib compressed) runs for the request on this stream. Sent before the turn runs, so that one that never ends is charged
-   * to its request alone, not split among every request in flight (src/pool/instance.ts).
+   * The turn the child starts now runs for the request on this stream: one it starts on its own
+   * (a tenant timer firing, a crypto.subtle result arriving from the thread pool, a MessagePort
+   * message, a chunk zlib compressed), or a handler it starts after at least a millisecond of
+   * other requests' work without a word to the daemon (heads read together). Sent before the
+   * turn runs, so that one that never ends is charged to its request alone, not split among
+   * every request in flight (src/pool/instance.ts). The payload is the child's own count of CPU
+   * so far of every request in flight that has one (frames.ts encodeTurnFrame): the daemon's
+   * guesses of whose turn its samples saw are corrected by it at once, not when those requests
+   * settle.
    */
   Turn: 13,
   /**

@@ -214,9 +214,16 @@ export class Runtime {
     // one frame, not a write each (10k MessagePort messages to one port used ~50 ms of CPU
     // with a write each, ~10 without).
     if (owner === this.#announced.owner && this.channel.sent === this.#announced.sent) return;
-    // The daemon charges a turn it did not start to the request it names; sent now (flushed,
-    // not corked until a check phase a runaway never reaches), before the tenant's callback.
-    this.channel.sendEmpty(FrameType.Turn, owner);
+    this.#announce(owner);
+  }
+
+  /**
+   * Tells the daemon that `owner`'s work runs now, with every request's CPU count so far. It
+   * charges what it samples from now to that request; sent at once (flushed, not corked until a
+   * check phase a runaway never reaches), before the tenant's code runs.
+   */
+  #announce(owner: number): void {
+    this.channel.sendTurn(owner, this.#meter.counts);
     this.channel.flush();
     this.#announced.owner = owner;
     this.#announced.sent = this.channel.sent;
@@ -227,7 +234,9 @@ export class Runtime {
     // The daemon sent something, so it may take another request for the busy one: the next
     // turn of a request the runner starts itself is announced again.
     this.#announced.owner = 0;
-    this.#meter.enter(frame.type === FrameType.RequestHead ? frame.stream : this.#ownerOf(frame.stream));
+    const owner = frame.type === FrameType.RequestHead ? frame.stream : this.#ownerOf(frame.stream);
+    // Its work follows a millisecond or more of other requests' that the daemon was not told of.
+    if (this.#meter.enter(owner)) this.#announce(owner);
     switch (frame.type) {
       case FrameType.RequestHead:
         this.#onRequest(frame.stream, decodeRequestHead(frame));
@@ -394,7 +403,9 @@ export class Runtime {
   }
 
   async #serveRequest(id: number, head: RequestHeadMessage, stream: RequestStream): Promise<void> {
-    if (this.#loading) await this.#loading;
+    // Only while the script loads: after, the handler starts in the turn its head arrived in, so
+    // that the turn meter can tell apart the handlers of heads read together (TurnMeter.enter).
+    if (!this.#script && this.#loading) await this.#loading;
     // The script failed to load: the daemon, told by LoadFailed, answers this request itself.
     if (!this.#script) return;
     if (head.scheduled) return this.#runScheduled(id, head.scheduled);

@@ -6,7 +6,8 @@
  */
 import { encodeRequestHeadFrame, encodeResponseHeader, encodeResponseHeadFrame } from '../protocol/heads.js';
 import { FrameChannel } from '../protocol/channel.js';
-import { FrameDecoder, encodeFrame, encodeHeader, encodeJsonFrame, encodeSettledFrame, encodeWindowFrame, type Frame } from '../protocol/frames.js';
+import { FrameDecoder, encodeFrame, encodeHeader, encodeJsonFrame, encodeSettledFrame, encodeTurnFrame, encodeWindowFrame, type Frame } from '../protocol/frames.js';
+import type { IdTable } from '../protocol/id-table.js';
 import { FrameType, type EchoMessage, type HandlerErrorMessage, type LoadMessage, type ResponseHeadMessage, type SettledMessage } from '../protocol/messages.js';
 import { monotonicMs } from './clock.js';
 import { loadScript } from './loader.js';
@@ -42,6 +43,9 @@ class NullChannel implements Public<FrameChannel> {
   }
   sendEmpty(type: FrameType, stream: number): void {
     encodeHeader(type, stream, 0);
+  }
+  sendTurn(stream: number, counts: IdTable<number>): void {
+    encodeTurnFrame(stream, counts);
   }
   sendData(stream: number, chunk: Uint8Array): void {
     encodeHeader(FrameType.Data, stream, chunk.byteLength);

@@ -7,7 +7,7 @@
 import { FrameChannel } from '../../protocol/channel.js';
 import { decodeResponse, decodeResponseHead, encodeRequestHeadFrame } from '../../protocol/heads.js';
 import { IdTable } from '../../protocol/id-table.js';
-import { decodeJson, decodeSettled, decodeWindow, type Frame } from '../../protocol/frames.js';
+import { decodeJson, decodeSettled, decodeTurnCounts, decodeWindow, type Frame } from '../../protocol/frames.js';
 import {
   FrameType,
   type AbortMessage,
@@ -187,6 +187,8 @@ export class Instance {
   #burnSeq = -1;
   /** CPU of the current burn that requests sent during it were not charged (at most IDLE_HOUSEKEEPING_MS). */
   #burnSparedMs = 0;
+  /** A Turn frame's counts while they are taken (#takeCounts): one table for the instance, not one per frame. */
+  readonly #counts = new IdTable<number>();
   /** Some request in flight holds a charge of a late sample (Exchange.heldCpuMs). */
   #heldCpu = false;
   /** True from Load until Loaded/LoadFailed: CPU used meanwhile is the script's startup, not a request's. */
@@ -427,8 +429,9 @@ export class Instance {
         return;
       }
       case FrameType.Turn:
-        // The child is about to run a turn of its own for this request: it is the one keeping
-        // the child busy now, as if it had just been sent something (see chargeCpu).
+        // The child is about to run work of this request: it is the one keeping the child busy
+        // now, as if it had just been sent something (see chargeCpu).
+        this.#takeCounts(id, frame);
         this.#delivered(id);
         return;
       case FrameType.Settled: {
@@ -687,6 +690,40 @@ export class Instance {
     for (const exchange of this.#exchanges.live()) exchange.cpuMs *= keep;
   }
 
+  /**
+   * A Turn frame's counts: the child's own CPU count of each request in flight up to the turn it
+   * starts now, for the request on stream `id` (one it does not list has used none). The
+   * watchdog's charges were guesses of whose turn each sample saw; each request but `id` is
+   * charged its count instead, and what they were charged beyond their counts goes to `id`, whose
+   * work the samples that were read before this frame saw: charge moves, it is never dropped,
+   * so a child that lies about its counts can only move the blame, not escape the limit.
+   */
+  #takeCounts(id: number, frame: Frame): void {
+    const current = this.#exchanges.get(id);
+    if (!current) return;
+    const limitMs = this.limits?.cpuMs ?? 0;
+    const counts = this.#counts;
+    decodeTurnCounts(frame, (stream, cpuMs) => counts.set(stream, childCpuWorth(cpuMs, limitMs)));
+    // Held charges (a late sample's) are superseded: the counts say whose that CPU was.
+    this.settleHeldCpu(true);
+    let beforeMs = 0;
+    let othersMs = 0;
+    const streams = this.#exchanges.liveIds();
+    const exchanges = this.#exchanges.live();
+    for (let i = 0; i < exchanges.length; i++) {
+      const exchange = exchanges[i]!;
+      beforeMs += exchange.cpuMs;
+      if (exchange === current) continue;
+      const countMs = counts.get(streams[i]!) ?? 0;
+      exchange.cpuMs = countMs;
+      // A WebSocket's limit counts from its last message: never from above what it is charged.
+      if (exchange.cpuBaseMs > countMs) exchange.cpuBaseMs = countMs;
+      othersMs += countMs;
+    }
+    current.cpuMs = Math.max(counts.get(id) ?? 0, beforeMs - othersMs);
+    counts.clear();
+  }
+
   /** The request in flight with the most CPU charged against its limit (see Exchange.cpuBaseMs), for the limit check. */
   topCpu(): Exchange | null {
     let top: Exchange | null = null;
@@ -765,3 +802,4 @@ export function describeExit(outcome: ExitOutcome): string {
 export function childCpuWorth(childCpuMs: number | null, limitMs: number): number {
   return childCpuMs !== null && Number.isFinite(childCpuMs) && childCpuMs > 0 ? Math.min(childCpuMs, limitMs) : 0;
 }
+

@@ -10,7 +10,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
-import { hostileTarget, requestIdOf } from '../helpers/hostile.js';
+import { expectCpuLimitResponse, hostileTarget, requestIdOf } from '../helpers/hostile.js';
 
 afterEach(closeDaemons);
 
@@ -61,6 +61,40 @@ describe('CPU attribution among requests on one instance', () => {
     const waited = daemon.logs.find((r) => r.msg === 'request' && r.requestId === requestId);
     expect(waited).toMatchObject({ status: 200 });
     expect(waited!.cpuMs as number).toBeLessThan(CPU_MS / 2);
+  });
+
+  it('blames a runaway whose head was read with a neighbour’s, not the neighbour that ran before it', { timeout: 60_000 }, async () => {
+    // The heads of `quick`, `spin` and `last` wait in the socket while `first` burns, and are
+    // read together: the child runs quick's handler, then spin's (last's never starts), with no
+    // word to the daemon between unless it announces spin's with quick's count. Without that,
+    // the watchdog split the CPU evenly among the three, and stopped whichever came first in
+    // its table as the runaway: `last`, which never ran.
+    const script = `export default {
+      async fetch(request) {
+        const burn = new URL(request.url).searchParams.get('burn');
+        if (burn === 'forever') for (;;) {}
+        const until = Date.now() + Number(burn);
+        while (Date.now() < until) {}
+        return new Response('burned ' + burn);
+      },
+    };`;
+    const daemon = await startTestDaemon(writeScripts({ 'batch.mjs': script }), { cpuMs: 150, maxInstances: 1, warmPool: 1 });
+    expect(await daemon.fetchText('batch', '/?burn=1')).toMatchObject({ status: 200, text: 'burned 1' });
+    const first = daemon.fetchText('batch', '/?burn=100');
+    await expect.poll(() => daemon.broker.instances().find((i) => i.worker === 'batch')?.inflight, { interval: 1 }).toBe(1);
+    const quick = daemon.fetchText('batch', '/?burn=20');
+    const spin = daemon.fetchText('batch', '/?burn=forever');
+    const last = daemon.fetchText('batch', '/?burn=1');
+    expect(await first).toMatchObject({ status: 200, text: 'burned 100' });
+    const spun = await spin;
+    expectCpuLimitResponse(spun, 'batch', 150);
+    const used = Number(/this request used (\d+) ms/.exec(spun.text)?.[1]);
+    expect(used).toBeGreaterThanOrEqual(150);
+    expect(used).toBeLessThan(300);
+    for (const neighbour of await Promise.all([quick, last])) {
+      expect(neighbour.status).toBe(503);
+      expect(neighbour.text).toMatch(/^Worker "batch" was stopped because another request on the same instance exceeded the CPU time limit/);
+    }
   });
 
   it.each(['timer', 'digest', 'message', 'compression'])(
