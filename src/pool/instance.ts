@@ -802,4 +802,3 @@ export function describeExit(outcome: ExitOutcome): string {
 export function childCpuWorth(childCpuMs: number | null, limitMs: number): number {
   return childCpuMs !== null && Number.isFinite(childCpuMs) && childCpuMs > 0 ? Math.min(childCpuMs, limitMs) : 0;
 }
-
