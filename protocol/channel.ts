@@ -62,6 +62,10 @@ export class FrameChannel {
     this.#onClose = onClose;
     this.#decoder = new FrameDecoder(onFrame);
     socket.on('data', (chunk: Uint8Array) => {
+      // What an earlier phase of this loop iteration wrote (a response made in a timer's turn)
+      // leaves before the input is handled: a handler that never yields would keep it corked,
+      // and its request would be failed with the instance although it was answered.
+      if (this.#corked && !this.#batched) this.#uncork();
       try {
         this.#decoder.push(chunk);
       } catch (error) {
