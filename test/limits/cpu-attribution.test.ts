@@ -8,9 +8,10 @@
  * stopped by the CPU limit: CI saw a hello-world request get 503 for the work of
  * the requests queued ahead of it on a fresh instance.
  */
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeDaemons, startTestDaemon, writeScripts } from '../helpers/daemon.js';
-import { expectCpuLimitResponse, hostileTarget, requestIdOf } from '../helpers/hostile.js';
+import { closeDaemons, startTestDaemon, writeScripts, type TestDaemon, type TextResult } from '../helpers/daemon.js';
+import { expectCpuLimitResponse, hostileTarget, instancePid, requestIdOf } from '../helpers/hostile.js';
 
 afterEach(closeDaemons);
 
@@ -42,6 +43,34 @@ export default {
 };
 `;
 
+/** A worker that burns `?burn=` ms of wall time (`forever`: spins), in a timer's turn with `&timer`, under --cpu-ms 150. */
+async function startBurner(): Promise<TestDaemon> {
+  const script = `export default {
+    async fetch(request) {
+      const params = new URL(request.url).searchParams;
+      const burn = params.get('burn');
+      if (burn === 'forever') for (;;) {}
+      if (params.has('timer')) await new Promise((resolve) => setTimeout(resolve, 0));
+      const until = Date.now() + Number(burn);
+      while (Date.now() < until) {}
+      return new Response('burned ' + burn);
+    },
+  };`;
+  const daemon = await startTestDaemon(writeScripts({ 'batch.mjs': script }), { cpuMs: 150, maxInstances: 1, warmPool: 1 });
+  expect(await daemon.fetchText('batch', '/?burn=1')).toMatchObject({ status: 200, text: 'burned 1' });
+  return daemon;
+}
+
+/** Sends `path` to the burner and resolves, with its response's promise (wrapped: an async function's result would be awaited), once the child has been seen burning for it. */
+async function whileBurning(daemon: TestDaemon, path: string): Promise<{ response: Promise<TextResult> }> {
+  const pid = instancePid(daemon, 'batch')!;
+  const mainCpuMs = () => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  const before = mainCpuMs();
+  const res = daemon.fetchText('batch', path);
+  await expect.poll(() => mainCpuMs() - before, { interval: 1, timeout: 10_000 }).toBeGreaterThan(10);
+  return { response: res };
+}
+
 describe('CPU attribution among requests on one instance', () => {
   it('does not charge a waiting request for the turns of its neighbours', { timeout: 60_000 }, async () => {
     const daemon = await startTestDaemon(writeScripts({ 'busy.mjs': SCRIPT }), { cpuMs: CPU_MS, maxInstances: 1, warmPool: 1 });
@@ -68,20 +97,10 @@ describe('CPU attribution among requests on one instance', () => {
     // read together: the child runs quick's handler, then spin's (last's never starts), with no
     // word to the daemon between unless it announces spin's with quick's count. Without that,
     // the watchdog split the CPU evenly among the three, and stopped whichever came first in
-    // its table as the runaway: `last`, which never ran.
-    const script = `export default {
-      async fetch(request) {
-        const burn = new URL(request.url).searchParams.get('burn');
-        if (burn === 'forever') for (;;) {}
-        const until = Date.now() + Number(burn);
-        while (Date.now() < until) {}
-        return new Response('burned ' + burn);
-      },
-    };`;
-    const daemon = await startTestDaemon(writeScripts({ 'batch.mjs': script }), { cpuMs: 150, maxInstances: 1, warmPool: 1 });
-    expect(await daemon.fetchText('batch', '/?burn=1')).toMatchObject({ status: 200, text: 'burned 1' });
-    const first = daemon.fetchText('batch', '/?burn=100');
-    await expect.poll(() => daemon.broker.instances().find((i) => i.worker === 'batch')?.inflight, { interval: 1 }).toBe(1);
+    // its table as the runaway: `last`, which never ran. The three are sent once the child is seen
+    // burning in first's turn, so that they are not read with first's head.
+    const daemon = await startBurner();
+    const first = (await whileBurning(daemon, '/?burn=100')).response;
     const quick = daemon.fetchText('batch', '/?burn=20');
     const spin = daemon.fetchText('batch', '/?burn=forever');
     const last = daemon.fetchText('batch', '/?burn=1');
@@ -95,6 +114,17 @@ describe('CPU attribution among requests on one instance', () => {
       expect(neighbour.status).toBe(503);
       expect(neighbour.text).toMatch(/^Worker "batch" was stopped because another request on the same instance exceeded the CPU time limit/);
     }
+  });
+
+  it('answers a request whose response a timer’s turn made, though a runaway is read just after that turn', { timeout: 60_000 }, async () => {
+    // The timer's turn and the read of the runaway's head are phases of one turn of the child's
+    // event loop; the response, corked until the check phase after them, never left before the
+    // runaway's head was read, and the answered request was failed with the instance.
+    const daemon = await startBurner();
+    const answered = (await whileBurning(daemon, '/?burn=100&timer')).response;
+    const spin = daemon.fetchText('batch', '/?burn=forever');
+    expect(await answered).toMatchObject({ status: 200, text: 'burned 100' });
+    expectCpuLimitResponse(await spin, 'batch', 150);
   });
 
   it.each(['timer', 'digest', 'message', 'compression'])(
