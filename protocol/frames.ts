@@ -44,6 +44,16 @@ export function allocFrame(bytes: number): Uint8Array {
 /** For the f64s of Settled and Turn frames: one DataView for the module, not one per frame. */
 const scratch = new DataView(new ArrayBuffer(8));
 
+function writeF64(out: Uint8Array, at: number, value: number): void {
+  scratch.setFloat64(0, value);
+  for (let i = 0; i < 8; i++) out[at + i] = scratch.getUint8(i);
+}
+
+function readF64(bytes: Uint8Array, at: number): number {
+  for (let i = 0; i < 8; i++) scratch.setUint8(i, bytes[at + i]!);
+  return scratch.getFloat64(0);
+}
+
 /** Encodes a frame header followed by `payload` into one buffer. */
 export function encodeFrame(type: FrameType, stream: number, payload: Uint8Array): Uint8Array {
   const out = allocFrame(FRAME_HEADER_BYTES + payload.byteLength);
@@ -97,16 +107,14 @@ export function encodeSettledFrame(stream: number, message: SettledMessage): Uin
   writeHeader(out, FrameType.Settled, stream, SETTLED_PAYLOAD_BYTES);
   writeU32(out, FRAME_HEADER_BYTES, message.waitUntilFailures);
   out[FRAME_HEADER_BYTES + 4] = message.waitUntilTimedOut ? 1 : 0;
-  scratch.setFloat64(0, message.cpuMs);
-  for (let i = 0; i < 8; i++) out[FRAME_HEADER_BYTES + 5 + i] = scratch.getUint8(i);
+  writeF64(out, FRAME_HEADER_BYTES + 5, message.cpuMs);
   return out;
 }
 
 export function decodeSettled(frame: Frame): SettledMessage {
   const { payload } = frame;
   if (payload.byteLength !== SETTLED_PAYLOAD_BYTES) throw new Error(`a Settled frame of ${payload.byteLength} bytes, not ${SETTLED_PAYLOAD_BYTES}`);
-  for (let i = 0; i < 8; i++) scratch.setUint8(i, payload[5 + i]!);
-  return { waitUntilFailures: readU32(payload, 0), waitUntilTimedOut: payload[4] === 1, cpuMs: scratch.getFloat64(0) };
+  return { waitUntilFailures: readU32(payload, 0), waitUntilTimedOut: payload[4] === 1, cpuMs: readF64(payload, 5) };
 }
 
 /** One entry of a Turn frame: u32 stream, f64 CPU ms. */
@@ -124,8 +132,7 @@ export function encodeTurnFrame(stream: number, counts: IdTable<number>): Uint8A
   writeHeader(out, FrameType.Turn, stream, payloadBytes);
   for (let i = 0, at = FRAME_HEADER_BYTES; i < ids.length; i++, at += TURN_ENTRY_BYTES) {
     writeU32(out, at, ids[i]!);
-    scratch.setFloat64(0, values[i]! / 1000);
-    for (let b = 0; b < 8; b++) out[at + 4 + b] = scratch.getUint8(b);
+    writeF64(out, at + 4, values[i]! / 1000);
   }
   return out;
 }
@@ -135,8 +142,7 @@ export function decodeTurnCounts(frame: Frame, visit: (stream: number, cpuMs: nu
   const { payload } = frame;
   if (payload.byteLength % TURN_ENTRY_BYTES !== 0) throw new Error(`a Turn frame of ${payload.byteLength} bytes, not a multiple of ${TURN_ENTRY_BYTES}`);
   for (let at = 0; at < payload.byteLength; at += TURN_ENTRY_BYTES) {
-    for (let b = 0; b < 8; b++) scratch.setUint8(b, payload[at + 4 + b]!);
-    visit(readU32(payload, at), scratch.getFloat64(0));
+    visit(readU32(payload, at), readF64(payload, at + 4));
   }
 }
 
