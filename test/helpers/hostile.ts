@@ -4,7 +4,7 @@
  * the well-behaved neighbour, a neighbour load that runs for exactly as long as
  * the hostile request does, and the checks every attack ends with.
  */
-import { copyFileSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,6 +76,11 @@ export function expectCpuLimitResponse(res: TextResult, worker: string, limitMs:
       `^Worker "${worker}" exceeded its CPU time limit: this request used \\d+ ms of CPU; the limit is ${limitMs} ms per request \\(--cpu-ms\\)\\.\\n\\nrequest id: ${requestIdOf(res)}\\n$`,
     ),
   );
+}
+
+/** CPU time of process `pid`'s main thread so far, in ms, from /proc/PID/schedstat (as the watchdog reads it). */
+export function mainThreadCpuMs(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
 }
 
 /** Pid of the worker's one live instance (undefined when it has none). */

@@ -8,10 +8,9 @@
  * stopped by the CPU limit: CI saw a hello-world request get 503 for the work of
  * the requests queued ahead of it on a fresh instance.
  */
-import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon, writeScripts, type TestDaemon, type TextResult } from '../helpers/daemon.js';
-import { expectCpuLimitResponse, hostileTarget, instancePid, requestIdOf } from '../helpers/hostile.js';
+import { expectCpuLimitResponse, hostileTarget, instancePid, mainThreadCpuMs, requestIdOf } from '../helpers/hostile.js';
 
 afterEach(closeDaemons);
 
@@ -64,7 +63,7 @@ async function startBurner(): Promise<TestDaemon> {
 /** Sends `path` to the burner and resolves, with its response's promise (wrapped: an async function's result would be awaited), once the child has been seen burning for it. */
 async function whileBurning(daemon: TestDaemon, path: string): Promise<{ response: Promise<TextResult> }> {
   const pid = instancePid(daemon, 'batch')!;
-  const mainCpuMs = () => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  const mainCpuMs = () => mainThreadCpuMs(pid);
   const before = mainCpuMs();
   const res = daemon.fetchText('batch', path);
   await expect.poll(() => mainCpuMs() - before, { interval: 1, timeout: 10_000 }).toBeGreaterThan(10);

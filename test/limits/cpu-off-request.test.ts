@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon } from '../helpers/daemon.js';
-import { expectCpuLimitResponse, hostileTarget, instancePid, neighbourDuring, requestIdOf, warmNeighbour } from '../helpers/hostile.js';
+import { expectCpuLimitResponse, hostileTarget, instancePid, mainThreadCpuMs, neighbourDuring, requestIdOf, warmNeighbour } from '../helpers/hostile.js';
 
 afterEach(closeDaemons);
 
@@ -123,7 +123,7 @@ describe('CPU outside the main thread and outside requests', () => {
     const daemon = await startTestDaemon(hostileTarget('idle-burn'), { cpuMs: 50, warmPool: 1 });
     expect(await daemon.fetchText('idle-burn', '/ok')).toMatchObject({ status: 200, text: 'ok' });
     const pid = instancePid(daemon, 'idle-burn')!;
-    const mainCpuMs = () => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+    const mainCpuMs = () => mainThreadCpuMs(pid);
     const state = () => {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       return stat[stat.lastIndexOf(')') + 2];
