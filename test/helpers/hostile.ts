@@ -83,6 +83,14 @@ export function mainThreadCpuMs(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
 }
 
+/**
+ * Where process `pid`'s main thread sleeps in the kernel (/proc/PID/wchan): `futex_do_wait` (or a
+ * name like it) inside `Atomics.wait`, `do_epoll_wait` in libuv's poll; `0` while it runs.
+ */
+export function mainThreadWaitChannel(pid: number): string {
+  return readFileSync(`/proc/${pid}/wchan`, 'utf8');
+}
+
 /** Pid of the worker's one live instance (undefined when it has none). */
 export function instancePid(daemon: TestDaemon, worker: string): number | undefined {
   return daemon.broker.instances().find((instance) => instance.worker === worker)?.pid;

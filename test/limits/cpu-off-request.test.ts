@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon } from '../helpers/daemon.js';
-import { expectCpuLimitResponse, hostileTarget, instancePid, mainThreadCpuMs, neighbourDuring, requestIdOf, warmNeighbour } from '../helpers/hostile.js';
+import { expectCpuLimitResponse, hostileTarget, instancePid, mainThreadCpuMs, mainThreadWaitChannel, neighbourDuring, requestIdOf, warmNeighbour } from '../helpers/hostile.js';
 
 afterEach(closeDaemons);
 
@@ -129,15 +129,18 @@ describe('CPU outside the main thread and outside requests', () => {
       return stat[stat.lastIndexOf(')') + 2];
     };
     const before = mainCpuMs();
-    // It sleeps 1.5 s first: with 0.5 s, a full run beside a spinning process once got 200 but
-    // no warning line, most likely because this slow test process sent the next request only
-    // after the burst had begun (spared then as a collection's bystander, nothing held).
     expect(await daemon.fetchText('idle-burn', '/burst?ms=300&after=1500')).toMatchObject({ status: 200, text: 'left one burst behind' });
     // The burst's request settled (the child says so after its response), and the next one is
-    // sent to the child, before the child wakes: CI once blocked the daemon while the first still
-    // counted as in flight, and the second reached the child only after the burst.
+    // sent to the child while it sleeps before the burst: CI once blocked the daemon while the
+    // first still counted as in flight, and the second reached the child only after the burst.
+    // Full runs got 200 and no warning line now and then: the child, still running when /slow
+    // was sent (it had not reached the burst's timer), read /slow first; the daemon, blocked
+    // below, then read /slow's whole answer (a Turn frame counting 0.3 ms for it, and Settled)
+    // before it took any sample: the burst was charged to no one, nothing late to waive. So
+    // /slow goes out once the child is seen asleep in the burst's `Atomics.wait`.
     const inflight = () => daemon.broker.instances().find((i) => i.worker === 'idle-burn')?.inflight;
     await expect.poll(inflight, { interval: 1 }).toBe(0);
+    await expect.poll(() => mainThreadWaitChannel(pid), { interval: 1, timeout: 1000 }).toMatch(/futex/);
     const slow = daemon.fetchText('idle-burn', '/slow');
     await expect.poll(inflight, { interval: 1 }).toBe(1);
     // The daemon samples nothing until the burst is over and the child sleeps on /slow's timer
