@@ -34,8 +34,8 @@ describe('throwing non-Errors and hostile Errors', () => {
     for (const [path, thrown] of cases) {
       const started = Date.now();
       expectErrorResponse(await attack(daemon, 'throw-non-errors', path), 500, `Worker threw exception: ${thrown}`);
-      // Generous: proves it was not left to the wall-time limit (2 s here).
-      expect(Date.now() - started).toBeLessThan(1500);
+      // Generous: proves it was not left to the wall-time limit (5 s here).
+      expect(Date.now() - started).toBeLessThan(4000);
     }
     const huge = await attack(daemon, 'throw-non-errors', '/huge-message');
     expectErrorResponse(huge, 500, `Worker threw exception: RangeError: ${'x'.repeat(1024 - 'RangeError: '.length)}… (${5_000_000 - 1024 + 'RangeError: '.length} more characters)`);
