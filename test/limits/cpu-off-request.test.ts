@@ -130,18 +130,28 @@ describe('CPU outside the main thread and outside requests', () => {
     };
     const before = mainCpuMs();
     expect(await daemon.fetchText('idle-burn', '/burst?ms=300&after=1500')).toMatchObject({ status: 200, text: 'left one burst behind' });
-    // The burst's request settled (the child says so after its response), and the next one is
-    // sent to the child while it sleeps before the burst: CI once blocked the daemon while the
-    // first still counted as in flight, and the second reached the child only after the burst.
-    // Full runs got 200 and no warning line now and then: the child, still running when /slow
-    // was sent (it had not reached the burst's timer), read /slow first; the daemon, blocked
-    // below, then read /slow's whole answer (a Turn frame counting 0.3 ms for it, and Settled)
-    // before it took any sample: the burst was charged to no one, nothing late to waive. So
-    // /slow goes out once the child is seen asleep in the burst's `Atomics.wait`.
+    // The burst's request settled (the child says so after its response): CI once blocked the
+    // daemon while the first still counted as in flight, and the second reached the child only
+    // after the burst. The next request goes out while the child sleeps before the burst, and
+    // outlasts it. Full runs got 200 and no warning line now and then: the child, still running
+    // when /slow was sent (it had not reached the burst's timer), read /slow first, and the
+    // daemon, blocked below, read /slow's whole answer before it took any sample (nothing late
+    // to waive); or, seeing the child busy when it sent /slow, spared /slow the burst. So /slow
+    // goes out once the child's main thread has slept in a futex (the burst's `Atomics.wait`)
+    // for 100 ms without using CPU (a single reading passed, once, a moment the child was not
+    // in that sleep), and it answers 2 s after it is read, whichever side of the burst that is.
     const inflight = () => daemon.broker.instances().find((i) => i.worker === 'idle-burn')?.inflight;
     await expect.poll(inflight, { interval: 1 }).toBe(0);
-    await expect.poll(() => mainThreadWaitChannel(pid), { interval: 1, timeout: 1000 }).toMatch(/futex/);
-    const slow = daemon.fetchText('idle-burn', '/slow');
+    let asleepSince = performance.now();
+    let asleepCpu = mainCpuMs();
+    const asleepMs = () => {
+      const now = performance.now();
+      const cpu = mainCpuMs();
+      if (!/futex/.test(mainThreadWaitChannel(pid)) || cpu !== asleepCpu) [asleepSince, asleepCpu] = [now, cpu];
+      return now - asleepSince;
+    };
+    await expect.poll(asleepMs, { interval: 5, timeout: 1400 }).toBeGreaterThanOrEqual(100);
+    const slow = daemon.fetchText('idle-burn', '/slow?ms=2000');
     await expect.poll(inflight, { interval: 1 }).toBe(1);
     // The daemon samples nothing until the burst is over and the child sleeps on /slow's timer
     // (the burst lasts 300 ms of wall time: on a loaded machine, less CPU).
