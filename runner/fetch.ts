@@ -8,7 +8,7 @@ import { FrameType, type SubrequestHeadMessage, type SubresponseHeadMessage } fr
 import { IncomingBody, OutgoingBody } from './body.js';
 import type { Channel } from './ipc.js';
 import { Request, requestBodyLength, Response, signalOf } from './web.js';
-import { remoteEnd } from './websocket.js';
+import { remoteEnd, type WebSocketArrival } from './websocket.js';
 import { WebSocketLink, type WebSocketRoute } from './websocket-link.js';
 
 /** The runner's record of one subrequest, found by stream id when frames arrive. */
@@ -19,6 +19,8 @@ export interface SubrequestStream {
   outgoing: OutgoingBody | WebSocketLink | null;
   /** A WebSocket the server accepted: where its messages and close go. */
   webSocket?: WebSocketRoute;
+  /** What that WebSocket's server sent before `webSocket` was made (runtime.ts): delivered to it first. */
+  early?: WebSocketArrival[];
   /** Takes the stream's head: a SubresponseHead for a fetch, a BindingResult for a binding call. */
   resolve: (head: never) => void;
   reject: (error: Error) => void;
@@ -139,6 +141,10 @@ function acceptedWebSocket(host: SubrequestHost, id: number, stream: SubrequestS
   const { socket, arrive } = remoteEnd(link);
   stream.outgoing = link;
   stream.webSocket = { link, arrive };
+  for (const arrival of stream.early?.splice(0) ?? []) {
+    arrive(arrival);
+    if (arrival.close) link.heardClose();
+  }
   link.start();
   void link.closed.then(() => host.unregister(id));
   const response = new Response(null, { status: 101, statusText: head.statusText, headers: head.headers, webSocket: socket } as ResponseInit);

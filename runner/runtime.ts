@@ -43,7 +43,7 @@ import { ScriptLoadError, loadScript, type CodeCacheOptions, type LoadedScript }
 import { describeError, describeValue, stackOf } from './describe.js';
 import { clipLine, LogBudget } from './log-budget.js';
 import { asResponse, configureCf, incomingRequest, responseParts, responseSource, responseWebSocket, type Request, type Response } from './web.js';
-import { giveToClient } from './websocket.js';
+import { giveToClient, type WebSocketArrival } from './websocket.js';
 import { WebSocketLink, type WebSocketRoute } from './websocket-link.js';
 
 const STALL_CHECK_MS = 100;
@@ -296,16 +296,19 @@ export class Runtime {
     // A request answered with a WebSocket (odd), or a WebSocket the worker opened with fetch (even).
     const sub = frame.stream & 1 ? undefined : this.#subrequests.get(frame.stream);
     const socket = sub ? sub.webSocket : this.#requests.get(frame.stream)?.webSocket;
-    if (!socket) return;
-    const owner = sub ? sub.parent : frame.stream;
-    if (frame.type === FrameType.WebSocketClose) {
-      const { code, reason } = decodeJson<WebSocketCloseMessage>(frame);
-      this.#context.run(owner, () => socket.arrive({ close: true, code, reason }));
-      socket.link.heardClose();
+    const arrival: WebSocketArrival =
+      frame.type === FrameType.WebSocketClose
+        ? { close: true, ...decodeJson<WebSocketCloseMessage>(frame) }
+        : { close: false, binary: frame.type === FrameType.WebSocketBinary, data: frame.payload };
+    if (!socket) {
+      // A server that speaks first: its first messages can come in the read that brought its
+      // 101, before the worker's fetch has resolved and made the webSocket they go to. Kept for
+      // it (fetch.ts acceptedWebSocket); they were dropped, and their flow-control credit lost.
+      if (sub) (sub.early ??= []).push(arrival);
       return;
     }
-    const arrival = { close: false as const, binary: frame.type === FrameType.WebSocketBinary, data: frame.payload };
-    this.#context.run(owner, () => socket.arrive(arrival));
+    this.#context.run(sub ? sub.parent : frame.stream, () => socket.arrive(arrival));
+    if (arrival.close) socket.link.heardClose();
   }
 
   #incoming(id: number): IncomingBody | null | undefined {

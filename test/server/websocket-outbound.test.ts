@@ -45,6 +45,18 @@ export default {
       });
       return Response.json(events);
     }
+    if (url.pathname === '/greeted') {
+      // What a server that speaks first sends, gathered for a while after accept().
+      const upstream = await fetch(origin + '/greet', { headers: { upgrade: 'websocket' } });
+      const socket = upstream.webSocket;
+      const heard = [];
+      socket.addEventListener('message', (event) => heard.push(event.data));
+      await scheduler.wait(Number(url.searchParams.get('wait') ?? 0));
+      socket.accept();
+      await scheduler.wait(300);
+      socket.close(1000, 'done');
+      return Response.json(heard);
+    }
     // A relay, as Workers' WebSocket proxy example: the client's socket piped to the origin's.
     // /feed: the origin pushes messages, each of which costs the worker 25 ms of CPU.
     const feed = url.pathname === '/feed';
@@ -81,6 +93,10 @@ beforeAll(async () => {
     }
     heard.push({ token: req.headers['x-token'] as string | undefined, protocol: req.headers['sec-websocket-protocol'] as string | undefined });
     wss.handleUpgrade(req, socket, head, (ws) => {
+      if (req.url === '/greet') {
+        ws.send('welcome');
+        ws.send('second');
+      }
       if (req.url === '/feed') {
         let sent = 0;
         const timer = setInterval(() => (++sent <= 12 ? ws.send(`tick ${sent}`) : clearInterval(timer)), 30);
@@ -112,6 +128,15 @@ describe('a WebSocket a worker opens', () => {
     await socket.closed;
     await until(() => originCloses.some((c) => c.reason === 'the client left'), 'the origin to see the relay close');
     await until(() => daemon.broker.inflight === 0, 'the request to end');
+  });
+
+  it('delivers what a server sends the moment it accepts, before the worker has its socket', async () => {
+    // The origin's first messages came in the read that brought its 101, before the worker's
+    // fetch had resolved and made the socket they go to, and were dropped.
+    for (const wait of [0, 200]) {
+      const res = await daemon.fetchText('relay', `/greeted?wait=${wait}&origin=${encodeURIComponent(originUrl)}`);
+      expect({ wait, status: res.status, heard: JSON.parse(res.text) }).toEqual({ wait, status: 200, heard: ['welcome', 'second'] });
+    }
   });
 
   it("has the CPU limit per message of the origin's too: a feed relayed for longer than the limit in all is not stopped", async () => {
