@@ -37,8 +37,11 @@ export type WebSocketArrival = { close: false; binary: boolean; data: Uint8Array
 interface EndState {
   readyState: number;
   accepted: boolean;
-  /** Returned in a Response: it stands for the client now, and the worker may not use it. */
-  given: boolean;
+  /**
+   * Returned in a Response: it stands for the client now, and the worker may not use it. What
+   * the other end sends reaches it here, a microtask late (localPeer), and goes on to the client.
+   */
+  given: WebSocketPeer | null;
   peer: WebSocketPeer | null;
   /** The pair's other end. */
   other: WebSocket | null;
@@ -93,6 +96,13 @@ export class WebSocket extends EventTarget {
     arrive = (socket, arrival) => {
       const state = socket.#state;
       if (state.forward) return arrive(state.forward, arrival);
+      if (state.given) {
+        // Sent by the other end before the runtime took this one: delivered to the client in
+        // order, after what it took from `waiting` (it was dropped here as arriving at a closed end).
+        if (arrival.close) state.given.close(arrival.code, arrival.reason);
+        else state.given.message(arrival.binary, arrival.data);
+        return;
+      }
       if (state.readyState === CLOSED) return;
       if (!state.accepted) state.waiting.push(arrival);
       else socket.#deliver(arrival);
@@ -109,7 +119,7 @@ export class WebSocket extends EventTarget {
     this.#state = {
       readyState: OPEN,
       accepted: false,
-      given: false,
+      given: null,
       peer: null,
       other: null,
       waiting: [],
@@ -367,7 +377,7 @@ export function giveToClient(client: unknown, remote: WebSocketPeer): (arrival: 
     throw new TypeError("the Response's webSocket was accept()ed: return the end you did not accept (the client end) and accept the other one");
   }
   const server = state.other!;
-  state.given = true;
+  state.given = remote;
   state.readyState = CLOSED;
   stateOf(server)!.peer = remote;
   for (const arrival of state.waiting) {

@@ -103,8 +103,24 @@ export default {
 
 let daemon: TestDaemon;
 
+// Sends as its handler returns: the second from a microtask (as a handler that relays what it
+// is sent does, its listeners called in microtasks), which ran just before the runtime took the
+// client end, and whose message reached that end just after.
+const GREETER = `
+export default {
+  fetch() {
+    const { 0: client, 1: server } = new WebSocketPair();
+    server.accept();
+    server.send('one');
+    queueMicrotask(() => server.send('two'));
+    server.addEventListener('message', (event) => server.send('echo ' + event.data));
+    return new Response(null, { status: 101, webSocket: client });
+  },
+};
+`;
+
 beforeAll(async () => {
-  daemon = await startTestDaemon(writeScripts({ 'chat.mjs': CHAT, 'api.mjs': API }));
+  daemon = await startTestDaemon(writeScripts({ 'chat.mjs': CHAT, 'api.mjs': API, 'greeter.mjs': GREETER }));
 });
 afterAll(closeDaemons);
 
@@ -134,6 +150,16 @@ describe('WebSockets a worker accepts', () => {
     expect(logged('closed 4000 bye true')).toBe(true);
     const line = daemon.logs.find((l) => l.msg === 'request' && l.status === 101);
     expect(line).toMatchObject({ worker: 'chat', status: 101 });
+  });
+
+  it('carry what the worker sends as its handler returns, from a microtask too', async () => {
+    const socket = await openSocket(daemon, 'greeter');
+    expect(await socket.next()).toBe('one');
+    expect(await socket.next()).toBe('two');
+    socket.ws.send('three');
+    expect(await socket.next()).toBe('echo three');
+    socket.ws.close();
+    await socket.closed;
   });
 
   it('tell the worker when the client closes or goes away', async () => {
