@@ -46,13 +46,19 @@ export default {
       return Response.json(events);
     }
     if (url.pathname === '/greeted') {
-      // What a server that speaks first sends, gathered for a while after accept().
-      const upstream = await fetch(origin + '/greet', { headers: { upgrade: 'websocket' } });
-      const socket = upstream.webSocket;
+      // What a server that speaks first sends, gathered for a while after accept() (or open).
       const heard = [];
-      socket.addEventListener('message', (event) => heard.push(event.data));
-      await scheduler.wait(Number(url.searchParams.get('wait') ?? 0));
-      socket.accept();
+      let socket;
+      if (url.searchParams.has('constructor')) {
+        socket = new WebSocket(origin.replace('http', 'ws') + '/greet');
+        socket.addEventListener('message', (event) => heard.push(event.data));
+      } else {
+        const upstream = await fetch(origin + '/greet', { headers: { upgrade: 'websocket' } });
+        socket = upstream.webSocket;
+        socket.addEventListener('message', (event) => heard.push(event.data));
+        await scheduler.wait(Number(url.searchParams.get('wait') ?? 0));
+        socket.accept();
+      }
       await scheduler.wait(300);
       socket.close(1000, 'done');
       return Response.json(heard);
@@ -133,9 +139,9 @@ describe('a WebSocket a worker opens', () => {
   it('delivers what a server sends the moment it accepts, before the worker has its socket', async () => {
     // The origin's first messages came in the read that brought its 101, before the worker's
     // fetch had resolved and made the socket they go to, and were dropped.
-    for (const wait of [0, 200]) {
-      const res = await daemon.fetchText('relay', `/greeted?wait=${wait}&origin=${encodeURIComponent(originUrl)}`);
-      expect({ wait, status: res.status, heard: JSON.parse(res.text) }).toEqual({ wait, status: 200, heard: ['welcome', 'second'] });
+    for (const how of ['wait=0', 'wait=200', 'constructor']) {
+      const res = await daemon.fetchText('relay', `/greeted?${how}&origin=${encodeURIComponent(originUrl)}`);
+      expect({ how, status: res.status, heard: JSON.parse(res.text) }).toEqual({ how, status: 200, heard: ['welcome', 'second'] });
     }
   });
 
