@@ -53,9 +53,10 @@ export default {
         socket = new WebSocket(origin.replace('http', 'ws') + '/greet');
         socket.addEventListener('message', (event) => heard.push(event.data));
       } else {
-        const upstream = await fetch(origin + '/greet', { headers: { upgrade: 'websocket' } });
+        const upstream = await fetch(origin + (url.searchParams.has('close') ? '/greet-close' : '/greet'), { headers: { upgrade: 'websocket' } });
         socket = upstream.webSocket;
         socket.addEventListener('message', (event) => heard.push(event.data));
+        socket.addEventListener('close', (event) => heard.push('close ' + event.code + ' ' + event.reason));
         await scheduler.wait(Number(url.searchParams.get('wait') ?? 0));
         socket.accept();
       }
@@ -103,6 +104,10 @@ beforeAll(async () => {
         ws.send('welcome');
         ws.send('second');
       }
+      if (req.url === '/greet-close') {
+        ws.send('only');
+        ws.close(1000, 'that is all');
+      }
       if (req.url === '/feed') {
         let sent = 0;
         const timer = setInterval(() => (++sent <= 12 ? ws.send(`tick ${sent}`) : clearInterval(timer)), 30);
@@ -143,6 +148,9 @@ describe('a WebSocket a worker opens', () => {
       const res = await daemon.fetchText('relay', `/greeted?${how}&origin=${encodeURIComponent(originUrl)}`);
       expect({ how, status: res.status, heard: JSON.parse(res.text) }).toEqual({ how, status: 200, heard: ['welcome', 'second'] });
     }
+    // One that says its piece and closes at once: the worker hears both, in order.
+    const res = await daemon.fetchText('relay', `/greeted?close&origin=${encodeURIComponent(originUrl)}`);
+    expect(JSON.parse(res.text)).toEqual(['only', 'close 1000 that is all']);
   });
 
   it("has the CPU limit per message of the origin's too: a feed relayed for longer than the limit in all is not stopped", async () => {
