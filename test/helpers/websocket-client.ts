@@ -5,11 +5,18 @@
 import { WebSocket } from 'ws';
 import type { TestDaemon } from './daemon.js';
 
+/** Longest wait for one message: well inside vitest's 30 s per test, far past any test's own pace. */
+const NEXT_TIMEOUT_MS = 15_000;
+
 export interface TestSocket {
   ws: WebSocket;
   /** The 101's headers. */
   headers: Record<string, string | string[] | undefined>;
-  /** The next message (text as a string, binary as a Buffer), waiting for it if none is queued; rejects once the socket has closed. */
+  /**
+   * The next message (text as a string, binary as a Buffer), waiting for it if none is queued;
+   * rejects once the socket has closed, or after NEXT_TIMEOUT_MS without one (a lost message
+   * fails its test saying so, not at the test's timeout).
+   */
   next(): Promise<string | Buffer>;
   /** Settles with the close code and reason once the socket has closed. */
   closed: Promise<{ code: number; reason: string }>;
@@ -45,7 +52,23 @@ export function openSocket(daemon: TestDaemon, worker: string, path = '/', proto
         next: () => {
           if (queue.length > 0) return Promise.resolve(queue.shift()!);
           if (closedWith) return Promise.reject(closedWith);
-          return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+          return new Promise((resolve, reject) => {
+            const waiter = {
+              resolve: (message: string | Buffer) => {
+                clearTimeout(timer);
+                resolve(message);
+              },
+              reject: (error: Error) => {
+                clearTimeout(timer);
+                reject(error);
+              },
+            };
+            const timer = setTimeout(() => {
+              waiting.splice(waiting.indexOf(waiter), 1);
+              reject(new Error(`no message came within ${NEXT_TIMEOUT_MS} ms (${waiting.length} other waits pending, socket state ${ws.readyState})`));
+            }, NEXT_TIMEOUT_MS);
+            waiting.push(waiter);
+          });
         },
       }),
     );
