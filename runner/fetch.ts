@@ -9,7 +9,7 @@ import { IncomingBody, OutgoingBody } from './body.js';
 import type { Channel } from './ipc.js';
 import { Request, requestBodyLength, Response, signalOf } from './web.js';
 import { remoteEnd, type WebSocketArrival } from './websocket.js';
-import { WebSocketLink, type WebSocketRoute } from './websocket-link.js';
+import { routeArrival, WebSocketLink, type WebSocketRoute } from './websocket-link.js';
 
 /** The runner's record of one subrequest, found by stream id when frames arrive. */
 export interface SubrequestStream {
@@ -141,10 +141,7 @@ function acceptedWebSocket(host: SubrequestHost, id: number, stream: SubrequestS
   const { socket, arrive } = remoteEnd(link);
   stream.outgoing = link;
   stream.webSocket = { link, arrive };
-  for (const arrival of stream.early?.splice(0) ?? []) {
-    arrive(arrival);
-    if (arrival.close) link.heardClose();
-  }
+  for (const arrival of stream.early?.splice(0) ?? []) routeArrival(stream.webSocket, arrival);
   link.start();
   void link.closed.then(() => host.unregister(id));
   const response = new Response(null, { status: 101, statusText: head.statusText, headers: head.headers, webSocket: socket } as ResponseInit);

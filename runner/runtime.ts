@@ -44,7 +44,7 @@ import { describeError, describeValue, stackOf } from './describe.js';
 import { clipLine, LogBudget } from './log-budget.js';
 import { asResponse, configureCf, incomingRequest, responseParts, responseSource, responseWebSocket, type Request, type Response } from './web.js';
 import { giveToClient, type WebSocketArrival } from './websocket.js';
-import { WebSocketLink, type WebSocketRoute } from './websocket-link.js';
+import { routeArrival, WebSocketLink, type WebSocketRoute } from './websocket-link.js';
 
 const STALL_CHECK_MS = 100;
 /** Process CPU between two stall checks above which the child counts as working. */
@@ -307,8 +307,7 @@ export class Runtime {
       if (sub) (sub.early ??= []).push(arrival);
       return;
     }
-    this.#context.run(sub ? sub.parent : frame.stream, () => socket.arrive(arrival));
-    if (arrival.close) socket.link.heardClose();
+    this.#context.run(sub ? sub.parent : frame.stream, () => routeArrival(socket, arrival));
   }
 
   #incoming(id: number): IncomingBody | null | undefined {

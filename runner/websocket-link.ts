@@ -17,6 +17,12 @@ export interface WebSocketRoute {
   arrive: (arrival: WebSocketArrival) => void;
 }
 
+/** Hands what came from the daemon to the worker's end; a close also tells the link nothing more will come. */
+export function routeArrival(route: WebSocketRoute, arrival: WebSocketArrival): void {
+  route.arrive(arrival);
+  if (arrival.close) route.link.heardClose();
+}
+
 type Outgoing = { binary: boolean; data: Uint8Array } | { code: number; reason: string };
 
 export class WebSocketLink implements WebSocketPeer {
