@@ -619,7 +619,10 @@ export class Broker {
         requestId: breach.exchange.requestId,
         value: Math.ceil(breach.valueMs),
         waived: Math.round(breach.waivedMs),
-        reason: 'found by one sample after the daemon had not run for a while; the child then stopped without using more',
+        reason:
+          breach.cause === 'late'
+            ? 'found by one sample after the daemon had not run for a while; the child then stopped without using more'
+            : "found at once by one sample, more than the wall time since the last (a stall of the child's CPU booked to it); the child then stopped without using more",
       });
       return;
     }

@@ -38,7 +38,10 @@ export type Breach =
    * Not a breach: a late sample put this request past its CPU limit (valueMs), but the child
    * stopped running before it used more; the late sample's charge (waivedMs) was taken back.
    */
-  | { limit: 'lateCpuMs'; exchange: Exchange; valueMs: number; waivedMs: number };
+  | { limit: 'lateCpuMs'; exchange: Exchange; valueMs: number; waivedMs: number; cause: HeldCause };
+
+/** Why a sample's charge was held: the sample came late, or it found a stall booked at once (see BOOKED_STALL_OVER_MS). */
+export type HeldCause = 'late' | 'stall';
 
 /** Memory, and the CPU of threads other than the main one, every this many samples. */
 const RSS_EVERY_SAMPLES = 4;
@@ -101,6 +104,18 @@ const NEAR_LIMIT_SAMPLE_MS = 1;
  */
 const LATE_SAMPLE_MS = 25;
 /**
+ * One thread cannot run longer than the wall time between two readings, plus the tick its figure
+ * lagged at the first (TICK_LAG_CAP_MS) and a millisecond for the timers. A sample that finds more
+ * on the main thread found a stall booked at once, and its charge is held like a late sample's:
+ * the host stopped the CPU the child was on while the daemon ran on time on the other (these VMs
+ * report no steal, so the guest books the pause to the thread on that CPU, and the figure, moved
+ * at its ticks, jumps by the pause when the CPU resumes). In CI a hello-world request was stopped
+ * at 50.57 ms of CPU in 52.6 ms of wall with every sample on time
+ * (test/faults/kills-under-load.test.ts); such a pause is the one cause found that fits. A runaway
+ * stopped by the host is still stopped, HELD_CONFIRM_MS later; a request that answers first is not.
+ */
+const BOOKED_STALL_OVER_MS = TICK_LAG_CAP_MS + 1;
+/**
  * A held charge that would stop a request is kept, and the request stopped, once the child has
  * used this much more CPU since the late sample without a pause: a runaway's count moves a
  * scheduler tick (4 ms) at a time. A child that stops running first was not running for the
@@ -132,8 +147,9 @@ interface Tracked {
   /** When its CPU was last sampled (performance.now()), and how long after that the next sample is due. */
   sampledAt: number;
   dueInMs: number;
-  /** Main-thread CPU at the late sample whose charge is held (see LATE_SAMPLE_MS), or null. */
+  /** Main-thread CPU at the sample whose charge is held (see LATE_SAMPLE_MS), or null. */
   heldAtNs: number | null;
+  heldCause: HeldCause;
   /** When the schedstat figure last moved (performance.now()). */
   changedAt: number;
   /** Whether the child used ≥ 75% of a CPU over the last window (the kernel books it in ticks, so not 100%). */
@@ -233,6 +249,7 @@ export class Watchdog {
         sampledAt: now,
         dueInMs: this.#limits.watchdogIntervalMs,
         heldAtNs: null,
+        heldCause: 'late',
         changedAt: now,
         burning: false,
         windowAt: now,
@@ -444,13 +461,19 @@ export class Watchdog {
     // Not only when the CPU moved: a child starved of a CPU on a loaded machine is still busy.
     const running = files?.running() ?? false;
     instance.noteBurn(running);
-    const late = now - tracked.sampledAt > tracked.dueInMs + LATE_SAMPLE_MS;
+    const sinceMs = now - tracked.sampledAt;
+    const late = sinceMs > tracked.dueInMs + LATE_SAMPLE_MS;
     tracked.sampledAt = now;
     // A quiet instance woken since its last sample is sampled sooner than due: not late.
     tracked.dueInMs = tracked.quiet ? QUIET_SAMPLE_MS : this.#limits.watchdogIntervalMs;
     if (tracked.lastCpuNs !== null && cpuNs > tracked.lastCpuNs) {
-      instance.chargeCpu((cpuNs - tracked.lastCpuNs) / 1e6, late);
-      if (late) tracked.heldAtNs ??= cpuNs;
+      const usedMs = (cpuNs - tracked.lastCpuNs) / 1e6;
+      const stall = !late && usedMs > sinceMs + BOOKED_STALL_OVER_MS;
+      instance.chargeCpu(usedMs, late || stall);
+      if ((late || stall) && tracked.heldAtNs === null) {
+        tracked.heldAtNs = cpuNs;
+        tracked.heldCause = late ? 'late' : 'stall';
+      }
       tracked.changedAt = now;
       tracked.stillSamples = 0;
       if (tracked.quiet) this.#wake(tracked);
@@ -578,7 +601,7 @@ export class Watchdog {
       const valueMs = limitedCpuMs(top);
       const waivedMs = top?.heldCpuMs ?? 0;
       this.#settleHeld(instance, tracked, false);
-      if (top && waivedMs > 0) this.#onBreach(instance, { limit: 'lateCpuMs', exchange: top, valueMs, waivedMs });
+      if (top && waivedMs > 0) this.#onBreach(instance, { limit: 'lateCpuMs', exchange: top, valueMs, waivedMs, cause: tracked.heldCause });
       return 'dropped';
     }
     this.#settleHeld(instance, tracked, true);
