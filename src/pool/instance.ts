@@ -167,6 +167,8 @@ export class Instance {
   #madeCodeCache: Uint8Array | null = null;
   #readyResolve!: () => void;
   #killed = false;
+  /** Set when the pool gave up on the boot (see giveUpBoot): why the child died while booting. */
+  #bootTimeoutMs: number | null = null;
   #drained: (() => void) | null = null;
   #heapExhausted = false;
   /**
@@ -239,7 +241,9 @@ export class Instance {
       readyReject(
         new EdgeprocError(
           'ERR_SPAWN',
-          `a child exited while booting (exit code ${outcome.exitCode}, signal ${outcome.signal}); its output is in the daemon log (source child-stderr)`,
+          this.#bootTimeoutMs !== null
+            ? `a child did not finish booting within ${this.#bootTimeoutMs} ms and was stopped; the machine is likely overloaded. Retry; a new child will be started`
+            : `a child exited while booting (exit code ${outcome.exitCode}, signal ${outcome.signal}); its output is in the daemon log (source child-stderr)`,
         ),
       );
       return outcome;
@@ -374,6 +378,13 @@ export class Instance {
       if (timedOut) this.terminate(outOfTime);
       else this.dispose();
     }
+  }
+
+  /** Kills a child that did not boot within `timeoutMs`; what waited for it is told so, not just "SIGKILL". */
+  giveUpBoot(timeoutMs: number): void {
+    if (this.state !== 'booting') return;
+    this.#bootTimeoutMs = timeoutMs;
+    this.dispose();
   }
 
   /** Kills the child now. Idempotent. */

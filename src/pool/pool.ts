@@ -234,7 +234,7 @@ export class WarmPool {
           instance: instance.id,
           bootTimeoutMs: this.#limits.bootTimeoutMs,
         });
-        instance.dispose();
+        instance.giveUpBoot(this.#limits.bootTimeoutMs);
       }
     }, this.#limits.bootTimeoutMs);
     // Booting in the background yields to the tenants, but must not starve: behind two busy

@@ -1,0 +1,36 @@
+/**
+ * A child that does not finish booting in time is stopped, and what waited for it is told that,
+ * not only "killed by SIGKILL": on a saturated machine that 503 is the user's only clue.
+ */
+import { request } from 'undici';
+import { describe, expect, it } from 'vitest';
+import { buildServeConfig } from '../../src/config.js';
+import { startDaemon } from '../../src/daemon.js';
+import { Logger, memorySink, type LogRecord } from '../../src/log.js';
+import { writeScripts } from '../helpers/daemon.js';
+
+describe('a child that does not boot in time', () => {
+  it('is stopped, and the request waiting for it gets 503 saying so', async () => {
+    const dir = writeScripts({ 'hello.mjs': `export default { fetch() { return new Response('hello'); } };\n` });
+    const built = buildServeConfig(dir, { port: 0, adminPort: 0, warmPool: 0 }, {});
+    // No child boots in a millisecond: the first request's child meets the timeout.
+    const config = { ...built, limits: { ...built.limits, bootTimeoutMs: 1 } };
+    const logs: LogRecord[] = [];
+    const daemon = await startDaemon(config, new Logger(memorySink(logs)));
+    try {
+      const res = await request(`${daemon.url}/`, { headers: { host: `hello.localhost:${daemon.port}` } });
+      const text = await res.body.text();
+      expect(res.statusCode).toBe(503);
+      expect(text).toMatch(
+        /^No instance is available for worker "hello": a child did not finish booting within 1 ms and was stopped; the machine is likely overloaded\. Retry; a new child will be started\n\nrequest id: [0-9a-f]+\n$/,
+      );
+      expect(logs.some((line) => line.msg === 'a child did not become ready in time; killing it')).toBe(true);
+      // The daemon itself still answers.
+      const admin = await request(`${daemon.adminUrl}/workers`);
+      expect(admin.statusCode).toBe(200);
+      await admin.body.dump();
+    } finally {
+      await daemon.close();
+    }
+  });
+});
