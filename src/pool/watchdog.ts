@@ -7,9 +7,11 @@
  * CPU comes from /proc/PID/schedstat (nanoseconds on the CPU for the main
  * thread, where all JavaScript runs; MEASURED.md: /proc/PID/stat and pidusage
  * count 10 ms ticks, too coarse for a 50 ms limit), sampled every interval, and
- * from every other thread's schedstat less often: work a request hands to
- * libuv's pool (PBKDF2, compression) runs there, and four such jobs once ran
- * 2 s of CPU under --cpu-ms 200 unseen. Memory is the resident
+ * from the schedstat of every thread started after boot less often: work a
+ * request hands to libuv's pool (PBKDF2, compression) runs there, and four such
+ * jobs once ran 2 s of CPU under --cpu-ms 200 unseen. The threads a child boots
+ * with (V8's compiler and collector helpers) are the runtime's, not counted
+ * (ProcFiles.markRuntimeThreads). Memory is the resident
  * anonymous memory from /proc/PID/statm (resident minus file-backed pages),
  * sampled less often: what the tenant can grow (V8 heap, buffers), without the
  * ~34 MiB of node's code and libraries that every child maps and shares.
@@ -207,6 +209,7 @@ export class Watchdog {
   prepare(instance: Instance): void {
     const files = this.#filesOf(instance);
     if (!files) return;
+    files.markRuntimeThreads();
     files.mainCpuNs();
     files.threadsCpuNs();
     files.memoryMb();
@@ -232,6 +235,9 @@ export class Watchdog {
     } else {
       const now = performance.now();
       const files = this.#filesOf(instance);
+      // A child spawned for a waiting request is first watched as its script loads: its own code
+      // has not run yet (see markRuntimeThreads). A no-op for one prepared as a pool child.
+      files?.markRuntimeThreads();
       const cpuNs = files?.mainCpuNs() ?? null;
       instance.openCpuWindow();
       // Called before the request is sent: a child on a CPU now is busy with something else (a

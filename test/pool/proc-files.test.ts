@@ -83,4 +83,45 @@ describe('ProcFiles', () => {
     files.close();
     expect(heldOn(2 ** 22 + 1)).toBe(0);
   });
+
+  it("leaves out the threads the process had when marked (node's own), and counts every thread started later", async () => {
+    // Worker threads stand in for both: one started before the mark (as V8's compiler helpers
+    // are there when a child boots), one after (as libuv's pool starts on a request's first job).
+    // Each burns ~80 ms of its own CPU when told, then idles.
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const burn = \`const { parentPort } = require('node:worker_threads');
+        parentPort.on('message', () => { const t = process.hrtime.bigint(); const s = require('node:process').cpuUsage();
+          let x = 0; while (Number(process.hrtime.bigint() - t) < 400e6) { x++; if ((x & 0xffff) === 0 && require('node:process').cpuUsage(s).user > 80000) break; }
+          parentPort.postMessage('burnt'); });
+        setInterval(() => {}, 1000);\`;
+      const start = () => { const w = new Worker(burn, { eval: true }); w.on('message', () => process.stdout.write('burnt\\n')); return w; };
+      const early = start();
+      let late = null;
+      require('node:readline').createInterface({ input: process.stdin }).on('line', (line) => {
+        if (line === 'early') early.postMessage('go');
+        if (line === 'late') { late = start(); late.postMessage('go'); }
+      });
+      setTimeout(() => process.stdout.write('ready\\n'), 300);
+    `;
+    child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines = child.stdout!.setEncoding('utf8');
+    const next = () => once(lines, 'data');
+    await next();
+    const files = new ProcFiles(child.pid!);
+    expect(files.markRuntimeThreads()).toBe(true);
+    const before = files.threadsCpuNs()!;
+
+    child.stdin!.write('early\n');
+    await next();
+    const afterEarly = files.threadsCpuNs()!;
+    // The early worker's burn is not counted (only whatever node's own threads did meanwhile).
+    expect((afterEarly - before) / 1e6).toBeLessThan(30);
+
+    child.stdin!.write('late\n');
+    await next();
+    // The late worker's thread is found by the listing, and all of its CPU since it started counts.
+    expect((files.threadsCpuNs()! - afterEarly) / 1e6).toBeGreaterThanOrEqual(60);
+    files.close();
+  });
 });
