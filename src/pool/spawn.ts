@@ -39,6 +39,15 @@ export const CHILD_FLAGS: readonly string[] = Object.freeze([
   // ~0.35 MiB of private memory per child; with this bench/memory read 9.97 MiB PSS per tenant
   // against 10.0 without it, in one session.
   '--v8-pool-size=2',
+  // V8's memory reducer takes a low allocation rate for idleness: 8 s after a child starts, and
+  // again after each busy spell, it marks and compacts the heap in steps run between the runner's
+  // turns, while a hello-world child serves twenty requests a second. Those steps and the final
+  // pause land on requests, which the CPU limit charges: under 400 req/s over 20 hello workers
+  // with --cpu-ms 10, requests were stopped at 11-22 ms of CPU beside "Mark-Compact (reduce)"
+  // pauses of 5-300 ms (--trace-gc). It shrinks a ~6 MB heap by ~1.4 MB, which an idle instance
+  // holds until it is evicted (--idle-timeout) or allocates; bench/memory measures before the
+  // reducer would run, so its figure does not change.
+  '--no-memory-reducer',
 ]);
 
 /**
