@@ -67,6 +67,23 @@ closeInheritedDescriptors();
 const children = new Map<number, ChildProcess>();
 const uids = new UidAllocator();
 
+/**
+ * Node starts reading a child's extra pipe the moment it makes the socket, and a socket handed
+ * on over IPC leaves what it had read behind: a frame the child wrote before its channel
+ * reached the daemon was lost, and a child whose Ready (or warm-up echo) went that way never
+ * became ready. Handles go one at a time, each after the daemon's acknowledgement of the one
+ * before, so with 18 pool misses at once (400 req/s over 20 new workers) a channel waited in
+ * that queue longer than its child took to boot: 1-4 children a run met the 10 s boot timeout.
+ * Unread, the bytes stay in the pipe for the daemon. (`_handle` is Node's own; there is no
+ * public way to stop a socket reading.)
+ */
+function stopReading(socket: unknown): void {
+  const handle = (socket as { _handle?: { readStop?: () => number; reading?: boolean } } | null)?._handle;
+  if (!handle?.readStop) return;
+  handle.readStop();
+  handle.reading = false;
+}
+
 function reply(message: ForkServerReply, handle?: unknown): void {
   if (!process.connected) return;
   process.send!(message, handle as never, {}, () => {});
@@ -100,6 +117,7 @@ function start({ id, command, args, env, sandbox, nice }: SpawnRequest): void {
     }
   });
   if (child.pid === undefined) return;
+  stopReading(child.stdio[3]);
   try {
     // Still one thread (prlimit, about to exec): every thread node starts later inherits this.
     startAt(child.pid, nice);

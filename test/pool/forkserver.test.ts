@@ -1,5 +1,9 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { spawnChild } from '../../src/pool/spawn.js';
 import { closeDaemons, isAlive, startTestDaemon, writeScripts } from '../helpers/daemon.js';
 
 afterEach(closeDaemons);
@@ -43,5 +47,41 @@ describe('the fork server', () => {
     const replacement = forkServerPid();
     expect(replacement).toBeDefined();
     expect(replacement).not.toBe(server);
+  });
+
+  it("hands the daemon every byte a child writes to its channel before the channel arrives", { timeout: 30_000 }, async () => {
+    // Each child says who it is on its channel (fd 3) the moment it starts. The fork server hands
+    // channels on one at a time, each after the daemon acknowledged the one before; the daemon
+    // is made busy here (as under load) while twenty start, so their channels wait in that queue
+    // while the children write. Before: what a waiting channel read in the fork server was
+    // left there, and children's first frames (a Ready) were lost.
+    const dir = mkdtempSync(join(tmpdir(), 'edgeproc-greeter-'));
+    chmodSync(dir, 0o755);
+    const entry = join(dir, 'greeter.cjs');
+    writeFileSync(entry, `require('node:fs').writeSync(3, 'hello from ' + process.pid + '\\n'); setTimeout(() => {}, 20000);\n`);
+    chmodSync(entry, 0o444);
+    const children = Array.from({ length: 20 }, () => spawnChild({ warmUp: false, heapMb: 64, entry }));
+    try {
+      const busyUntil = Date.now() + 500;
+      while (Date.now() < busyUntil);
+      const heard = await Promise.all(
+        children.map(async (child) => {
+          const socket: Socket = await child.channel;
+          let text = '';
+          const deadline = setTimeout(() => socket.destroy(), 10_000);
+          for await (const chunk of socket) {
+            text += String(chunk);
+            if (text.endsWith('\n')) break;
+          }
+          clearTimeout(deadline);
+          return { pid: child.pid, text };
+        }),
+      );
+      for (const { pid, text } of heard) expect(text).toBe(`hello from ${pid}\n`);
+    } finally {
+      for (const child of children) child.kill();
+      await Promise.all(children.map((child) => child.exited));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
