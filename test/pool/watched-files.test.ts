@@ -23,14 +23,15 @@ describe('the /proc descriptors of a warm child', () => {
   it('are open before its first request, serve its cold start, and are closed once it dies', async () => {
     const daemon = await startTestDaemon(writeScripts({ 'a.mjs': `export default { fetch() { return new Response('a'); } };` }), { warmPool: 1 });
     const [first] = daemon.pool.stats().warmPids;
-    // schedstat of the main thread and of each other thread, stat and statm.
-    expect(heldOn(first!)).toBeGreaterThanOrEqual(4);
+    // schedstat of the main thread, stat and statm (the threads a child boots with are the
+    // runtime's and not read; a thread started later, libuv's pool, adds its schedstat).
+    expect(heldOn(first!)).toBeGreaterThanOrEqual(3);
 
     // A warm child that dies in the pool leaves nothing open behind it.
     process.kill(first!, 'SIGKILL');
     const [second] = await until('the pool did not replace its killed child', () => daemon.pool.stats().warmPids, (pids) => pids.length === 1 && pids[0] !== first);
     await until(`descriptors on the killed child ${first} stayed open`, () => heldOn(first!), (held) => held === 0);
-    expect(heldOn(second!)).toBeGreaterThanOrEqual(4);
+    expect(heldOn(second!)).toBeGreaterThanOrEqual(3);
 
     // The replacement serves the cold start, read through the descriptors it already had.
     expect(await daemon.fetchText('a')).toMatchObject({ status: 200, text: 'a' });
