@@ -73,7 +73,7 @@ const uids = new UidAllocator();
  * reached the daemon was lost, and a child whose Ready (or warm-up echo) went that way never
  * became ready. Handles go one at a time, each after the daemon's acknowledgement of the one
  * before, so with 18 pool misses at once (400 req/s over 20 new workers) a channel waited in
- * that queue longer than its child took to boot: 1-4 children a run met the 10 s boot timeout.
+ * that queue longer than its child took to boot: 1-8 children a 15 s run met the 10 s boot timeout.
  * Unread, the bytes stay in the pipe for the daemon. (`_handle` is Node's own; there is no
  * public way to stop a socket reading.)
  */

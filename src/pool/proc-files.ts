@@ -48,8 +48,8 @@ export class ProcFiles {
    * 20 hello-world workers (2026-12-07), those workers used 21% of the children's CPU, 84% of
    * it TurboFan compiling (perf), in bursts of 2-5 ms per 20 ms, still after a minute of the
    * same traffic; charged to whichever request was in flight, they stopped hello-world requests
-   * at 11 ms under --cpu-ms 10. It is the runtime's work, as Workers does not bill a request for
-   * it. A tenant drives it only through its main thread, which is counted, and it runs at the
+   * at 11 ms under --cpu-ms 10. It is the runtime's work, not the request's. A tenant drives it
+   * only through its main thread, which is counted, and it runs at the
    * child's priority, so a demoted child's helpers are demoted too. libuv's thread pool, where
    * a request's PBKDF2 or compression runs, starts on first use, after this: still counted.
    * Idempotent; false once the process is gone.

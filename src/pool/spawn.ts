@@ -43,10 +43,10 @@ export const CHILD_FLAGS: readonly string[] = Object.freeze([
   // again after each busy spell, it marks and compacts the heap in steps run between the runner's
   // turns, while a hello-world child serves twenty requests a second. Those steps and the final
   // pause land on requests, which the CPU limit charges: under 400 req/s over 20 hello workers
-  // with --cpu-ms 10, requests were stopped at 11-22 ms of CPU beside "Mark-Compact (reduce)"
-  // pauses of 5-300 ms (--trace-gc). It shrinks a ~6 MB heap by ~1.4 MB, which an idle instance
-  // holds until it is evicted (--idle-timeout) or allocates; bench/memory measures before the
-  // reducer would run, so its figure does not change.
+  // with --cpu-ms 10, a request stopped at 22 ms of CPU sat beside a "Mark-Compact (reduce)" of
+  // 300 ms wall (--trace-gc; most were 5-85 ms). It took a hello child's heap from 6.0 to 4.6 MB,
+  // but kept the pages: 25 s after 3 s of wrk an idle child's PSS was 22.0 MB without it and 22.9
+  // with it (one run each). bench/memory ends before it would run (9.96 MiB either way).
   '--no-memory-reducer',
 ]);
 
