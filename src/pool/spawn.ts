@@ -39,15 +39,11 @@ export const CHILD_FLAGS: readonly string[] = Object.freeze([
   // ~0.35 MiB of private memory per child; with this bench/memory read 9.97 MiB PSS per tenant
   // against 10.0 without it, in one session.
   '--v8-pool-size=2',
-  // V8's memory reducer takes a low allocation rate for idleness: 8 s after a child starts, and
-  // again after each busy spell, it marks and compacts the heap in steps run between the runner's
-  // turns, while a hello-world child serves twenty requests a second. Those steps and the final
-  // pause land on requests, which the CPU limit charges: under 400 req/s over 20 hello workers
-  // with --cpu-ms 10, a request stopped at 22 ms of CPU sat beside a "Mark-Compact (reduce)" of
-  // 300 ms wall (--trace-gc; most were 5-85 ms). It took a hello child's heap from 6.0 to 4.6 MB,
-  // but kept the pages: 25 s after 3 s of wrk an idle child's PSS was 22.0 MB without it and 22.9
-  // with it (one run each). bench/memory ends before it would run (9.96 MiB either way).
-  '--no-memory-reducer',
+  // Not --no-memory-reducer, tried on 2026-12-07: the reducer's collections, run between the
+  // runner's turns while a child serves light traffic, land on a request now and then (one
+  // stopped at 22 ms under --cpu-ms 10 sat beside a "Mark-Compact (reduce)"), but without it an
+  // idle tenant keeps its garbage resident: one that made ~40 MB of it a request held 23.9 MiB
+  // of anonymous memory 22 s after its last request, against 9.2 with the reducer.
 ]);
 
 /**

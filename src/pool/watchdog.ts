@@ -114,7 +114,7 @@ const LATE_SAMPLE_MS = 25;
  * at its ticks, jumps by the pause when the CPU resumes). In CI a hello-world request was stopped
  * at 50.57 ms of CPU in 52.6 ms of wall with every sample on time
  * (test/faults/kills-under-load.test.ts): such a pause fits it, as do V8's helper threads (no
- * longer charged, see ProcFiles.markRuntimeThreads) and the memory reducer (off, spawn.ts). A runaway
+ * longer charged, see ProcFiles.markRuntimeThreads) and the memory reducer (see spawn.ts). A runaway
  * stopped by the host is still stopped, HELD_CONFIRM_MS later; a request that answers first is not.
  */
 const BOOKED_STALL_OVER_MS = TICK_LAG_CAP_MS + 1;
