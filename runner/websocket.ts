@@ -99,8 +99,7 @@ export class WebSocket extends EventTarget {
       if (state.given) {
         // Sent by the other end before the runtime took this one: delivered to the client in
         // order, after what it took from `waiting` (it was dropped here as arriving at a closed end).
-        if (arrival.close) state.given.close(arrival.code, arrival.reason);
-        else state.given.message(arrival.binary, arrival.data);
+        passOn(state.given, arrival);
         return;
       }
       if (state.readyState === CLOSED) return;
@@ -363,6 +362,12 @@ export function remoteEnd(remote: WebSocketPeer): { socket: WebSocket; arrive: (
   return { socket, arrive: (arrival) => arrive(socket, arrival) };
 }
 
+/** An arrival for an end the client now stands for, sent on to the client. */
+function passOn(peer: WebSocketPeer, arrival: WebSocketArrival): void {
+  if (arrival.close) peer.close(arrival.code, arrival.reason);
+  else peer.message(arrival.binary, arrival.data);
+}
+
 /**
  * The runtime answers with `client` (a Response's webSocket): from now on the other end's sends
  * go to `remote`, and what the client sends arrives through the returned function. Whatever
@@ -380,10 +385,7 @@ export function giveToClient(client: unknown, remote: WebSocketPeer): (arrival: 
   state.given = remote;
   state.readyState = CLOSED;
   stateOf(server)!.peer = remote;
-  for (const arrival of state.waiting) {
-    if (arrival.close) remote.close(arrival.code, arrival.reason);
-    else remote.message(arrival.binary, arrival.data);
-  }
+  for (const arrival of state.waiting) passOn(remote, arrival);
   state.waiting = [];
   return (arrival) => arrive(server, arrival);
 }
