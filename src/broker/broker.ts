@@ -612,8 +612,11 @@ export class Broker {
       return;
     }
     if (breach.limit === 'lateCpuMs') {
-      // The request goes on: logged, so that a limit not applied is never silent.
-      this.#log.warn('CPU limit not applied: seen late', {
+      // The requests go on: logged, so that a charge taken back is never silent; a warning when
+      // the request would have been stopped with it (the limit not applied), else a debug line:
+      // a daemon held up for a moment waives small charges of every busy child.
+      const wouldStop = breach.valueMs > (instance.limits ?? this.#limits).cpuMs;
+      this.#log[wouldStop ? 'warn' : 'debug']('CPU charge waived: seen late', {
         worker: instance.worker,
         instance: instance.id,
         requestId: breach.exchange.requestId,

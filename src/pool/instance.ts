@@ -572,16 +572,22 @@ export class Instance {
 
   /**
    * Ends what a late sample of the watchdog charged with `held`: kept as charged, or taken back
-   * from the requests still in flight. Taken back, it is still measured (#unexplainedCpuMs), as
-   * the spare of #chargeRequests is: no request may be charged it later.
+   * from the requests still in flight (what was taken back is returned). Taken back, it is still
+   * measured (#unexplainedCpuMs), as the spare of #chargeRequests is: no request may be charged it later.
    */
-  settleHeldCpu(keep: boolean): void {
-    if (!this.#heldCpu) return;
+  settleHeldCpu(keep: boolean): number {
+    if (!this.#heldCpu) return 0;
     this.#heldCpu = false;
+    let backMs = 0;
     for (const exchange of this.#exchanges.live()) {
-      if (!keep && exchange.heldCpuMs) exchange.cpuMs -= Math.min(exchange.heldCpuMs, exchange.cpuMs);
+      if (!keep && exchange.heldCpuMs) {
+        const ms = Math.min(exchange.heldCpuMs, exchange.cpuMs);
+        exchange.cpuMs -= ms;
+        backMs += ms;
+      }
       exchange.heldCpuMs = 0;
     }
+    return backMs;
   }
 
   /** Whether CPU used now counts against the startup limit (the script loads, or the runtime sets up an API). */
@@ -715,15 +721,16 @@ export class Instance {
     const limitMs = this.limits?.cpuMs ?? 0;
     const counts = this.#counts;
     decodeTurnCounts(frame, (stream, cpuMs) => counts.set(stream, childCpuWorth(cpuMs, limitMs)));
-    // Held charges (a late sample's) are superseded: the counts say whose that CPU was.
-    this.settleHeldCpu(true);
     let beforeMs = 0;
     let othersMs = 0;
+    let heldMs = 0;
     const streams = this.#exchanges.liveIds();
     const exchanges = this.#exchanges.live();
     for (let i = 0; i < exchanges.length; i++) {
       const exchange = exchanges[i]!;
       beforeMs += exchange.cpuMs;
+      heldMs += exchange.heldCpuMs ?? 0;
+      exchange.heldCpuMs = 0;
       if (exchange === current) continue;
       const countMs = counts.get(streams[i]!) ?? 0;
       exchange.cpuMs = countMs;
@@ -731,7 +738,14 @@ export class Instance {
       if (exchange.cpuBaseMs > countMs) exchange.cpuBaseMs = countMs;
       othersMs += countMs;
     }
-    current.cpuMs = Math.max(counts.get(id) ?? 0, beforeMs - othersMs);
+    const ownMs = counts.get(id) ?? 0;
+    current.cpuMs = Math.max(ownMs, beforeMs - othersMs);
+    // A late sample's charge moves with the rest, still held (see settleHeldCpu): no count says
+    // whose it was, and kept here, three hello-world requests' shares of a host stall booked to
+    // their child (~34 ms each) became one request's 101 ms and a 503 in CI
+    // (test/faults/kills-under-load.test.ts). What the child's own count explains is not held.
+    current.heldCpuMs = Math.min(heldMs, current.cpuMs - ownMs);
+    this.#heldCpu = current.heldCpuMs > 0;
     counts.clear();
   }
 
