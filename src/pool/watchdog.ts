@@ -123,7 +123,12 @@ const BOOKED_STALL_OVER_MS = TICK_LAG_CAP_MS + 1;
  * A held charge is kept once the child has used this much more CPU since the late sample without
  * a pause: a runaway's count moves a scheduler tick (4 ms) at a time. A child that stops running
  * first was not running for a request, or is no longer: the held charge is taken back (see
- * #judgeHeld). Until one or the other, it stops no request.
+ * #judgeHeld). Until one or the other, it stops no request. Only what samples on time find
+ * without a booked stall counts toward this: a hello-world request under the load of
+ * test/faults/kills-under-load.test.ts (2026-12-07) was charged 3.5, 5.7 and 7.1 ms, then its
+ * child stayed runnable 25 ms with its count still, then +32.0 ms in 7.1 ms (held), runnable 20
+ * ms more, then +24.8 ms in 0.2 ms: the second stall counted as burning more kept the first, and
+ * the request was stopped at 73 ms.
  */
 const HELD_CONFIRM_MS = 3;
 /** Burn rate over a window at least this long tells a child running flat out. */
@@ -151,8 +156,11 @@ interface Tracked {
   /** When its CPU was last sampled (performance.now()), and how long after that the next sample is due. */
   sampledAt: number;
   dueInMs: number;
-  /** Main-thread CPU at the sample whose charge is held (see LATE_SAMPLE_MS), or null. */
-  heldAtNs: number | null;
+  /**
+   * While a charge is held (see LATE_SAMPLE_MS), the main-thread CPU found since by samples on
+   * time that found no booked stall, toward HELD_CONFIRM_MS; null when nothing is held.
+   */
+  heldCleanNs: number | null;
   heldCause: HeldCause;
   /** When the schedstat figure last moved (performance.now()). */
   changedAt: number;
@@ -256,7 +264,7 @@ export class Watchdog {
         samples: 0,
         sampledAt: now,
         dueInMs: this.#limits.watchdogIntervalMs,
-        heldAtNs: null,
+        heldCleanNs: null,
         heldCause: 'late',
         changedAt: now,
         burning: false,
@@ -478,9 +486,13 @@ export class Watchdog {
       const usedMs = (cpuNs - tracked.lastCpuNs) / 1e6;
       const stall = !late && usedMs > sinceMs + BOOKED_STALL_OVER_MS;
       instance.chargeCpu(usedMs, late || stall);
-      if ((late || stall) && tracked.heldAtNs === null) {
-        tracked.heldAtNs = cpuNs;
-        tracked.heldCause = late ? 'late' : 'stall';
+      if (late || stall) {
+        if (tracked.heldCleanNs === null) {
+          tracked.heldCleanNs = 0;
+          tracked.heldCause = late ? 'late' : 'stall';
+        }
+      } else if (tracked.heldCleanNs !== null) {
+        tracked.heldCleanNs += cpuNs - tracked.lastCpuNs;
       }
       tracked.changedAt = now;
       tracked.stillSamples = 0;
@@ -489,7 +501,7 @@ export class Watchdog {
       tracked.stillSamples++;
     }
     tracked.lastCpuNs = cpuNs;
-    if (tracked.heldAtNs !== null) this.#judgeHeld(instance, tracked, running);
+    if (tracked.heldCleanNs !== null) this.#judgeHeld(instance, tracked, running);
     // First demoted at the first sample past DEMOTE_AFTER_MS, not at the end of a burn window: a
     // runaway's first tens of ms at the tenants' priority were what its neighbours felt most.
     // A demoted child that then does not get most of a CPU is raised a step at the window's end
@@ -553,7 +565,7 @@ export class Watchdog {
     running ??= this.#filesOf(instance)?.running() ?? false;
     const unbooked = tracked.burning && running ? Math.min(TICK_LAG_CAP_MS, now - tracked.changedAt) : 0;
     // A held charge not judged yet (see #judgeHeld) stops nothing: judged at the next sample.
-    if (used + unbooked > max && !startup && tracked.heldAtNs !== null) return this.#resampleSoon(instance, tracked);
+    if (used + unbooked > max && !startup && tracked.heldCleanNs !== null) return this.#resampleSoon(instance, tracked);
     if (used + unbooked > max && !confirmed) return this.#confirmSoon(instance, tracked);
     if (used + unbooked > max) {
       // Booked now, so that the accounting line and the totals say what the 503 says.
@@ -598,7 +610,7 @@ export class Watchdog {
    * stopped it in CI. What is taken back is logged (Breach lateCpuMs).
    */
   #judgeHeld(instance: Instance, tracked: Tracked, running: boolean): void {
-    if (!instance.holdsCpu || tracked.lastCpuNs! - tracked.heldAtNs! >= HELD_CONFIRM_MS * 1e6) {
+    if (!instance.holdsCpu || tracked.heldCleanNs! >= HELD_CONFIRM_MS * 1e6) {
       this.#settleHeld(instance, tracked, true);
       return;
     }
@@ -611,7 +623,7 @@ export class Watchdog {
 
   /** Returns what was taken back. */
   #settleHeld(instance: Instance, tracked: Tracked, keep: boolean): number {
-    tracked.heldAtNs = null;
+    tracked.heldCleanNs = null;
     return instance.settleHeldCpu(keep);
   }
 }
