@@ -69,8 +69,12 @@ interface RawAnswer {
   closed: boolean;
 }
 
-/** Writes `bytes` on a new connection and reads what comes back until the server closes it. */
-function raw(port: number, bytes: string | Buffer, waitMs = 5_000): Promise<RawAnswer> {
+/**
+ * Writes `bytes` on a new connection and reads what comes back until the server closes it, or
+ * with `oneAnswer`, until one whole response is in (the connection may stay open: waiting out
+ * `waitMs` for each cost these tests ~10 s in all).
+ */
+function raw(port: number, bytes: string | Buffer, waitMs = 5_000, oneAnswer = false): Promise<RawAnswer> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -86,12 +90,26 @@ function raw(port: number, bytes: string | Buffer, waitMs = 5_000): Promise<RawA
       resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), head, body: split < 0 ? '' : text.slice(split + 4), closed });
     };
     const timer = setTimeout(() => finish(false), waitMs);
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (oneAnswer && isWholeResponse(Buffer.concat(chunks).toString('latin1'))) finish(false);
+    });
     socket.on('end', () => finish(true));
     socket.on('close', () => finish(true));
     socket.on('error', () => finish(true));
     socket.write(bytes);
   });
+}
+
+/** One whole HTTP/1.1 response, framed by Content-Length or chunked. */
+function isWholeResponse(text: string): boolean {
+  const split = text.indexOf('\r\n\r\n');
+  if (split < 0) return false;
+  const head = text.slice(0, split);
+  const body = text.slice(split + 4);
+  const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+  if (length) return body.length >= Number(length[1]);
+  return /\r\ntransfer-encoding: *chunked/i.test(head) && body.endsWith('0\r\n\r\n');
 }
 
 describe('malformed HTTP on the front door', () => {
@@ -156,7 +174,7 @@ describe('malformed HTTP on the front door', () => {
     const daemon = await start();
     const before = await workers(daemon);
     // Well framed, so the connection could stay open; the test closes it once the answer is in.
-    const answer = await raw(daemon.port, bytes, 1_000);
+    const answer = await raw(daemon.port, bytes, 5_000, true);
     expect(answer.status).toBe(400);
     expect(answer.head).toMatch(/\r\nedgeproc-request-id: [0-9a-f]{16}\r\n/);
     expect(answer.body).toMatch(new RegExp(`^Bad request: ${reason.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\n\nrequest id: [0-9a-f]{16}\n$`));
@@ -167,15 +185,15 @@ describe('malformed HTTP on the front door', () => {
     // The daemon remembers Hosts that made a URL (request-url.ts); an empty Host makes one
     // with some paths only (`http:///x` parses, `http:///` does not), so it is never remembered.
     const daemon = await start();
-    const empty = await raw(daemon.port, 'GET /x HTTP/1.1\r\nHost: \r\n\r\n', 1_000);
+    const empty = await raw(daemon.port, 'GET /x HTTP/1.1\r\nHost: \r\n\r\n', 5_000, true);
     expect(empty.status).toBe(404);
-    const emptyRoot = await raw(daemon.port, 'GET / HTTP/1.1\r\nHost: \r\n\r\n', 1_000);
+    const emptyRoot = await raw(daemon.port, 'GET / HTTP/1.1\r\nHost: \r\n\r\n', 5_000, true);
     expect(emptyRoot.status).toBe(400);
     expect(emptyRoot.body).toMatch(/^Bad request: The Host header "" is not a valid host\[:port\]\./);
     for (let i = 0; i < 2; i++) {
-      const bad = await raw(daemon.port, 'GET / HTTP/1.1\r\nHost: app.localhost:99999\r\n\r\n', 1_000);
+      const bad = await raw(daemon.port, 'GET / HTTP/1.1\r\nHost: app.localhost:99999\r\n\r\n', 5_000, true);
       expect(bad.status).toBe(400);
-      const good = await raw(daemon.port, 'GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n', 1_000);
+      const good = await raw(daemon.port, 'GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n', 5_000, true);
       expect(good.status).toBe(200);
     }
   });
