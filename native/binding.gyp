@@ -4,6 +4,11 @@
       "target_name": "sched_policy",
       "sources": ["sched_policy.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
+    },
+    {
+      "target_name": "task_clock",
+      "sources": ["task_clock.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]
 }

@@ -1,6 +1,7 @@
 // Builds the daemon (tsc → dist/), the runner (esbuild → one file, dist/runner.cjs), the files
 // the runner loads from beside itself on first use (HTMLRewriter, URLPattern: runner/companions.ts)
-// and the scheduling addon (node-gyp → dist/sched_policy.node, see src/pool/sched-policy.ts).
+// and the native addons (node-gyp → dist/sched_policy.node and dist/task_clock.node, see
+// src/pool/sched-policy.ts and src/pool/task-clock.ts).
 // The runner is written to a temporary file and renamed, so children spawned while a
 // build runs (another test run, a daemon in use) never load a half-written bundle.
 import { execFileSync } from 'node:child_process';
@@ -80,26 +81,27 @@ async function buildCompanion(input, outfile) {
 }
 
 /**
- * The addon is optional: without a compiler (or node-gyp, or Node's headers) background work
- * runs at nice 19 only, and the build says so instead of failing. npm runs this script with
+ * The addons are optional: without a compiler (or node-gyp, or Node's headers) background work
+ * runs at nice 19 only and CPU is read from /proc at the scheduler's ticks, and the build says so
+ * instead of failing. npm runs this script with
  * its own node-gyp (npm_config_node_gyp); Node's headers come from npm's nodedir setting or
  * from beside the node binary, never from the network.
  */
 function buildAddon() {
-  const target = 'dist/sched_policy.node';
-  rmSync(target, { force: true });
+  const addons = ['sched_policy', 'task_clock'];
+  for (const name of addons) rmSync(`dist/${name}.node`, { force: true });
   const nodeGyp = process.env.npm_config_node_gyp ?? join(dirname(process.execPath), '../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js');
   const besideNode = join(dirname(process.execPath), '..');
   const nodedir = process.env.npm_config_nodedir || (existsSync(join(besideNode, 'include/node/node_api.h')) ? besideNode : null);
   if (process.platform !== 'linux' || !existsSync(nodeGyp) || !nodedir) {
-    console.warn(`edgeproc build: the scheduling addon was not built (${process.platform !== 'linux' ? 'not Linux' : !existsSync(nodeGyp) ? 'node-gyp not found' : "Node's headers not found"}); background work runs at nice 19 only`);
+    console.warn(`edgeproc build: the native addons were not built (${process.platform !== 'linux' ? 'not Linux' : !existsSync(nodeGyp) ? 'node-gyp not found' : "Node's headers not found"}); background work runs at nice 19 only, and CPU is read from /proc/PID/schedstat`);
     return;
   }
   try {
     execFileSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`, '--loglevel=warn'], { cwd: 'native', stdio: ['ignore', 'ignore', 'pipe'] });
-    copyFileSync('native/build/Release/sched_policy.node', target);
+    for (const name of addons) copyFileSync(`native/build/Release/${name}.node`, `dist/${name}.node`);
   } catch (error) {
     const detail = String(error.stderr ?? error.message).trim().split('\n').slice(-3).join(' / ');
-    console.warn(`edgeproc build: the scheduling addon was not built (${detail}); background work runs at nice 19 only`);
+    console.warn(`edgeproc build: the native addons were not built (${detail}); background work runs at nice 19 only, and CPU is read from /proc/PID/schedstat`);
   }
 }

@@ -77,8 +77,9 @@ const BUSY_FILES_IDLE_MS = 10_000;
 /**
  * The kernel adds a running thread's CPU time to schedstat at each scheduler tick
  * (every 4 ms at HZ=250, as here), so a reading lags a thread that is on the CPU
- * right now by up to a tick. Near a limit, the watchdog adds the time since the
- * figure last moved, at most this much, for a child that is running flat out.
+ * right now by up to a tick. Near a limit, the watchdog reads what is not booked yet
+ * from the child's task clock (ProcFiles.exactMainCpuNs); where there is none, it adds
+ * the time since the figure last moved, at most this much, for a child running flat out.
  */
 const TICK_LAG_CAP_MS = 4;
 /**
@@ -131,6 +132,9 @@ const BOOKED_STALL_OVER_MS = TICK_LAG_CAP_MS + 1;
  * the request was stopped at 73 ms.
  */
 const HELD_CONFIRM_MS = 3;
+/** How often, and how far apart, tying a new pool child's task clock is tried (see #anchorSoon). */
+const ANCHOR_TRIES = 5;
+const ANCHOR_RETRY_MS = 10;
 /** Burn rate over a window at least this long tells a child running flat out. */
 const BURN_WINDOW_MS = 20;
 /**
@@ -224,7 +228,18 @@ export class Watchdog {
     files.threadsCpuNs();
     files.memoryMb();
     files.processCpuMs();
+    this.#anchorSoon(files, ANCHOR_TRIES);
     void instance.exited.then(() => this.#forget(instance));
+  }
+
+  /**
+   * Ties a child's task clock (ProcFiles.anchorTaskClock), trying again a little later while the
+   * child is still finishing its boot: in bench/limits half the pool children were found on a CPU
+   * the moment they joined the pool, and their runaways were judged without the counter.
+   */
+  #anchorSoon(files: ProcFiles, tries: number): void {
+    if (files.anchorTaskClock() || tries <= 1) return;
+    setTimeout(() => this.#anchorSoon(files, tries - 1), ANCHOR_RETRY_MS).unref();
   }
 
   /**
@@ -451,8 +466,10 @@ export class Watchdog {
         this.#forget(instance);
         continue;
       }
-      // Idle for a while now: down to one descriptor until its next request.
+      // Idle for a while now: down to one descriptor until its next request (and the task clock).
       if (longIdle) this.#files.get(instance)?.closeBusy();
+      // A child spawned for a waiting request was never prepared: its counter is tied in idle.
+      this.#files.get(instance)?.anchorTaskClock();
       idle.quiet = cpuMs === idle.cpuMs;
       idle.usedMs += cpuMs - idle.cpuMs;
       idle.cpuMs = cpuMs;
@@ -560,10 +577,18 @@ export class Watchdog {
     const [used, max] = startup ? [instance.startupCpuMs, limits.startupCpuMs] : [limitedCpuMs(instance.topCpu()), limits.cpuMs];
     const remainingMs = max - used;
     if (remainingMs > this.#limits.watchdogIntervalMs + TICK_LAG_CAP_MS) return;
-    // Near the limit: count the CPU the kernel has not booked yet, if the child is on a CPU
-    // flat out now, so a runaway is stopped at its limit rather than up to a tick later.
-    running ??= this.#filesOf(instance)?.running() ?? false;
-    const unbooked = tracked.burning && running ? Math.min(TICK_LAG_CAP_MS, now - tracked.changedAt) : 0;
+    // Near the limit: count the CPU the kernel has not booked yet, so a runaway is stopped at its
+    // limit rather than up to a tick later: read from the task clock where there is one, else
+    // guessed for a child on a CPU flat out now.
+    const files = this.#filesOf(instance);
+    running ??= files?.running() ?? false;
+    const exactNs = files?.exactMainCpuNs() ?? null;
+    const unbooked =
+      exactNs !== null && tracked.lastCpuNs !== null
+        ? Math.max(0, exactNs - tracked.lastCpuNs) / 1e6
+        : tracked.burning && running
+          ? Math.min(TICK_LAG_CAP_MS, now - tracked.changedAt)
+          : 0;
     // A held charge not judged yet (see #judgeHeld) stops nothing: judged at the next sample.
     if (used + unbooked > max && !startup && tracked.heldCleanNs !== null) return this.#resampleSoon(instance, tracked);
     if (used + unbooked > max && !confirmed) return this.#confirmSoon(instance, tracked);
