@@ -7,10 +7,10 @@
  */
 import { connect } from 'node:net';
 import { request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { closeDaemons, startTestDaemon, writeScripts, type TestDaemon } from '../helpers/daemon.js';
 
-afterEach(closeDaemons);
+afterAll(closeDaemons);
 
 const SCRIPTS = {
   'app.mjs': `export default { fetch() { return new Response('app v1'); } };`,
@@ -40,8 +40,20 @@ async function workers(daemon: TestDaemon, headers: Record<string, string> = {})
   }
 }
 
-/** A daemon serving SCRIPTS with an instance of each already started, so that what follows changes none. */
-async function start(flags: Parameters<typeof startTestDaemon>[1] = {}): Promise<TestDaemon> {
+/**
+ * A daemon serving SCRIPTS with an instance of each already started, so that what follows changes
+ * none. Without flags, one daemon serves every test of the file, each checking that its bad input
+ * changed nothing: a daemon each (with its pool and two instances) took most of the file's ~58 s
+ * in CI, beside the heaviest files.
+ */
+let shared: Promise<TestDaemon> | null = null;
+function start(flags: Parameters<typeof startTestDaemon>[1] = {}): Promise<TestDaemon> {
+  if (Object.keys(flags).length > 0) return startWith(flags);
+  // Never evicted while the file runs (a worker idle for the default 60 s would be).
+  return (shared ??= startWith({ idleTimeout: 600_000 }));
+}
+
+async function startWith(flags: Parameters<typeof startTestDaemon>[1] = {}): Promise<TestDaemon> {
   const daemon = await startTestDaemon(writeScripts(SCRIPTS), flags);
   const auth = flags.adminToken ? { authorization: `Bearer ${flags.adminToken}` } : {};
   expect(await daemon.fetchText('app')).toMatchObject({ status: 200, text: 'app v1' });
