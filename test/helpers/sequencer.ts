@@ -7,11 +7,11 @@
 import { relative } from 'node:path';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
-/** The longest files, longest first (seconds on the 2-core CI machine, 2026-12-06). */
+/** The longest files, longest first (seconds on the 2-core CI machine, 2026-12-07). */
 const LONGEST_FIRST = [
-  'test/faults/kills-under-load.test.ts', // ~60
-  'test/server/bad-input.test.ts', // ~40
+  'test/faults/kills-under-load.test.ts', // ~66
   'test/lab/compare.test.ts', // ~36 alone (~89 when it ran all six models)
+  'test/limits/cpu-off-request.test.ts', // ~32
 ];
 
 export class LongestFirstSequencer extends BaseSequencer {
