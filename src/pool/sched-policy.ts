@@ -5,27 +5,14 @@
  * server's CPU under runaways. Where the addon could not be built (no compiler),
  * background work runs at nice 19 only.
  */
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from './native-addon.js';
 
 interface Addon {
   /** 0, or the errno of sched_setscheduler (ESRCH: the thread is gone). */
   setPolicy(tid: number, idle: boolean): number;
 }
 
-// This file runs compiled (dist/src/pool/) or, under the tests, from source (src/pool/).
-const PACKAGE_ROOT = new URL(import.meta.url.includes('/dist/src/') ? '../../../' : '../../', import.meta.url);
-export const ADDON_PATH = fileURLToPath(new URL('dist/sched_policy.node', PACKAGE_ROOT));
-
-function load(): Addon | null {
-  try {
-    return createRequire(import.meta.url)(ADDON_PATH) as Addon;
-  } catch {
-    return null;
-  }
-}
-
-const addon = load();
+const addon = loadAddon<Addon>('sched_policy');
 
 /** Whether threads can be moved between SCHED_IDLE and SCHED_OTHER here. */
 export const schedIdleSupported = addon !== null;

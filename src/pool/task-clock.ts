@@ -8,27 +8,14 @@
  * ProcFiles reads schedstat instead.
  */
 import { readSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from './native-addon.js';
 
 interface Addon {
   /** A descriptor of a task-clock counter on thread `tid`, or -errno. */
   open(tid: number): number;
 }
 
-// This file runs compiled (dist/src/pool/) or, under the tests, from source (src/pool/).
-const PACKAGE_ROOT = new URL(import.meta.url.includes('/dist/src/') ? '../../../' : '../../', import.meta.url);
-const ADDON_PATH = fileURLToPath(new URL('dist/task_clock.node', PACKAGE_ROOT));
-
-function load(): Addon | null {
-  try {
-    return createRequire(import.meta.url)(ADDON_PATH) as Addon;
-  } catch {
-    return null;
-  }
-}
-
-const addon = load();
+const addon = loadAddon<Addon>('task_clock');
 const count = Buffer.alloc(8);
 
 /** A task-clock counter on thread `tid` (a process's main thread has its pid), or -1 where there can be none. */
