@@ -741,8 +741,8 @@ export class Instance {
     const ownMs = counts.get(id) ?? 0;
     current.cpuMs = Math.max(ownMs, beforeMs - othersMs);
     // A late sample's charge moves with the rest, still held (see settleHeldCpu): no count says
-    // whose it was, and kept here, three hello-world requests' shares of a host stall booked to
-    // their child (~34 ms each) became one request's 101 ms and a 503 in CI
+    // whose it was, and kept here, three hello-world requests' shares (~34 ms each) of ~100 ms a
+    // late or stalled sample found on their child became one request's 101 ms and a 503 in a local full run
     // (test/faults/kills-under-load.test.ts). What the child's own count explains is not held.
     current.heldCpuMs = Math.min(heldMs, current.cpuMs - ownMs);
     this.#heldCpu = current.heldCpuMs > 0;

@@ -630,9 +630,9 @@ export class Watchdog {
    * the child has burnt HELD_CONFIRM_MS more since, as a runaway does; left held while it is on a
    * CPU or waiting for one (starved on a loaded machine, a runaway has not moved yet: its CPU is
    * never dropped); taken back once it stopped running short of that, the request's turn over or
-   * never its own. Kept at once when it stopped no request, a host stall's shares over three
+   * never its own. Kept at once when it stopped no request, a held charge's shares over three
    * hello-world requests were later gathered on one by a Turn frame (Instance.#takeCounts) and
-   * stopped it in CI. What is taken back is logged (Breach lateCpuMs).
+   * stopped it in a local full run. What is taken back is logged (Breach lateCpuMs).
    */
   #judgeHeld(instance: Instance, tracked: Tracked, running: boolean): void {
     if (!instance.holdsCpu || tracked.heldCleanNs! >= HELD_CONFIRM_MS * 1e6) {
