@@ -466,10 +466,11 @@ export class Watchdog {
         this.#forget(instance);
         continue;
       }
+      // A child spawned for a waiting request was never prepared: its counter is tied in idle,
+      // before the busy descriptors close (tying it reads schedstat).
+      this.#files.get(instance)?.anchorTaskClock();
       // Idle for a while now: down to one descriptor until its next request (and the task clock).
       if (longIdle) this.#files.get(instance)?.closeBusy();
-      // A child spawned for a waiting request was never prepared: its counter is tied in idle.
-      this.#files.get(instance)?.anchorTaskClock();
       idle.quiet = cpuMs === idle.cpuMs;
       idle.usedMs += cpuMs - idle.cpuMs;
       idle.cpuMs = cpuMs;
