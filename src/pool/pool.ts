@@ -233,18 +233,22 @@ export class WarmPool {
         this.#log.error('a child did not become ready in time; killing it', {
           instance: instance.id,
           bootTimeoutMs: this.#limits.bootTimeoutMs,
+          pid: instance.pid ?? null,
+          ...priority.threadPriorities(instance.pid),
         });
         instance.giveUpBoot(this.#limits.bootTimeoutMs);
       }
     }, this.#limits.bootTimeoutMs);
     // Booting in the background yields to the tenants, but must not starve: behind two busy
     // processes at nice 0 on two cores, pool children at nice 19 hit the boot timeout one
-    // after another and the pool backed off, warm for nobody.
-    const raise = background ? setTimeout(() => instance.state === 'booting' && priority.ready(instance.pid), priority.BACKGROUND_BOOT_MAX_MS) : null;
+    // after another and the pool backed off, warm for nobody. Raised again each period while
+    // it boots: its pid may not be known yet at the first (the fork server starved too), and a
+    // thread it was creating as it was raised may have kept the old priority (priority.renice).
+    const raise = background ? setInterval(() => instance.state === 'booting' && priority.ready(instance.pid), priority.BACKGROUND_BOOT_MAX_MS) : null;
     instance.ready
       .finally(() => {
         clearTimeout(timer);
-        if (raise) clearTimeout(raise);
+        if (raise) clearInterval(raise);
       })
       .catch(() => {});
     return instance;

@@ -28,7 +28,7 @@
  * left a pool child's GC and platform threads at nice 19 for life, and a main
  * thread that waits for them at a GC step stalled for as long as they were starved.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { schedIdleSupported, setThreadIdle } from './sched-policy.js';
 
@@ -106,26 +106,73 @@ export function restore(pid: number | undefined): boolean {
   return CAN_RAISE && renice(pid, CHILD_NICE, false);
 }
 
-/** Sets every thread's nice, and its policy where SCHED_IDLE is in use (`idle`: into it; else out of it). */
+/**
+ * Sets every thread's nice, and its policy where SCHED_IDLE is in use (`idle`: into it; else out
+ * of it), listing the threads again until no new one shows: a thread takes its creator's priority
+ * when it is created, and the kernel shows it in /proc a little later, so a thread a booting child
+ * created while its main thread was being raised kept the old priority for life. Node's main
+ * thread waits for its platform threads at start-up, and one left under SCHED_IDLE behind busy
+ * processes held the whole boot.
+ */
 function renice(pid: number | undefined, nice: number, idle: boolean): boolean {
   if (!pid) return false;
   // The child gone, a thread ended meanwhile, or the system refusing: priority is a
   // refinement, never a reason to fail. Success means its main thread took it.
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return false;
-  }
+  const done = new Set<string>();
   let main = false;
-  for (const tid of tids) {
+  for (let pass = 0; pass < RENICE_PASSES; pass++) {
+    let tids: string[];
     try {
-      if (BACKGROUND_IDLE) setThreadIdle(Number(tid), idle);
-      setPriority(Number(tid), nice);
-      if (Number(tid) === pid) main = true;
+      tids = readdirSync(`/proc/${pid}/task`).filter((tid) => !done.has(tid));
     } catch {
-      // next thread
+      return main;
+    }
+    if (tids.length === 0) break;
+    for (const tid of tids) {
+      done.add(tid);
+      try {
+        if (BACKGROUND_IDLE) setThreadIdle(Number(tid), idle);
+        setPriority(Number(tid), nice);
+        if (Number(tid) === pid) main = true;
+      } catch {
+        // next thread
+      }
     }
   }
   return main;
+}
+
+/** Enough for a child starting all its threads at once (Node starts ~7); more is a fork bomb's. */
+const RENICE_PASSES = 4;
+
+/**
+ * How many threads of `pid` are in each scheduler state and priority, e.g.
+ * `{ "S nice 5": 6, "R idle, nice 19": 1 }` (R runnable, S sleeping, D in the kernel), and the
+ * CPU the child has used: the log line of a child that did not boot in time says whether it was
+ * starved of a CPU or waiting for something. Empty if the child is gone.
+ */
+export function threadPriorities(pid: number | undefined): { threads: Record<string, number>; cpuMs?: number } {
+  const threads: Record<string, number> = {};
+  if (!pid) return { threads };
+  let tids: string[];
+  let cpuMs: number | undefined;
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+    // Fields after the command: 11 utime, 12 stime, in USER_HZ (100 on Linux).
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    cpuMs = (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return { threads };
+  }
+  for (const tid of tids) {
+    try {
+      // Fields after the command: 0 state, 16 nice, 38 policy (5: SCHED_IDLE).
+      const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      const key = `${fields[0]} ${fields[38] === '5' ? 'idle, ' : ''}nice ${fields[16]}`;
+      threads[key] = (threads[key] ?? 0) + 1;
+    } catch {
+      // Ended meanwhile.
+    }
+  }
+  return { threads, cpuMs };
 }

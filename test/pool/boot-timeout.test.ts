@@ -33,4 +33,34 @@ describe('a child that does not boot in time', () => {
       await daemon.close();
     }
   });
+
+  it('is logged with where it stood: its threads\' states and priorities, and its CPU', async () => {
+    const dir = writeScripts({ 'hello.mjs': `export default { fetch() { return new Response('hello'); } };\n` });
+    const built = buildServeConfig(dir, { port: 0, adminPort: 0, warmPool: 0 }, {});
+    const config = { ...built, limits: { ...built.limits, bootTimeoutMs: 1500 } };
+    const logs: LogRecord[] = [];
+    const daemon = await startDaemon(config, new Logger(memorySink(logs)));
+    try {
+      const answer = request(`${daemon.url}/`, { headers: { host: `hello.localhost:${daemon.port}` } });
+      // Stopped from outside as soon as its pid is known: it cannot boot, and its log line must say why.
+      let pid: number | undefined;
+      const deadline = Date.now() + 10_000;
+      while (!(pid = [...daemon.pool.live].find((instance) => instance.pid)?.pid)) {
+        if (Date.now() > deadline) throw new Error('no child was started within 10 s');
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      process.kill(pid, 'SIGSTOP');
+      const res = await answer;
+      await res.body.dump();
+      expect(res.statusCode).toBe(503);
+      const line = logs.find((record) => record.msg === 'a child did not become ready in time; killing it');
+      expect(line).toMatchObject({ pid, bootTimeoutMs: 1500, cpuMs: expect.any(Number) });
+      // Every thread it had is shown stopped ("T"), with its priority.
+      const threads = line!.threads as Record<string, number>;
+      expect(Object.keys(threads).length).toBeGreaterThan(0);
+      for (const key of Object.keys(threads)) expect(key).toMatch(/^T (idle, )?nice -?\d+$/);
+    } finally {
+      await daemon.close();
+    }
+  });
 });
