@@ -7,11 +7,18 @@
 import { relative } from 'node:path';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
-/** The longest files, longest first (seconds on the 2-core CI machine, 2026-12-07). */
+/**
+ * The longest files, in the order they start (seconds on the 2-core CI machine, 2026-12-07).
+ * kills-under-load and compare both load the machine flat out; started together, compare took
+ * twice as long (71 s against 36) and kills-under-load's children starved: hello-world requests
+ * there took 600 ms of wall time, and one was charged a 104 ms collection its child ran
+ * meanwhile (a local full run). cpu-off-request goes beside kills-under-load instead, and
+ * compare follows it on that worker.
+ */
 const LONGEST_FIRST = [
-  'test/faults/kills-under-load.test.ts', // ~66
-  'test/lab/compare.test.ts', // ~36 alone (~89 when it ran all six models)
+  'test/faults/kills-under-load.test.ts', // ~55
   'test/limits/cpu-off-request.test.ts', // ~32
+  'test/lab/compare.test.ts', // ~36 alone, ~75 beside kills-under-load
 ];
 
 export class LongestFirstSequencer extends BaseSequencer {
