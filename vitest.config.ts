@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import { LongestFirstSequencer } from './test/helpers/sequencer.js';
+import { StartOrderSequencer } from './test/helpers/sequencer.js';
 
 export default defineConfig({
   test: {
@@ -9,7 +9,7 @@ export default defineConfig({
     // Each file starts real daemons and children; two cores, so keep parallelism modest.
     maxWorkers: 2,
     globalSetup: ['test/helpers/global-setup.ts'],
-    // The longest files start first, so that none runs on alone at the end (test/helpers/sequencer.ts).
-    sequence: { sequencer: LongestFirstSequencer },
+    // The longest files start early, and the two heaviest not together (test/helpers/sequencer.ts).
+    sequence: { sequencer: StartOrderSequencer },
   },
 });
