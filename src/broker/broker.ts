@@ -642,7 +642,9 @@ export class Broker {
     switch (breach.limit) {
       case 'cpuMs': {
         const used = Math.ceil(breach.valueMs); // over the limit, so never rounded down to it
-        fields = { limit: 'cpuMs', value: used, max: limits.cpuMs, requestId: breach.exchange.requestId };
+        // The last events of the instance's CPU accounting (src/pool/cpu-trace.ts): a breach that
+        // should not have been explains itself from the log.
+        fields = { limit: 'cpuMs', value: used, max: limits.cpuMs, requestId: breach.exchange.requestId, trace: instance.cpuTrace.lines() };
         reasonFor = (exchange) =>
           exchange === breach.exchange
             ? [503, `Worker "${worker}" exceeded its CPU time limit: this request used ${used} ms of CPU; the limit is ${limits.cpuMs} ms per request (--cpu-ms).`]

@@ -28,6 +28,7 @@ import {
 } from '../../protocol/messages.js';
 import { EdgeprocError } from '../errors.js';
 import { IDLE_HOUSEKEEPING_MS, type Limits } from '../limits.js';
+import { CpuEvent, CpuTrace } from './cpu-trace.js';
 import * as priority from './priority.js';
 import { spawnChild, type ChildHandle, type SpawnOptions } from './spawn.js';
 
@@ -129,6 +130,8 @@ export class Instance {
   /** A number of its own, for tables keyed by instance (see IdTable). */
   readonly serial = ++instanceCounter;
   readonly id = `i${this.serial.toString(36)}`;
+  /** The last events of its CPU accounting, for the log line of a CPU breach. */
+  readonly cpuTrace = new CpuTrace();
   readonly spawnedAt = performance.now();
   state: InstanceState = 'booting';
   worker: string | null = null;
@@ -302,6 +305,7 @@ export class Instance {
     this.#nextStream += 2;
     this.#exchanges.set(id, exchange);
     exchange.deliveredSeq = ++this.#seq;
+    this.cpuTrace.record(CpuEvent.Sent, this.#exchanges.size);
     this.served++;
     this.lastActiveAt = performance.now();
     this.#channel!.send(encodeRequestHeadFrame(id, head));
@@ -452,6 +456,7 @@ export class Instance {
         this.lastActiveAt = performance.now();
         const settled = decodeSettled(frame);
         this.#reconcileCpu(settled.cpuMs);
+        this.cpuTrace.record(CpuEvent.Settled, settled.cpuMs, this.#exchanges.size);
         exchange.onSettled(settled);
         return;
       }
@@ -547,22 +552,22 @@ export class Instance {
    * port made at global scope), the time is split evenly among all in flight:
    * exact for one request, fair for many.
    * Either guess is corrected as requests settle (#reconcileCpu): what settled
-   * requests' own counts explain is not charged.
+   * requests' own counts explain is not charged. True if some request was charged.
    */
-  chargeCpu(ms: number, held = false): void {
+  chargeCpu(ms: number, held = false): boolean {
     if (this.loading || this.#runtimeWork) {
       this.startupCpuMs += ms;
       if (this.#runtimeWork) this.#windowChargedMs += ms;
-      return;
+      return false;
     }
     if (this.#runtimeCreditMs > 0) {
       const creditMs = Math.min(ms, this.#runtimeCreditMs);
       this.#runtimeCreditMs -= creditMs;
       this.startupCpuMs += creditMs;
       ms -= creditMs;
-      if (ms <= 0) return;
+      if (ms <= 0) return false;
     }
-    this.#chargeRequests(ms, held);
+    return this.#chargeRequests(ms, held);
   }
 
   /** Whether a late sample's charge is held (see chargeCpu, settleHeldCpu). */
@@ -649,7 +654,7 @@ export class Instance {
    * allowance an idle instance gets for its garbage collection: a runaway woken by a frame the
    * child read the moment a collection ended is still stopped, that much later.
    */
-  #chargeRequests(ms: number, held = false): void {
+  #chargeRequests(ms: number, held = false): boolean {
     const sparedAfter = this.#burnSeq >= 0 && this.#heardSeq <= this.#burnSeq && this.#burnSparedMs < IDLE_HOUSEKEEPING_MS ? this.#burnSeq : Infinity;
     let chargedMs = 0;
     let suspects = 0;
@@ -665,10 +670,10 @@ export class Instance {
     if (spared > 0 && suspects === 0) {
       // Nothing in flight that the child was running for when the burn began: no request's.
       this.#burnSparedMs += ms;
-      return;
+      return false;
     }
     const chargeableMs = Math.min(ms, this.#unexplainedCpuMs - chargedMs);
-    if (chargeableMs <= 0) return;
+    if (chargeableMs <= 0) return false;
     const share = chargeableMs / (suspects || this.#exchanges.size);
     for (const exchange of this.#exchanges.live()) {
       const seq = exchange.deliveredSeq ?? 0;
@@ -677,6 +682,7 @@ export class Instance {
       if (held) exchange.heldCpuMs = (exchange.heldCpuMs ?? 0) + share;
     }
     if (held) this.#heldCpu = true;
+    return true;
   }
 
   /** The watchdog measures this child afresh from now (nothing in flight): no charge or credit carries over. */
@@ -739,7 +745,9 @@ export class Instance {
       othersMs += countMs;
     }
     const ownMs = counts.get(id) ?? 0;
+    const chargedMs = current.cpuMs;
     current.cpuMs = Math.max(ownMs, beforeMs - othersMs);
+    this.cpuTrace.record(CpuEvent.Turn, ownMs, chargedMs, current.cpuMs, exchanges.length);
     // A late sample's charge moves with the rest, still held (see settleHeldCpu): no count says
     // whose it was, and kept here, three hello-world requests' shares (~34 ms each) of ~100 ms a
     // late or stalled sample found on their child became one request's 101 ms and a 503 in a local full run

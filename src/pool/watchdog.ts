@@ -23,6 +23,7 @@
  */
 import { IdTable } from '../../protocol/id-table.js';
 import { IDLE_HOUSEKEEPING_MS, type Limits } from '../limits.js';
+import { CpuEvent, SAMPLE_LATE, SAMPLE_RUNNING, SAMPLE_STALL, SAMPLE_UNCHARGED } from './cpu-trace.js';
 import type { Exchange, Instance } from './instance.js';
 import * as priority from './priority.js';
 import { ProcFiles } from './proc-files.js';
@@ -503,7 +504,9 @@ export class Watchdog {
     if (tracked.lastCpuNs !== null && cpuNs > tracked.lastCpuNs) {
       const usedMs = (cpuNs - tracked.lastCpuNs) / 1e6;
       const stall = !late && usedMs > sinceMs + BOOKED_STALL_OVER_MS;
-      instance.chargeCpu(usedMs, late || stall);
+      const charged = instance.chargeCpu(usedMs, late || stall);
+      const flags = (running ? SAMPLE_RUNNING : 0) | (late ? SAMPLE_LATE : 0) | (stall ? SAMPLE_STALL : 0) | (charged ? 0 : SAMPLE_UNCHARGED);
+      instance.cpuTrace.record(CpuEvent.Sample, usedMs, sinceMs, flags, instance.topCpu()?.cpuMs ?? 0);
       if (late || stall) {
         if (tracked.heldCleanNs === null) {
           tracked.heldCleanNs = 0;
@@ -517,6 +520,7 @@ export class Watchdog {
       if (tracked.quiet) this.#wake(tracked);
     } else {
       tracked.stillSamples++;
+      if (running) instance.cpuTrace.record(CpuEvent.Sample, 0, sinceMs, SAMPLE_RUNNING | (late ? SAMPLE_LATE : 0), instance.topCpu()?.cpuMs ?? 0);
     }
     tracked.lastCpuNs = cpuNs;
     if (tracked.heldCleanNs !== null) this.#judgeHeld(instance, tracked, running);
@@ -650,7 +654,9 @@ export class Watchdog {
   /** Returns what was taken back. */
   #settleHeld(instance: Instance, tracked: Tracked, keep: boolean): number {
     tracked.heldCleanNs = null;
-    return instance.settleHeldCpu(keep);
+    const backMs = instance.settleHeldCpu(keep);
+    instance.cpuTrace.record(CpuEvent.Judged, keep ? 1 : 0, backMs);
+    return backMs;
   }
 }
 

@@ -40,6 +40,15 @@ async function expectCpuBreach(daemon: TestDaemon, worker: string, path: string)
   expect(daemon.logs).toContainEqual(
     expect.objectContaining({ msg: 'limit exceeded', worker, limit: 'cpuMs', value: used, max: CPU_MS, requestId: id }),
   );
+  // The line carries how the charge grew (the accounting's last events, src/pool/cpu-trace.ts):
+  // samples of the child running, the last of them with the request charged most of its limit.
+  const trace = daemon.logs.find((r) => r.msg === 'limit exceeded' && r.requestId === id)!.trace as string[];
+  for (const line of trace) {
+    expect(line).toMatch(/^-\d+\.\d (sample \+\d+\.\d in \d+\.\d [RS]( \w+)* -> \d+\.\d|turn own \d+\.\d: \d+\.\d -> \d+\.\d \(\d+ in flight\)|sent \(\d+ in flight\)|settled own \d+\.\d \(\d+ in flight\)|held (kept|taken back \d+\.\d))$/);
+  }
+  const samples = trace.filter((line) => line.includes(' sample ') && line.includes(' R'));
+  expect(samples.length).toBeGreaterThan(0);
+  expect(Number(/-> (\d+\.\d)$/.exec(samples.at(-1)!)![1])).toBeGreaterThan(CPU_MS / 2);
   // The worker is served again, by a fresh instance.
   expect(await daemon.fetchText(worker, '/ok')).toMatchObject({ status: 200, text: 'ok' });
   expect(daemon.broker.stats().find((w) => w.name === 'neighbour')).toMatchObject({ errors: 0 });
