@@ -12,9 +12,10 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { MAX_WEBSOCKET_MESSAGE_BYTES, STREAM_WINDOW_BYTES, type HeaderList } from '../../protocol/messages.js';
 import { ReceiveWindow } from '../../protocol/flow.js';
+import { lazyPackage } from '../lazy-package.js';
 import type { Instance } from '../pool/instance.js';
 
 /** The connection of a client's `Upgrade: websocket` request, as the front door received it. */
@@ -45,24 +46,32 @@ interface Answer {
   protocol: string | null;
 }
 const answers = new WeakMap<IncomingMessage, Answer>();
+const ws = lazyPackage<typeof import('ws')>('ws');
 
 // One server for every socket: with noServer it holds no state of its own but the options.
-const server = new WebSocketServer({
-  noServer: true,
-  clientTracking: false,
-  // Workers negotiates no compression unless asked, and a compressed message's size is no bound on its inflated one.
-  perMessageDeflate: false,
-  maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES,
-  // The worker chooses among the client's subprotocols with its response's Sec-WebSocket-Protocol.
-  handleProtocols: (offered, req) => {
-    const chosen = answers.get(req)?.protocol ?? null;
-    return chosen !== null && offered.has(chosen) ? chosen : false;
-  },
-});
-server.on('headers', (headers: string[], req: IncomingMessage) => {
-  const answer = answers.get(req);
-  if (answer) headers.push(...answer.headers);
-});
+// Made at the first upgrade (lazy-package.ts).
+let server: WebSocketServer | null = null;
+
+function upgrader(): WebSocketServer {
+  if (server) return server;
+  server = new (ws().WebSocketServer)({
+    noServer: true,
+    clientTracking: false,
+    // Workers negotiates no compression unless asked, and a compressed message's size is no bound on its inflated one.
+    perMessageDeflate: false,
+    maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES,
+    // The worker chooses among the client's subprotocols with its response's Sec-WebSocket-Protocol.
+    handleProtocols: (offered, req) => {
+      const chosen = answers.get(req)?.protocol ?? null;
+      return chosen !== null && offered.has(chosen) ? chosen : false;
+    },
+  });
+  server.on('headers', (headers: string[], req: IncomingMessage) => {
+    const answer = answers.get(req);
+    if (answer) headers.push(...answer.headers);
+  });
+  return server;
+}
 
 /**
  * Why `req` cannot become a WebSocket (the handshake is malformed), or null. Checked before the
@@ -113,7 +122,7 @@ export function acceptWebSocket(req: IncomingMessage, upgrade: UpgradeRequest, h
   answers.set(req, answer);
   let accepted: WebSocket | null = null;
   // Synchronous, as handshakeProblem() admitted the request: no frame from the child is handled before it.
-  server.handleUpgrade(req, upgrade.socket, upgrade.head, (ws) => (accepted = ws));
+  upgrader().handleUpgrade(req, upgrade.socket, upgrade.head, (ws) => (accepted = ws));
   answers.delete(req);
   return accepted;
 }

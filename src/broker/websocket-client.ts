@@ -9,10 +9,13 @@
 import { isIP, connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
-import { WebSocket, type ClientOptions } from 'ws';
+import type { ClientOptions, WebSocket } from 'ws';
 import { MAX_WEBSOCKET_MESSAGE_BYTES, type HeaderList, type SubrequestHeadMessage, type SubresponseHeadMessage } from '../../protocol/messages.js';
+import { lazyPackage } from '../lazy-package.js';
 import type { EgressPolicy } from './egress.js';
 import { resolveChecked, unbracket } from './egress-connector.js';
+
+const wsPackage = lazyPackage<typeof import('ws')>('ws');
 
 /** Longest body of a refusal (a 4xx or 5xx instead of the 101) passed to the worker; the rest is dropped. */
 const MAX_REFUSAL_BODY_BYTES = 64 * 1024;
@@ -89,7 +92,7 @@ export function openOutboundWebSocket(policy: EgressPolicy, head: SubrequestHead
           ? tlsConnect({ ...opts, host: address, servername: isIP(hostname) ? undefined : hostname })
           : netConnect({ ...opts, host: address } as never)) as unknown as ClientOptions['createConnection'],
     };
-    ws = new WebSocket(`${secure ? 'wss' : 'ws'}://${url.host}${url.pathname}${url.search}`, protocols, options);
+    ws = new (wsPackage().WebSocket)(`${secure ? 'wss' : 'ws'}://${url.host}${url.pathname}${url.search}`, protocols, options);
     let answer: IncomingMessage | null = null;
     ws.once('upgrade', (res) => (answer = res));
     ws.once('open', () => events.open(ws!, subresponseHead(head.url, answer, false)));

@@ -5,9 +5,12 @@
  * to put tenant stack traces back on the original files.
  */
 import { basename, join } from 'node:path';
-import { build, context, type BuildOptions, type BuildResult, type Message } from 'esbuild';
+import type { BuildOptions, BuildResult, Message } from 'esbuild';
 import { EdgeprocError } from '../errors.js';
+import { lazyPackage } from '../lazy-package.js';
 import type { ProjectConfig } from './project-config.js';
+
+const esbuild = lazyPackage<typeof import('esbuild')>('esbuild');
 
 export interface Bundle {
   /** The name the worker's code runs under: its stack frames say it, and the source map is found by it. */
@@ -55,7 +58,7 @@ function toBundle(project: ProjectConfig, result: BuildResult): Bundle {
 
 export async function bundleProject(project: ProjectConfig): Promise<Bundle> {
   try {
-    return toBundle(project, await build(options(project)));
+    return toBundle(project, await esbuild().build(options(project)));
   } catch (error) {
     throw bundleError(project, error);
   }
@@ -72,7 +75,7 @@ export async function watchProject(
   onError: (error: EdgeprocError) => void,
 ): Promise<BundleWatch> {
   let first = true;
-  const ctx = await context({
+  const ctx = await esbuild().context({
     ...options(project),
     plugins: [
       {

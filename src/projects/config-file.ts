@@ -6,9 +6,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
-import { parse as parseToml, TomlError } from 'smol-toml';
+import type { ParseError } from 'jsonc-parser';
 import { EdgeprocError } from '../errors.js';
+import { lazyPackage } from '../lazy-package.js';
+
+const jsoncParser = lazyPackage<typeof import('jsonc-parser')>('jsonc-parser');
+const smolToml = lazyPackage<typeof import('smol-toml')>('smol-toml');
 
 export const CONFIG_FILES = ['wrangler.json', 'wrangler.jsonc', 'wrangler.toml'] as const;
 
@@ -37,9 +40,9 @@ export function readConfigFile(file: string): Record<string, unknown> {
 
 function toml(file: string, text: string): unknown {
   try {
-    return parseToml(text);
+    return smolToml().parse(text);
   } catch (error) {
-    if (error instanceof TomlError) {
+    if (error instanceof smolToml().TomlError) {
       const reason = error.message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
       throw new EdgeprocError('ERR_CONFIG', `${file}:${error.line}:${error.column}: not valid TOML (${reason})`);
     }
@@ -50,12 +53,12 @@ function toml(file: string, text: string): unknown {
 /** JSON with comments and trailing commas, as wrangler reads both `.json` and `.jsonc`. */
 function jsonc(file: string, text: string): unknown {
   const errors: ParseError[] = [];
-  const value: unknown = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
+  const value: unknown = jsoncParser().parse(text, errors, { allowTrailingComma: true, disallowComments: false });
   const [first] = errors;
   if (first) {
     const before = text.slice(0, first.offset).split('\n');
     const at = `${before.length}:${before.at(-1)!.length + 1}`;
-    throw new EdgeprocError('ERR_CONFIG', `${file}:${at}: not valid JSON (${printParseErrorCode(first.error)})`);
+    throw new EdgeprocError('ERR_CONFIG', `${file}:${at}: not valid JSON (${jsoncParser().printParseErrorCode(first.error)})`);
   }
   return value;
 }

@@ -12,11 +12,13 @@
  * the environment names it.
  */
 import { existsSync, statSync } from 'node:fs';
-import { CronExpressionParser } from 'cron-parser';
 import { basename, dirname, resolve } from 'node:path';
 import { EdgeprocError } from '../errors.js';
+import { lazyPackage } from '../lazy-package.js';
 import { WORKER_NAME } from '../workers/registry.js';
 import { readConfigFile } from './config-file.js';
+
+const cronParser = lazyPackage<typeof import('cron-parser')>('cron-parser');
 
 export interface ProjectRoute {
   /** `host/path` with `*` at the start of the host or the end of the path, e.g. `*.example.com/api/*`. */
@@ -273,7 +275,7 @@ function isCron(text: string): boolean {
   const parts = text.trim().split(/\s+/);
   if (parts.length !== 5 || !parts.every((part) => /^[0-9A-Za-z*/,?#-]+$/.test(part))) return false;
   try {
-    CronExpressionParser.parse(text, { tz: 'UTC' });
+    cronParser().CronExpressionParser.parse(text, { tz: 'UTC' });
     return true;
   } catch {
     return false;

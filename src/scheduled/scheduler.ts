@@ -5,7 +5,9 @@
  * injectable so the next-fire arithmetic and a real firing can be tested without
  * waiting for a wall-clock minute.
  */
-import { CronExpressionParser } from 'cron-parser';
+import { lazyPackage } from '../lazy-package.js';
+
+const cronParser = lazyPackage<typeof import('cron-parser')>('cron-parser');
 
 export interface SchedulerClock {
   /** Milliseconds since the epoch. */
@@ -27,7 +29,7 @@ const MAX_TIMER_MS = 60 * 60 * 1000;
 
 /** The first time strictly after `afterMs` at which `cron` is due, in ms since the epoch (UTC). */
 export function nextFireTime(cron: string, afterMs: number): number {
-  return CronExpressionParser.parse(cron, { currentDate: new Date(afterMs), tz: 'UTC' }).next().getTime();
+  return cronParser().CronExpressionParser.parse(cron, { currentDate: new Date(afterMs), tz: 'UTC' }).next().getTime();
 }
 
 export interface CronEntry {

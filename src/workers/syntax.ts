@@ -2,11 +2,13 @@
  * Finds where a script fails to parse, for load errors V8 reports without a
  * position (module SyntaxErrors). Parsing only: nothing is evaluated.
  */
-import { transformSync } from 'esbuild';
+import { lazyPackage } from '../lazy-package.js';
+
+const esbuild = lazyPackage<typeof import('esbuild')>('esbuild');
 
 export function findSyntaxError(source: string, filename: string): { line: number; column: number } | null {
   try {
-    transformSync(source, { loader: 'js', format: 'esm', sourcefile: filename, logLevel: 'silent' });
+    esbuild().transformSync(source, { loader: 'js', format: 'esm', sourcefile: filename, logLevel: 'silent' });
     return null;
   } catch (error) {
     const location = (error as { errors?: Array<{ location?: { line: number; column: number } | null }> }).errors?.[0]
