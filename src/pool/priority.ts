@@ -110,9 +110,10 @@ export function restore(pid: number | undefined): boolean {
  * Sets every thread's nice, and its policy where SCHED_IDLE is in use (`idle`: into it; else out
  * of it), listing the threads again until no new one shows: a thread takes its creator's priority
  * when it is created, and the kernel shows it in /proc a little later, so a thread a booting child
- * created while its main thread was being raised kept the old priority for life. Node's main
- * thread waits for its platform threads at start-up, and one left under SCHED_IDLE behind busy
- * processes held the whole boot.
+ * created while its main thread was being raised could keep the old priority for life. Node's
+ * main thread waits for its platform threads at start-up: one left under SCHED_IDLE behind busy
+ * processes would hold the whole boot (a suspect for a CI run's pool child that missed the boot
+ * timeout though raised; not reproduced).
  */
 function renice(pid: number | undefined, nice: number, idle: boolean): boolean {
   if (!pid) return false;
