@@ -9,14 +9,19 @@ import { startDaemon } from '../../src/daemon.js';
 import { Logger, memorySink, type LogRecord } from '../../src/log.js';
 import { writeScripts } from '../helpers/daemon.js';
 
+/** A daemon serving one hello worker with no warm pool and this boot timeout, and its log. */
+async function daemonWithBootTimeout(bootTimeoutMs: number): Promise<{ daemon: Awaited<ReturnType<typeof startDaemon>>; logs: LogRecord[] }> {
+  const dir = writeScripts({ 'hello.mjs': `export default { fetch() { return new Response('hello'); } };\n` });
+  const built = buildServeConfig(dir, { port: 0, adminPort: 0, warmPool: 0 }, {});
+  const logs: LogRecord[] = [];
+  const daemon = await startDaemon({ ...built, limits: { ...built.limits, bootTimeoutMs } }, new Logger(memorySink(logs)));
+  return { daemon, logs };
+}
+
 describe('a child that does not boot in time', () => {
   it('is stopped, and the request waiting for it gets 503 saying so', async () => {
-    const dir = writeScripts({ 'hello.mjs': `export default { fetch() { return new Response('hello'); } };\n` });
-    const built = buildServeConfig(dir, { port: 0, adminPort: 0, warmPool: 0 }, {});
     // No child boots in a millisecond: the first request's child meets the timeout.
-    const config = { ...built, limits: { ...built.limits, bootTimeoutMs: 1 } };
-    const logs: LogRecord[] = [];
-    const daemon = await startDaemon(config, new Logger(memorySink(logs)));
+    const { daemon, logs } = await daemonWithBootTimeout(1);
     try {
       const res = await request(`${daemon.url}/`, { headers: { host: `hello.localhost:${daemon.port}` } });
       const text = await res.body.text();
@@ -35,11 +40,7 @@ describe('a child that does not boot in time', () => {
   });
 
   it('is logged with where it stood: its threads\' states and priorities, and its CPU', async () => {
-    const dir = writeScripts({ 'hello.mjs': `export default { fetch() { return new Response('hello'); } };\n` });
-    const built = buildServeConfig(dir, { port: 0, adminPort: 0, warmPool: 0 }, {});
-    const config = { ...built, limits: { ...built.limits, bootTimeoutMs: 1500 } };
-    const logs: LogRecord[] = [];
-    const daemon = await startDaemon(config, new Logger(memorySink(logs)));
+    const { daemon, logs } = await daemonWithBootTimeout(1500);
     try {
       const answer = request(`${daemon.url}/`, { headers: { host: `hello.localhost:${daemon.port}` } });
       // Stopped from outside as soon as its pid is known: it cannot boot, and its log line must say why.
