@@ -38,24 +38,25 @@ export class CpuTrace {
   #next = 0;
   #count = 0;
 
-  record(event: CpuEvent, a = 0, b = 0, c = 0, d = 0): void {
+  /** `at`: when it happened (performance.now()), which the callers on per-request paths have read already. */
+  record(event: CpuEvent, at: number, a = 0, b = 0, c = 0, d = 0): void {
     const ring = this.#ring;
     // Samples in a row that found nothing (a child waiting for a CPU) are one entry, their time summed.
     if (event === CpuEvent.Sample && a === 0 && this.#count > 0) {
       const last = ((this.#next - 1 + ENTRIES) % ENTRIES) * FIELDS;
       if (ring[last] === CpuEvent.Sample && ring[last + 2] === 0 && ring[last + 4] === c) {
-        ring[last + 1] = performance.now();
+        ring[last + 1] = at;
         ring[last + 3]! += b;
         return;
       }
     }
-    const at = this.#next * FIELDS;
-    ring[at] = event;
-    ring[at + 1] = performance.now();
-    ring[at + 2] = a;
-    ring[at + 3] = b;
-    ring[at + 4] = c;
-    ring[at + 5] = d;
+    const slot = this.#next * FIELDS;
+    ring[slot] = event;
+    ring[slot + 1] = at;
+    ring[slot + 2] = a;
+    ring[slot + 3] = b;
+    ring[slot + 4] = c;
+    ring[slot + 5] = d;
     this.#next = (this.#next + 1) % ENTRIES;
     if (this.#count < ENTRIES) this.#count++;
   }

@@ -305,9 +305,9 @@ export class Instance {
     this.#nextStream += 2;
     this.#exchanges.set(id, exchange);
     exchange.deliveredSeq = ++this.#seq;
-    this.cpuTrace.record(CpuEvent.Sent, this.#exchanges.size);
     this.served++;
     this.lastActiveAt = performance.now();
+    this.cpuTrace.record(CpuEvent.Sent, this.lastActiveAt, this.#exchanges.size);
     this.#channel!.send(encodeRequestHeadFrame(id, head));
     return id;
   }
@@ -456,7 +456,7 @@ export class Instance {
         this.lastActiveAt = performance.now();
         const settled = decodeSettled(frame);
         this.#reconcileCpu(settled.cpuMs);
-        this.cpuTrace.record(CpuEvent.Settled, settled.cpuMs, this.#exchanges.size);
+        this.cpuTrace.record(CpuEvent.Settled, this.lastActiveAt, settled.cpuMs, this.#exchanges.size);
         exchange.onSettled(settled);
         return;
       }
@@ -747,7 +747,7 @@ export class Instance {
     const ownMs = counts.get(id) ?? 0;
     const chargedMs = current.cpuMs;
     current.cpuMs = Math.max(ownMs, beforeMs - othersMs);
-    this.cpuTrace.record(CpuEvent.Turn, ownMs, chargedMs, current.cpuMs, exchanges.length);
+    this.cpuTrace.record(CpuEvent.Turn, performance.now(), ownMs, chargedMs, current.cpuMs, exchanges.length);
     // A late sample's charge moves with the rest, still held (see settleHeldCpu): no count says
     // whose it was, and kept here, three hello-world requests' shares (~34 ms each) of ~100 ms a
     // late or stalled sample found on their child became one request's 101 ms and a 503 in a local full run

@@ -506,7 +506,7 @@ export class Watchdog {
       const stall = !late && usedMs > sinceMs + BOOKED_STALL_OVER_MS;
       const charged = instance.chargeCpu(usedMs, late || stall);
       const flags = (running ? SAMPLE_RUNNING : 0) | (late ? SAMPLE_LATE : 0) | (stall ? SAMPLE_STALL : 0) | (charged ? 0 : SAMPLE_UNCHARGED);
-      instance.cpuTrace.record(CpuEvent.Sample, usedMs, sinceMs, flags, instance.topCpu()?.cpuMs ?? 0);
+      instance.cpuTrace.record(CpuEvent.Sample, now, usedMs, sinceMs, flags, instance.topCpu()?.cpuMs ?? 0);
       if (late || stall) {
         if (tracked.heldCleanNs === null) {
           tracked.heldCleanNs = 0;
@@ -520,7 +520,7 @@ export class Watchdog {
       if (tracked.quiet) this.#wake(tracked);
     } else {
       tracked.stillSamples++;
-      if (running) instance.cpuTrace.record(CpuEvent.Sample, 0, sinceMs, SAMPLE_RUNNING | (late ? SAMPLE_LATE : 0), instance.topCpu()?.cpuMs ?? 0);
+      if (running) instance.cpuTrace.record(CpuEvent.Sample, now, 0, sinceMs, SAMPLE_RUNNING | (late ? SAMPLE_LATE : 0), instance.topCpu()?.cpuMs ?? 0);
     }
     tracked.lastCpuNs = cpuNs;
     if (tracked.heldCleanNs !== null) this.#judgeHeld(instance, tracked, running);
@@ -655,7 +655,7 @@ export class Watchdog {
   #settleHeld(instance: Instance, tracked: Tracked, keep: boolean): number {
     tracked.heldCleanNs = null;
     const backMs = instance.settleHeldCpu(keep);
-    instance.cpuTrace.record(CpuEvent.Judged, keep ? 1 : 0, backMs);
+    instance.cpuTrace.record(CpuEvent.Judged, performance.now(), keep ? 1 : 0, backMs);
     return backMs;
   }
 }
