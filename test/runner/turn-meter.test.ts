@@ -13,6 +13,20 @@ function burn(ms: number): void {
   while (performance.now() < until);
 }
 
+/** The process's CPU clock (every thread, as the meter reads it), in milliseconds. */
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+/**
+ * A charge can never be more than the CPU the process used meanwhile: that is what "charged
+ * once" means, and it holds however busy the machine or the test runner's own threads are
+ * (CI saw 40.7 ms of process CPU around 20 ms of burning). 0.2 ms: a settle's estimate may
+ * charge wall time the process spent preempted.
+ */
+const ESTIMATE_SLACK_MS = 0.2;
+
 /** Lets the meter's end-of-turn microtask run, so that the next enter() starts a new turn. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -20,18 +34,19 @@ describe('TurnMeter', () => {
   it('charges a request that burned CPU in its turn what it burned, read from the clock', async () => {
     const meter = new TurnMeter();
     await nextTurn();
+    const before = cpuMs();
     meter.enter(1);
     burn(30);
     const ms = meter.settle(1);
-    // The clock is the whole process's (every thread, as the watchdog counts it): the test
-    // runner's other threads may add to it; a busy machine may take some of the 30 ms away.
+    // A busy machine may take some of the 30 ms away.
     expect(ms).toBeGreaterThan(5);
-    expect(ms).toBeLessThan(60);
+    expect(ms).toBeLessThanOrEqual(cpuMs() - before + ESTIMATE_SLACK_MS);
   });
 
   it('charges quick requests settled in one turn no more than the turn took, and the turn’s later work to those left', async () => {
     const meter = new TurnMeter();
     await nextTurn();
+    const before = cpuMs();
     const started = performance.now();
     for (let owner = 1; owner <= 51; owner++) meter.enter(owner);
     const quick: number[] = [];
@@ -46,12 +61,13 @@ describe('TurnMeter', () => {
     // estimates charged before is not charged again.
     const last = meter.settle(51);
     expect(last).toBeGreaterThan(5);
-    expect(last).toBeLessThan(40);
+    expect(last).toBeLessThanOrEqual(cpuMs() - before + ESTIMATE_SLACK_MS);
   });
 
   it('charges a request across turns: each turn it ran in, once', async () => {
     const meter = new TurnMeter();
     await nextTurn();
+    const before = cpuMs();
     meter.enter(1);
     burn(10);
     await nextTurn();
@@ -61,17 +77,15 @@ describe('TurnMeter', () => {
     meter.enter(1);
     const ms = meter.settle(1);
     expect(ms).toBeGreaterThan(5);
-    expect(ms).toBeLessThan(40);
+    // Counted twice, it would pass the process's own CPU (what runs between turns is charged
+    // to the turn before: the meter has no other owner for it).
+    expect(ms).toBeLessThanOrEqual(cpuMs() - before + ESTIMATE_SLACK_MS);
   });
 
   it("leaves what runs between pause() and resume() out of the turn's requests, and charges them the rest", async () => {
     // The runtime's own set-up for an API's first use, and a script's load, run so (runner/runtime-work.ts).
     const meter = new TurnMeter();
     await nextTurn();
-    const cpuMs = () => {
-      const { user, system } = process.cpuUsage();
-      return (user + system) / 1000;
-    };
     const before = cpuMs();
     meter.enter(1);
     burn(10);
