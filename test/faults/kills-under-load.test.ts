@@ -32,6 +32,15 @@ const LOAD = { rate: 300, durationSec: 20, connections: 64 } as const;
  */
 const WARM_UP_SEC = 30;
 const KILL_EVERY_MS = [100, 300] as const;
+/**
+ * The CPU limit the daemon serves with: this file is about kills, test/limits/ about the CPU limit.
+ * Under this overload on two cores the default 50 ms was passed by hello-world requests five times
+ * (50.6 to 104 ms charged): the child's main thread, runnable all along, was booked CPU in jumps
+ * (a breach trace of 2026-12-07: +35.2 ms in 6.0 ms of wall, then +17.8 in 16.1, a request alone
+ * on its instance), which neither the daemon nor the child can tell from the tenant's own work
+ * (README, *What is not there yet*). Four times the default keeps a real runaway a failure here.
+ */
+const CPU_MS = 200;
 /** Growth of the daemon's resident memory over the run, measured from after the warm-up (the soak's target). */
 const RSS_GROWTH_MAX = 0.1;
 
@@ -61,7 +70,7 @@ afterAll(() => {
 async function serve(dir: string, port: number, adminPort: number): Promise<{ proc: ChildProcess; exited: Promise<number | null>; output: () => string }> {
   // The log lines (stdout) go to a file: a failure quotes the warnings that explain it.
   const log = openSync(join(build, 'daemon.log'), 'w');
-  const proc = spawn(process.execPath, [join(build, 'bin/edgeproc.js'), 'serve', dir, '--port', String(port), '--admin-port', String(adminPort)], {
+  const proc = spawn(process.execPath, [join(build, 'bin/edgeproc.js'), 'serve', dir, '--port', String(port), '--admin-port', String(adminPort), '--cpu-ms', String(CPU_MS)], {
     stdio: ['ignore', log, 'pipe'],
   });
   closeSync(log);
