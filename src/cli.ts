@@ -139,12 +139,18 @@ function program(): Command {
           `  burst: ${plan.burst} tenants deployed at once, ${plan.burstRounds} round(s), each timed from the start of its burst.\n` +
           `${describeLabMachine(machine)}\n\n` +
           table(
-            ['case', 'samples', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
-            (['hit', 'miss', 'burst'] as const).map((k) => [k, report[k].samples, report[k].p50, report[k].p90, report[k].p99, report[k].max]),
+            ['case', 'samples', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'failed'],
+            (['hit', 'miss', 'burst'] as const).map((k) => [k, report[k].samples, report[k].p50, report[k].p90, report[k].p99, report[k].max, report.failed[k]]),
           ) +
-          '\n',
+          '\n' +
+          (report.failures.length > 0 ? `cold starts answered with an error (not in the figures above):\n${report.failures.map((f) => `  ${f}\n`).join('')}` : ''),
       );
       if (flags.json) await writeJson(flags.json, { machine, ...report });
+      const unmeasured = (['hit', 'miss', 'burst'] as const).filter((k) => report[k].samples === 0);
+      if (unmeasured.length > 0) {
+        process.stderr.write(`edgeproc bench: every cold start of ${unmeasured.join(', ')} was answered with an error (see above): nothing measured there.\n`);
+        process.exitCode = 1;
+      }
     });
 
   cli

@@ -81,6 +81,8 @@ describe('edgeproc compare', () => {
     );
     const json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, { samples: number; p50: number; p99: number }>;
     for (const key of ['hit', 'miss', 'burst']) expect(json[key]).toMatchObject({ samples: expect.any(Number), p50: expect.any(Number), p99: expect.any(Number) });
+    // Cold starts answered with an error are counted per case, beside the figures of the rest.
+    expect(json.failed).toEqual({ hit: expect.any(Number), miss: expect.any(Number), burst: expect.any(Number) });
     expect(json.hit!.p50).toBeLessThan(json.miss!.p50);
   }, 150_000);
 });
