@@ -18,7 +18,7 @@ import { installGlobals } from './globals.js';
 import { openChannel, type Channel } from './ipc.js';
 import { describeError } from './describe.js';
 import { Runtime } from './runtime.js';
-import { warmChannel, warmUp } from './warmup.js';
+import { warmChannel, warmFirstRequest, warmUp } from './warmup.js';
 
 let runtime: Runtime;
 /** Resolves when the daemon's echo of the channel warm-up arrives (its End follows in the same read). */
@@ -62,6 +62,8 @@ async function finishBoot(): Promise<void> {
   if (!process.argv.includes('--no-warmup')) {
     await warmUp();
     await warmChannel(channel, () => new Promise<void>((resolve) => (onEcho = resolve)));
+  } else {
+    runtime.beforeLoaded = warmFirstRequest;
   }
   // No forced GC here: with the short warm-up it saved less than the v8 module and the extra
   // context it needs cost (bench/memory: 10.6 vs 11.0 MiB private without it).

@@ -91,6 +91,12 @@ export class Runtime {
   readonly #listeners = new Map<string, Listener[]>();
   #script: LoadedScript | null = null;
   #loading: Promise<void> | null = null;
+  /**
+   * Runs once the script has loaded, before Loaded is sent, with the script's syntax: a child
+   * spawned for a waiting request (no warm-up at boot) warms its request path here, as part of
+   * the load (see bootstrap.ts).
+   */
+  beforeLoaded: ((syntax: LoadedScript['syntax']) => Promise<void>) | null = null;
   /** A CodeCache frame's bytes, for the Load that follows it. */
   #codeCache: Uint8Array | null = null;
   #env: Record<string, unknown> = {};
@@ -360,8 +366,11 @@ export class Runtime {
           column: null,
         });
       }
-      this.#script = script;
       this.#acceptingListeners = false;
+      const warm = this.beforeLoaded;
+      this.beforeLoaded = null;
+      if (warm) await warm(script.syntax);
+      this.#script = script;
       this.channel.sendJson(FrameType.Loaded, 0, { syntax: script.syntax, loadMs: monotonicMs() - started, codeCache: script.codeCache } satisfies LoadedMessage);
       // Requests dispatched behind the Load frame run right after this: should one never yield, the
       // daemon must still learn that loading ended, or it charges that request's CPU to the startup limit.
