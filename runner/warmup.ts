@@ -80,11 +80,8 @@ const MODULE_SOURCE =
 const WARM_WAIT_LIMIT_MS = 1_000;
 
 /**
- * Warms both syntaxes, the way a real tenant arrives: a module worker through
- * the Load frame (the path every specialisation takes), a service-worker
- * handler through FetchEvent. Warming only one left the other's first request
- * ~1 ms slower (bench/cold-start). Service-worker *scripts* cannot be loaded
- * here: their addEventListener() would reach the real runtime.
+ * Warms both syntaxes, the way a real tenant arrives (see syntheticRuntime). Warming only one
+ * left the other's first request ~1 ms slower (bench/cold-start).
  */
 export async function warmUp(): Promise<void> {
   // Twice: V8 runs a regular expression in its interpreter the first time and compiles it the
@@ -94,15 +91,8 @@ export async function warmUp(): Promise<void> {
   await loadScript('void 0', 'warmup.js');
 
   const channels = [new NullChannel(), new NullChannel()] as const;
-  const modules = new Runtime(channels[0] as unknown as FrameChannel);
-  modules.onFrame(decodeOne(encodeJsonFrame(FrameType.Load, 0, { worker: 'warmup', version: 0, filename: 'warmup.mjs', source: MODULE_SOURCE, env: {}, bindings: [], waitUntilMs: 30_000, cf: null, makeCodeCache: false } satisfies LoadMessage)));
-
-  const serviceWorker = new Runtime(channels[1] as unknown as FrameChannel);
-  serviceWorker.addEventListener('fetch', (event: Event) => {
-    const fetchEvent = event as FetchEvent;
-    fetchEvent.respondWith(new Response('warm ' + new URL(fetchEvent.request.url).pathname));
-  });
-  serviceWorker.preload({ syntax: 'service-worker', exports: null, codeCache: 'none' });
+  const modules = syntheticRuntime('module', channels[0]);
+  const serviceWorker = syntheticRuntime('service-worker', channels[1]);
 
   for (let round = 0; round < WARM_REQUESTS / 10; round++) {
     serveSynthetic(modules, round * 10, 5);
@@ -129,17 +119,30 @@ export async function warmUp(): Promise<void> {
  */
 export async function warmFirstRequest(syntax: 'module' | 'service-worker'): Promise<void> {
   const channel = new NullChannel();
+  serveSynthetic(syntheticRuntime(syntax, channel), 0, 2);
+  const until = monotonicMs() + WARM_WAIT_LIMIT_MS;
+  while (channel.settled < 2 && monotonicMs() < until) await new Promise((resolve) => setImmediate(resolve));
+  if (channel.failures.length > 0) throw new Error(`the warm-up's synthetic requests failed, first: ${channel.failures[0]}`);
+}
+
+/**
+ * A throwaway Runtime whose output `channel` drops, with a worker of `syntax` in it: a module
+ * worker loaded through the Load frame (the path every specialisation takes), or a
+ * service-worker handler given to it directly (a service-worker *script* cannot be loaded here:
+ * its addEventListener() would reach the real runtime).
+ */
+function syntheticRuntime(syntax: 'module' | 'service-worker', channel: NullChannel): Runtime {
   const runtime = new Runtime(channel as unknown as FrameChannel);
   if (syntax === 'module') {
     runtime.onFrame(decodeOne(encodeJsonFrame(FrameType.Load, 0, { worker: 'warmup', version: 0, filename: 'warmup.mjs', source: MODULE_SOURCE, env: {}, bindings: [], waitUntilMs: 30_000, cf: null, makeCodeCache: false } satisfies LoadMessage)));
   } else {
-    runtime.addEventListener('fetch', (event: Event) => (event as FetchEvent).respondWith(new Response('warm')));
+    runtime.addEventListener('fetch', (event: Event) => {
+      const fetchEvent = event as FetchEvent;
+      fetchEvent.respondWith(new Response('warm ' + new URL(fetchEvent.request.url).pathname));
+    });
     runtime.preload({ syntax: 'service-worker', exports: null, codeCache: 'none' });
   }
-  serveSynthetic(runtime, 0, 2);
-  const until = monotonicMs() + WARM_WAIT_LIMIT_MS;
-  while (channel.settled < 2 && monotonicMs() < until) await new Promise((resolve) => setImmediate(resolve));
-  if (channel.failures.length > 0) throw new Error(`the warm-up's synthetic requests failed, first: ${channel.failures[0]}`);
+  return runtime;
 }
 
 function serveSynthetic(runtime: Runtime, first: number, count: number): void {
