@@ -127,7 +127,7 @@ function program(): Command {
     .option('--quick', 'fewer samples (about 20 s)')
     .option('--json <file>', 'also write the figures as JSON')
     .action(async (flags: { quick?: boolean; json?: string }) => {
-      const { coldBench, COLD_FULL, COLD_QUICK } = await import('./lab/cold-bench.js');
+      const { coldBench, COLD_CASES, COLD_FULL, COLD_QUICK } = await import('./lab/cold-bench.js');
       const { table } = await import('./lab/table.js');
       const { describeLabMachine, labMachine } = await import('./lab/machine.js');
       const machine = labMachine();
@@ -140,13 +140,13 @@ function program(): Command {
           `${describeLabMachine(machine)}\n\n` +
           table(
             ['case', 'samples', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'failed'],
-            (['hit', 'miss', 'burst'] as const).map((k) => [k, report[k].samples, report[k].p50, report[k].p90, report[k].p99, report[k].max, report.failed[k]]),
+            COLD_CASES.map((k) => [k, report[k].samples, report[k].p50, report[k].p90, report[k].p99, report[k].max, report.failed[k]]),
           ) +
           '\n' +
           (report.failures.length > 0 ? `cold starts answered with an error (not in the figures above):\n${report.failures.map((f) => `  ${f}\n`).join('')}` : ''),
       );
       if (flags.json) await writeJson(flags.json, { machine, ...report });
-      const unmeasured = (['hit', 'miss', 'burst'] as const).filter((k) => report[k].samples === 0);
+      const unmeasured = COLD_CASES.filter((k) => report[k].samples === 0);
       if (unmeasured.length > 0) {
         process.stderr.write(`edgeproc bench: every cold start of ${unmeasured.join(', ')} was answered with an error (see above): nothing measured there.\n`);
         process.exitCode = 1;

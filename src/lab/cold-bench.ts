@@ -38,7 +38,9 @@ export interface ColdBenchReport {
   failures: string[];
 }
 
-export type ColdCase = 'hit' | 'miss' | 'burst';
+/** The cases, in the order the bench runs and reports them. */
+export const COLD_CASES = ['hit', 'miss', 'burst'] as const;
+export type ColdCase = (typeof COLD_CASES)[number];
 
 /** Reasons kept in the report: enough to say what went wrong, not every repeat. */
 const FAILURES_KEPT = 5;
@@ -47,7 +49,7 @@ const FAILURES_KEPT = 5;
 class ColdStartFailed extends Error {}
 
 class Failures {
-  readonly failed: Record<ColdCase, number> = { hit: 0, miss: 0, burst: 0 };
+  readonly failed = Object.fromEntries(COLD_CASES.map((kind) => [kind, 0])) as Record<ColdCase, number>;
   readonly reasons: string[] = [];
 
   /** Counts `error` if it is a failed cold start; anything else is the bench's own failure and is thrown. */
