@@ -63,8 +63,9 @@ export async function memory(): Promise<void> {
       if (statusCode !== 200) throw new Error(`${name} answered ${statusCode}`);
     }
     await daemon.pool.filled();
-    const lastRequestAt = performance.now();
-    await sleep(SETTLE_MS - (performance.now() - lastRequestAt));
+    // The clock of both readings starts once the pool has refilled (a moment after the last request).
+    const quietSince = performance.now();
+    await sleep(SETTLE_MS);
 
     const tenants = daemon.broker.instances();
     if (tenants.length !== TENANTS) throw new Error(`expected ${TENANTS} tenant instances, found ${tenants.length}`);
@@ -73,7 +74,7 @@ export async function memory(): Promise<void> {
     const warmPids = [...daemon.pool.live].map((i) => i.pid!).filter((pid) => !tenantPids.has(pid));
     const read = () => ({ tenants: [...tenantPids].map(processMemory), warm: warmPids.map(processMemory) });
     const justIdle = read();
-    await sleep(IDLE_MS - (performance.now() - lastRequestAt));
+    await sleep(IDLE_MS - (performance.now() - quietSince));
     const idle = read();
 
     const mib = (kb: number) => kb / 1024;

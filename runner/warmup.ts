@@ -10,10 +10,13 @@ import { FrameDecoder, encodeFrame, encodeHeader, encodeJsonFrame, encodeSettled
 import type { IdTable } from '../protocol/id-table.js';
 import { FrameType, type EchoMessage, type HandlerErrorMessage, type LoadMessage, type ResponseHeadMessage, type SettledMessage } from '../protocol/messages.js';
 import { monotonicMs } from './clock.js';
-import { loadScript } from './loader.js';
+import { loadScript, type LoadedScript } from './loader.js';
 import type { FetchEvent } from './events.js';
 import { Runtime } from './runtime.js';
 import { Response } from './web.js';
+
+/** A tenant script's syntax, as the loader tells it. */
+type Syntax = LoadedScript['syntax'];
 
 const WARM_REQUESTS = 30;
 
@@ -125,7 +128,7 @@ async function settled(channels: readonly NullChannel[], count: number, pause: (
  * Charged to that request it was 3-7 ms of CPU on a quiet machine, against ~0.3 warm, and once 78
  * ms, past the default 50 ms limit, on a machine the test suite loaded (`edgeproc bench`).
  */
-export async function warmFirstRequest(syntax: 'module' | 'service-worker'): Promise<void> {
+export async function warmFirstRequest(syntax: Syntax): Promise<void> {
   const channel = new NullChannel();
   serveSynthetic(syntheticRuntime(syntax, channel), 0, 2);
   // None waits for a timer: a turn is enough, and the request waiting behind this load waits no longer.
@@ -138,7 +141,7 @@ export async function warmFirstRequest(syntax: 'module' | 'service-worker'): Pro
  * service-worker handler given to it directly (a service-worker *script* cannot be loaded here:
  * its addEventListener() would reach the real runtime).
  */
-function syntheticRuntime(syntax: 'module' | 'service-worker', channel: NullChannel): Runtime {
+function syntheticRuntime(syntax: Syntax, channel: NullChannel): Runtime {
   const runtime = new Runtime(channel as unknown as FrameChannel);
   if (syntax === 'module') {
     runtime.onFrame(decodeOne(encodeJsonFrame(FrameType.Load, 0, { worker: 'warmup', version: 0, filename: 'warmup.mjs', source: MODULE_SOURCE, env: {}, bindings: [], waitUntilMs: 30_000, cf: null, makeCodeCache: false } satisfies LoadMessage)));
