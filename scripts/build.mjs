@@ -1,7 +1,8 @@
 // Builds the daemon (tsc → dist/), the runner (esbuild → one file, dist/runner.cjs), the files
 // the runner loads from beside itself on first use (HTMLRewriter, URLPattern: runner/companions.ts)
-// and the native addons (node-gyp → dist/sched_policy.node and dist/task_clock.node, see
-// src/pool/sched-policy.ts and src/pool/task-clock.ts).
+// and the native parts (node-gyp → dist/sched_policy.node and dist/task_clock.node, see
+// src/pool/sched-policy.ts and src/pool/task-clock.ts, and the launcher dist/edgeproc-launch,
+// see src/pool/sandbox.ts).
 // The runner is written to a temporary file and renamed, so children spawned while a
 // build runs (another test run, a daemon in use) never load a half-written bundle.
 import { execFileSync } from 'node:child_process';
@@ -81,27 +82,27 @@ async function buildCompanion(input, outfile) {
 }
 
 /**
- * The addons are optional: without a compiler (or node-gyp, or Node's headers) background work
- * runs at nice 19 only and CPU is read from /proc at the scheduler's ticks, and the build says so
- * instead of failing. npm runs this script with
+ * The addons and the launcher are optional: without a compiler (or node-gyp, or Node's headers)
+ * background work runs at nice 19 only, CPU is read from /proc at the scheduler's ticks and
+ * children start under util-linux's prlimit and unshare, and the build says so instead of failing. npm runs this script with
  * its own node-gyp (npm_config_node_gyp); Node's headers come from npm's nodedir setting or
  * from beside the node binary, never from the network.
  */
 function buildAddon() {
-  const addons = ['sched_policy', 'task_clock'];
-  for (const name of addons) rmSync(`dist/${name}.node`, { force: true });
+  const built = ['sched_policy.node', 'task_clock.node', 'edgeproc-launch'];
+  for (const name of built) rmSync(`dist/${name}`, { force: true });
   const nodeGyp = process.env.npm_config_node_gyp ?? join(dirname(process.execPath), '../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js');
   const besideNode = join(dirname(process.execPath), '..');
   const nodedir = process.env.npm_config_nodedir || (existsSync(join(besideNode, 'include/node/node_api.h')) ? besideNode : null);
   if (process.platform !== 'linux' || !existsSync(nodeGyp) || !nodedir) {
-    console.warn(`edgeproc build: the native addons were not built (${process.platform !== 'linux' ? 'not Linux' : !existsSync(nodeGyp) ? 'node-gyp not found' : "Node's headers not found"}); background work runs at nice 19 only, and CPU is read from /proc/PID/schedstat`);
+    console.warn(`edgeproc build: the native addons and launcher were not built (${process.platform !== 'linux' ? 'not Linux' : !existsSync(nodeGyp) ? 'node-gyp not found' : "Node's headers not found"}); background work runs at nice 19 only, CPU is read from /proc/PID/schedstat, and children start under util-linux prlimit and unshare`);
     return;
   }
   try {
     execFileSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`, '--loglevel=warn'], { cwd: 'native', stdio: ['ignore', 'ignore', 'pipe'] });
-    for (const name of addons) copyFileSync(`native/build/Release/${name}.node`, `dist/${name}.node`);
+    for (const name of built) copyFileSync(`native/build/Release/${name}`, `dist/${name}`);
   } catch (error) {
     const detail = String(error.stderr ?? error.message).trim().split('\n').slice(-3).join(' / ');
-    console.warn(`edgeproc build: the native addons were not built (${detail}); background work runs at nice 19 only, and CPU is read from /proc/PID/schedstat`);
+    console.warn(`edgeproc build: the native addons and launcher were not built (${detail}); background work runs at nice 19 only, CPU is read from /proc/PID/schedstat, and children start under util-linux prlimit and unshare`);
   }
 }

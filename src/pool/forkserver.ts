@@ -119,7 +119,7 @@ function start({ id, command, args, env, sandbox, nice }: SpawnRequest): void {
   if (child.pid === undefined) return;
   stopReading(child.stdio[3]);
   try {
-    // Still one thread (prlimit, about to exec): every thread node starts later inherits this.
+    // Still one thread (the launcher, about to exec): every thread node starts later inherits this.
     startAt(child.pid, nice);
   } catch {
     // Gone already, or not allowed: priority is a refinement, never a reason to fail.

@@ -9,12 +9,15 @@
  * (serve prints it, GET /workers returns it). The layers, outermost first, are
  * the command a child is started with:
  *
- *   prlimit --nofile --core --fsize [--nproc] --
- *     unshare --net [--user --map-root-user | --setuid U --setgid G] --
+ *   edgeproc-launch --nofile --core --fsize [--nproc] [--net --uid=U --gid=G] --
+ *     [unshare --user --map-root-user --net --]   (not root: a user namespace first)
  *       node --experimental-permission --allow-fs-read=RUNNER … RUNNER
  *
- * Both helpers exec rather than fork, so the pid the fork server sees is the
- * node process the watchdog measures and the daemon kills.
+ * The launcher (native/launch.c) sets the limits, makes the network namespace
+ * and switches uid itself. Where it was not built, util-linux does the same in
+ * two execs, `prlimit … -- unshare --net [--setuid U --setgid G] --`, ~4 ms more
+ * per spawn. Every helper execs rather than forks, so the pid the fork server
+ * sees is the node process the watchdog measures and the daemon kills.
  *
  * Separate uids need root. A child's uid is picked at random from a range of
  * 2^24 and is never one a live process holds (checked in /proc), so two
@@ -41,6 +44,7 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { createHash, randomInt } from 'node:crypto';
+import { builtProgram } from './native-addon.js';
 import { PERF_CHILDREN } from './perf-children.js';
 
 /** Per-child uids and gids come from [UID_BASE, UID_BASE + UID_SPAN): far above any real user's or subuid range. */
@@ -71,7 +75,9 @@ export interface Layer {
 /** What the fork server needs to wrap a child's command; plain data, sent over IPC. */
 export interface SandboxPlan {
   layers: Layer[];
-  /** prlimit's options, or null if prlimit is missing. */
+  /** The launcher (native/launch.c) where it was built and works here; else util-linux's helpers. */
+  launcher: string | null;
+  /** The resource limits as options (the launcher's and prlimit's alike), or null if they cannot be set. */
   prlimit: string[] | null;
   /** unshare's options (without the uid ones), or null if no namespace could be made. */
   unshare: string[] | null;
@@ -106,10 +112,14 @@ export function sandboxPlan(runnerPath: string): SandboxPlan {
 
 function probe(realRunner: string): SandboxPlan {
   const root = process.getuid?.() === 0;
-  const prlimitOk = works('prlimit', ['--core=0', '--', 'true']);
+  const built = builtProgram('edgeproc-launch');
+  const launcher = built !== null && works(built, ['--core=0', '--', 'true']) ? built : null;
+  const prlimitOk = launcher !== null || works('prlimit', ['--core=0', '--', 'true']);
   const netOptions = root ? ['--net'] : ['--user', '--map-root-user', '--net'];
-  const netProbe = run('unshare', [...netOptions, '--', 'true']);
-  const perChildUid = root && netProbe.ok && works('unshare', ['--setuid', String(UID_BASE), '--setgid', String(UID_BASE), '--', 'true']);
+  // As root the launcher makes the namespace and switches uid itself; so it is what is probed.
+  const [netTool, uidOptions] = launcher && root ? [launcher, [`--uid=${UID_BASE}`, `--gid=${UID_BASE}`]] : ['unshare', ['--setuid', String(UID_BASE), '--setgid', String(UID_BASE)]];
+  const netProbe = run(netTool, [...netOptions, '--', 'true']);
+  const perChildUid = root && netProbe.ok && works(netTool, [...netOptions, ...uidOptions, '--', 'true']);
   const runnerPath = perChildUid ? readableByAll(realRunner) : realRunner;
 
   const nproc = perChildUid ? [`--nproc=${CHILD_RLIMITS.nproc}`] : [];
@@ -128,22 +138,23 @@ function probe(realRunner: string): SandboxPlan {
     { name: 'descriptors', active: true, detail: 'stdout, stderr and the frame channel only; nothing else is inherited' },
     netProbe.ok
       ? { name: 'network', active: true, detail: 'own network namespace with no interface up: every subrequest goes through the daemon' }
-      : { name: 'network', active: false, detail: `no network namespace (unshare ${netOptions.join(' ')}: ${netProbe.reason}); children share the host's network` },
+      : { name: 'network', active: false, detail: `no network namespace (${basename(netTool)} ${netOptions.join(' ')}: ${netProbe.reason}); children share the host's network` },
     perChildUid
       ? { name: 'uids', active: true, detail: `each child runs as its own uid (from ${UID_BASE}): it cannot signal or trace the daemon or another child` }
       : {
           name: 'uids',
           active: false,
           detail: root
-            ? 'cannot switch uids with unshare here: children run as root'
+            ? `cannot switch uids with ${basename(netTool)} here: children run as root`
             : `not root: children run as uid ${process.getuid?.()}, the daemon's, and one that escaped the runner could signal the daemon or another child`,
         },
     prlimitOk
       ? { name: 'rlimits', active: true, detail: limits }
-      : { name: 'rlimits', active: false, detail: 'prlimit (util-linux) not found: children get the daemon’s resource limits' },
+      : { name: 'rlimits', active: false, detail: 'neither edgeproc-launch (built by npm run build where there is a C compiler) nor prlimit (util-linux) is here: children get the daemon’s resource limits' },
   ];
   return {
     layers,
+    launcher,
     prlimit: prlimitOk
       ? [`--nofile=${CHILD_RLIMITS.nofile}`, `--core=${CHILD_RLIMITS.core}`, `--fsize=${fsize}`, ...nproc]
       : null,
@@ -166,6 +177,14 @@ export function permissionFlags(plan: SandboxPlan): string[] {
  * plan's helpers, as uid `uid` when the plan gives each child its own.
  */
 export function wrapCommand(plan: SandboxPlan, uid: number | null, command: string, args: string[]): { command: string; args: string[] } {
+  if (plan.launcher) {
+    // Without root the network namespace needs a user namespace first, which unshare makes.
+    const userNamespace = plan.unshare?.includes('--user') === true;
+    const own = plan.unshare && !userNamespace ? plan.unshare : [];
+    const ids = uid === null ? [] : [`--uid=${uid}`, `--gid=${uid}`];
+    const inner = plan.unshare && userNamespace ? ['unshare', ...plan.unshare, '--'] : [];
+    return { command: plan.launcher, args: [...(plan.prlimit ?? []), ...own, ...ids, '--', ...inner, command, ...args] };
+  }
   let argv = [command, ...args];
   if (plan.unshare) {
     const ids = uid === null ? [] : ['--setuid', String(uid), '--setgid', String(uid)];

@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 /**
- * The nice value of a child's main thread, once it runs node (before that it is prlimit or
+ * The nice value of a child's main thread, once it runs node (before that it is the launcher, or prlimit or
  * unshare), and the policies of all its threads then.
  */
 async function bootPriorityOf(background: boolean): Promise<{ nice: number; policies: string[] }> {

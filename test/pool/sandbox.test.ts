@@ -6,13 +6,13 @@
  * provide (no root, no namespaces) is reported as off and its test skipped;
  * CI runs as root, where every layer is on.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHILD_RLIMITS, UID_BASE, type LayerName } from '../../src/pool/sandbox.js';
+import { CHILD_RLIMITS, UID_BASE, wrapCommand, type LayerName } from '../../src/pool/sandbox.js';
 import { childSandbox, spawnChild, stopForkServerIfIdle, type ChildHandle } from '../../src/pool/spawn.js';
 import { closeDaemons, layersPrinted, servedAt, startTestDaemon, stopServe, writeScripts } from '../helpers/daemon.js';
 import { procStat, readableProbe } from '../helpers/proc.js';
@@ -98,7 +98,7 @@ async function startProbe(): Promise<Probe> {
   child.onOutput((text) => (output += text));
   const channel = await child.channel;
   const pid = child.pid!;
-  // Read once the probe has reported: until then the pid may still be prlimit or unshare, before its exec of node.
+  // Read once the probe has reported: until then the pid may still be the launcher (or prlimit or unshare), before its exec of node.
   const inspect = (probe: Probe) => {
     probe.fds = fdTargets(pid);
     probe.limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
@@ -188,6 +188,41 @@ describe('a child that escaped the runner', () => {
     expect(limit('Max file size')).toEqual(['0', '0']);
     if (on('uids')) expect(limit('Max processes')).toEqual([String(CHILD_RLIMITS.nproc), String(CHILD_RLIMITS.nproc)]);
   });
+});
+
+describe('the launcher', () => {
+  const plan = childSandbox();
+  const limitsOf = (text: string, name: string) => text.split('\n').find((line) => line.startsWith(name))!.split(/\s{2,}/).slice(1, 3);
+  const readLimits = ['-e', 'process.stdout.write(require("fs").readFileSync("/proc/self/limits", "utf8"))'];
+
+  it.runIf(plan.launcher !== null)('starts a child in one exec where it was built, and fails closed: nothing runs with less than asked', () => {
+    expect(wrapCommand(plan, null, process.execPath, []).command).toBe(plan.launcher);
+    const launch = (args: string[]) => spawnSync(plan.launcher!, [...args, '--', process.execPath, '-e', 'process.stdout.write("ran")'], { encoding: 'utf8', timeout: 10_000 });
+    for (const [args, says] of [
+      [['--nofile=many'], '--nofile: not a number in range'],
+      [['--fsize=-1'], '--fsize: not a number in range'],
+      [['--uid=1900000001'], '--uid/--gid: give both or neither'],
+      [['--seccomp'], '--seccomp: unknown option'],
+    ] as const) {
+      const result = launch([...args]);
+      expect(result.status).toBe(127);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toContain(`edgeproc-launch: ${says}`);
+    }
+  });
+
+  it.runIf(on('rlimits') && spawnSync('prlimit', ['--core=0', '--', 'true']).status === 0)(
+    'is not needed: without it util-linux prlimit sets the same limits',
+    () => {
+      const { command, args } = wrapCommand({ ...plan, launcher: null }, null, process.execPath, readLimits);
+      expect(command).toBe('prlimit');
+      const result = spawnSync(command, args, { encoding: 'utf8', timeout: 10_000 });
+      expect(result.status, result.stderr).toBe(0);
+      expect(limitsOf(result.stdout, 'Max open files')).toEqual([String(CHILD_RLIMITS.nofile), String(CHILD_RLIMITS.nofile)]);
+      expect(limitsOf(result.stdout, 'Max core file size')).toEqual(['0', '0']);
+      expect(limitsOf(result.stdout, 'Max file size')).toEqual(['0', '0']);
+    },
+  );
 });
 
 describe('the layers', () => {
