@@ -6,6 +6,11 @@
       "cflags": ["-Wall", "-Wextra", "-O2"]
     },
     {
+      "target_name": "spawn",
+      "sources": ["spawn.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
+    },
+    {
       "target_name": "edgeproc-launch",
       "type": "executable",
       "sources": ["launch.c"],

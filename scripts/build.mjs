@@ -89,7 +89,7 @@ async function buildCompanion(input, outfile) {
  * from beside the node binary, never from the network.
  */
 function buildAddon() {
-  const built = ['sched_policy.node', 'task_clock.node', 'edgeproc-launch'];
+  const built = ['sched_policy.node', 'task_clock.node', 'spawn.node', 'edgeproc-launch'];
   for (const name of built) rmSync(`dist/${name}`, { force: true });
   const nodeGyp = process.env.npm_config_node_gyp ?? join(dirname(process.execPath), '../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js');
   const besideNode = join(dirname(process.execPath), '..');

@@ -16,6 +16,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, readdirSync, readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { fastSpawn, fastSpawnSupported, type SpawnedChild } from './fast-spawn.js';
 import { startAt } from './priority.js';
 import { UidAllocator, wrapCommand, type SandboxPlan } from './sandbox.js';
 
@@ -64,7 +66,7 @@ function closeInheritedDescriptors(): void {
 
 closeInheritedDescriptors();
 
-const children = new Map<number, ChildProcess>();
+const children = new Map<number, SpawnedChild>();
 const uids = new UidAllocator();
 
 /**
@@ -89,35 +91,47 @@ function reply(message: ForkServerReply, handle?: unknown): void {
   process.send!(message, handle as never, {}, () => {});
 }
 
-function start({ id, command, args, env, sandbox, nice }: SpawnRequest): void {
+/** Node's ChildProcess as the fork server uses a child, where the spawn addon is not built. */
+function adapt(child: ChildProcess): SpawnedChild {
+  return {
+    pid: child.pid!,
+    stdout: child.stdout as Socket,
+    stderr: child.stderr as Socket,
+    channel: child.stdio[3] as Socket,
+    onExit: (listener) => {
+      // An error after the start (a kill of a child already gone) changes nothing; unheard, it would end this process.
+      child.on('error', () => {});
+      child.once('exit', listener);
+    },
+    kill: () => child.kill('SIGKILL'),
+  };
+}
+
+/** Starts a child through posix_spawn where the addon is built (fast-spawn.ts), else through Node's spawn. */
+function launch(argv: string[], env: Record<string, string>): Promise<SpawnedChild> {
+  return new Promise((resolve, reject) => {
+    if (fastSpawnSupported) return resolve(fastSpawn(argv, env));
+    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], windowsHide: true });
+    if (child.pid === undefined) return void child.once('error', reject);
+    resolve(adapt(child));
+  });
+}
+
+async function start({ id, command, args, env, sandbox, nice }: SpawnRequest): Promise<void> {
   // Held from before the spawn until the child is gone, so no other child can be given it meanwhile.
   const uid = sandbox.perChildUid ? uids.acquire() : null;
   const wrapped = wrapCommand(sandbox, uid, command, args);
-  let child: ChildProcess;
+  let child: SpawnedChild;
   try {
-    child = spawn(wrapped.command, wrapped.args, { env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], windowsHide: true });
+    child = await launch([wrapped.command, ...wrapped.args], env);
   } catch (error) {
     if (uid !== null) uids.release(uid);
     reply({ type: 'output', id, text: `edgeproc fork server: spawn failed: ${(error as Error).message}\n` });
     reply({ type: 'exit', id, exitCode: null, signal: null });
     return;
   }
-  child.once('exit', () => {
-    if (uid !== null) uids.release(uid);
-  });
   children.set(id, child);
-  let exited = false;
-  child.on('error', (error) => {
-    reply({ type: 'output', id, text: `edgeproc fork server: ${error.message}\n` });
-    if (child.pid === undefined && !exited) {
-      exited = true;
-      if (uid !== null) uids.release(uid);
-      children.delete(id);
-      reply({ type: 'exit', id, exitCode: null, signal: null });
-    }
-  });
-  if (child.pid === undefined) return;
-  stopReading(child.stdio[3]);
+  stopReading(child.channel);
   try {
     // Still one thread (the launcher, about to exec): every thread node starts later inherits this.
     startAt(child.pid, nice);
@@ -125,20 +139,19 @@ function start({ id, command, args, env, sandbox, nice }: SpawnRequest): void {
     // Gone already, or not allowed: priority is a refinement, never a reason to fail.
   }
   for (const stream of [child.stdout, child.stderr]) {
-    stream?.setEncoding('utf8');
-    stream?.on('data', (text: string) => reply({ type: 'output', id, text }));
+    stream.setEncoding('utf8');
+    stream.on('data', (text: string) => reply({ type: 'output', id, text }));
+    // A read error (the child gone mid-write) ends the stream; its exit is reported below.
+    stream.on('error', () => {});
   }
   // Sending the handle closes this process's copy of it: the socket is the daemon's alone.
-  reply({ type: 'spawned', id, pid: child.pid }, child.stdio[3]);
-  // After 'exit', wait for the child's last words on stdout and stderr (V8's out-of-memory
-  // report) to be forwarded. Not 'close': that also waits for fd 3, which now lives in the daemon.
-  const drained = [child.stdout, child.stderr].map(
-    (stream) => new Promise<void>((resolve) => (stream ? stream.once('close', () => resolve()) : resolve())),
-  );
-  child.on('exit', (exitCode, signal) => {
+  reply({ type: 'spawned', id, pid: child.pid }, child.channel);
+  // After the exit, wait for the child's last words on stdout and stderr (V8's out-of-memory
+  // report) to be forwarded. Not the channel: it lives in the daemon now.
+  const drained = [child.stdout, child.stderr].map((stream) => new Promise<void>((resolve) => stream.once('close', () => resolve())));
+  child.onExit((exitCode, signal) => {
+    if (uid !== null) uids.release(uid);
     void Promise.all(drained).then(() => {
-      if (exited) return;
-      exited = true;
       children.delete(id);
       reply({ type: 'exit', id, exitCode, signal });
     });
@@ -146,12 +159,12 @@ function start({ id, command, args, env, sandbox, nice }: SpawnRequest): void {
 }
 
 process.on('message', (message: SpawnRequest | KillRequest) => {
-  if (message.type === 'spawn') start(message);
-  else if (message.type === 'kill') children.get(message.id)?.kill('SIGKILL');
+  if (message.type === 'spawn') void start(message);
+  else if (message.type === 'kill') children.get(message.id)?.kill();
 });
 
 process.on('disconnect', () => {
-  for (const child of children.values()) child.kill('SIGKILL');
+  for (const child of children.values()) child.kill();
   process.exit(0);
 });
 
