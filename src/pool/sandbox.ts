@@ -63,7 +63,7 @@ export const CHILD_RLIMITS = Object.freeze({
   nproc: 64,
 });
 
-export type LayerName = 'globals' | 'permissions' | 'environment' | 'descriptors' | 'network' | 'uids' | 'rlimits';
+export type LayerName = 'globals' | 'permissions' | 'environment' | 'descriptors' | 'network' | 'uids' | 'syscalls' | 'rlimits';
 
 export interface Layer {
   name: LayerName;
@@ -81,6 +81,8 @@ export interface SandboxPlan {
   prlimit: string[] | null;
   /** unshare's options (without the uid ones), or null if no namespace could be made. */
   unshare: string[] | null;
+  /** The launcher installs its seccomp filter (not where unshare, which it refuses, runs after it). */
+  denySyscalls: boolean;
   /** Give each child its own uid (root only; needs unshare for the switch). */
   perChildUid: boolean;
   /** The runner as the children read it, and what --allow-fs-read grants. */
@@ -121,6 +123,10 @@ function probe(realRunner: string): SandboxPlan {
   const netProbe = run(netTool, [...netOptions, '--', 'true']);
   const perChildUid = root && netProbe.ok && works(netTool, [...netOptions, ...uidOptions, '--', 'true']);
   const runnerPath = perChildUid ? readableByAll(realRunner) : realRunner;
+  // Without root, unshare runs after the launcher to make the user namespace, and the filter refuses unshare.
+  const userNamespace = netProbe.ok && !root;
+  const filterProbe = launcher && !userNamespace ? run(launcher, ['--deny-syscalls', '--', 'true']) : null;
+  const denySyscalls = filterProbe?.ok === true;
 
   const nproc = perChildUid ? [`--nproc=${CHILD_RLIMITS.nproc}`] : [];
   // See perf-children.ts: V8 must be able to write the child's JIT map for perf.
@@ -148,6 +154,21 @@ function probe(realRunner: string): SandboxPlan {
             ? `cannot switch uids with ${basename(netTool)} here: children run as root`
             : `not root: children run as uid ${process.getuid?.()}, the daemon's, and one that escaped the runner could signal the daemon or another child`,
         },
+    denySyscalls
+      ? {
+          name: 'syscalls',
+          active: true,
+          detail: 'seccomp filter: system calls Node never makes are refused (ptrace, process_vm_*, namespaces and mounts, bpf, perf_event_open, keyrings, userfaultfd, io_uring, modules, machine-wide settings)',
+        }
+      : {
+          name: 'syscalls',
+          active: false,
+          detail: !launcher
+            ? 'no seccomp filter: edgeproc-launch was not built (no C compiler at npm ci)'
+            : userNamespace
+              ? 'no seccomp filter without root: unshare, which makes the user namespace, runs after the launcher'
+              : `no seccomp filter (edgeproc-launch --deny-syscalls: ${filterProbe?.reason})`,
+        },
     prlimitOk
       ? { name: 'rlimits', active: true, detail: limits }
       : { name: 'rlimits', active: false, detail: 'neither edgeproc-launch (built by npm run build where there is a C compiler) nor prlimit (util-linux) is here: children get the daemon’s resource limits' },
@@ -159,6 +180,7 @@ function probe(realRunner: string): SandboxPlan {
       ? [`--nofile=${CHILD_RLIMITS.nofile}`, `--core=${CHILD_RLIMITS.core}`, `--fsize=${fsize}`, ...nproc]
       : null,
     unshare: netProbe.ok ? netOptions : null,
+    denySyscalls,
     perChildUid,
     runnerPath,
   };
@@ -183,7 +205,8 @@ export function wrapCommand(plan: SandboxPlan, uid: number | null, command: stri
     const own = plan.unshare && !userNamespace ? plan.unshare : [];
     const ids = uid === null ? [] : [`--uid=${uid}`, `--gid=${uid}`];
     const inner = plan.unshare && userNamespace ? ['unshare', ...plan.unshare, '--'] : [];
-    return { command: plan.launcher, args: [...(plan.prlimit ?? []), ...own, ...ids, '--', ...inner, command, ...args] };
+    const filter = plan.denySyscalls && !userNamespace ? ['--deny-syscalls'] : [];
+    return { command: plan.launcher, args: [...(plan.prlimit ?? []), ...own, ...ids, ...filter, '--', ...inner, command, ...args] };
   }
   let argv = [command, ...args];
   if (plan.unshare) {

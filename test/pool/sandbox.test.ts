@@ -48,6 +48,8 @@ interface Probe {
   /** What /proc says about the child, read from outside once it has run its attacks. */
   fds: string[];
   limits: string;
+  /** /proc/PID/status, for the seccomp mode. */
+  status: string;
   parent: number;
   /** Sends the targets and returns the report; the probe stays alive until end(). */
   run(targets: { signal: number[]; port: number }): Promise<ProbeReport>;
@@ -102,6 +104,7 @@ async function startProbe(): Promise<Probe> {
   const inspect = (probe: Probe) => {
     probe.fds = fdTargets(pid);
     probe.limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
+    probe.status = readFileSync(`/proc/${pid}/status`, 'utf8');
     probe.parent = parentOf(pid);
   };
   const probe: Probe = {
@@ -109,6 +112,7 @@ async function startProbe(): Promise<Probe> {
     pid,
     fds: [],
     limits: '',
+    status: '',
     parent: 0,
     run: async (targets) => {
       channel.write(`${JSON.stringify(targets)}\n`);
@@ -181,6 +185,11 @@ describe('a child that escaped the runner', () => {
     expect(first.fds.filter((target) => /^socket:/.test(target))).toHaveLength(3);
   });
 
+  it.runIf(on('syscalls'))('runs under the seccomp filter, with no way to gain privileges by exec', () => {
+    expect(first.status).toMatch(/^Seccomp:\s+2$/m);
+    expect(first.status).toMatch(/^NoNewPrivs:\s+1$/m);
+  });
+
   it.runIf(on('rlimits'))('has its resource limits: few files, no core dumps, no file writes, few tasks', () => {
     const limit = (name: string) => first.limits.split('\n').find((line) => line.startsWith(name))!.split(/\s{2,}/).slice(1, 3);
     expect(limit('Max open files')).toEqual([String(CHILD_RLIMITS.nofile), String(CHILD_RLIMITS.nofile)]);
@@ -211,6 +220,27 @@ describe('the launcher', () => {
     }
   });
 
+  it.runIf(on('syscalls') && spawnSync('unshare', ['--user', 'true']).status === 0)(
+    'refuses under its filter what works without it: here, making a namespace',
+    () => {
+      const result = spawnSync(plan.launcher!, ['--deny-syscalls', '--', 'unshare', '--user', 'true'], { encoding: 'utf8', timeout: 10_000 });
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toMatch(/Operation not permitted/);
+    },
+  );
+
+  it.runIf(on('syscalls') && process.arch === 'x64' && spawnSync('perl', ['-e', '1']).status === 0)(
+    'refuses a namespace made by clone, answers clone3 with ENOSYS, and leaves a plain clone (a thread, a process) alone',
+    () => {
+      // x86_64 numbers: clone 56, clone3 435; SIGCHLD 17, CLONE_NEWUSER 0x10000000.
+      const perl = `$| = 1; my $r = syscall(56, 0x10000000 | 17, 0, 0, 0, 0); print "newuser=$r:", $!+0, "\n";
+        $r = syscall(435, 0, 0); print "clone3=$r:", $!+0, "\n";
+        $r = syscall(56, 17, 0, 0, 0, 0); exit 0 if $r == 0; waitpid($r, 0); print "plain=", ($r > 0 ? "ok" : $!+0), "\n";`;
+      const result = spawnSync(plan.launcher!, ['--deny-syscalls', '--', 'perl', '-e', perl], { encoding: 'utf8', timeout: 10_000 });
+      expect(result.stdout).toBe('newuser=-1:1\nclone3=-1:38\nplain=ok\n'); // EPERM 1, ENOSYS 38
+    },
+  );
+
   it.runIf(on('rlimits') && spawnSync('prlimit', ['--core=0', '--', 'true']).status === 0)(
     'is not needed: without it util-linux prlimit sets the same limits',
     () => {
@@ -231,7 +261,7 @@ describe('the layers', () => {
     expect((await daemon.fetchText('hello')).text).toBe('hi');
     const res = await fetch(`${daemon.adminUrl}/workers`);
     const body = (await res.json()) as { sandbox: Array<{ name: string; active: boolean; detail: string }> };
-    expect(body.sandbox.map((layer) => layer.name)).toEqual(['globals', 'permissions', 'environment', 'descriptors', 'network', 'uids', 'rlimits']);
+    expect(body.sandbox.map((layer) => layer.name)).toEqual(['globals', 'permissions', 'environment', 'descriptors', 'network', 'uids', 'syscalls', 'rlimits']);
     expect(body.sandbox).toEqual(layers);
     for (const layer of body.sandbox) expect(layer.detail.length).toBeGreaterThan(10);
   });
