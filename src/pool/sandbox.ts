@@ -9,15 +9,16 @@
  * (serve prints it, GET /workers returns it). The layers, outermost first, are
  * the command a child is started with:
  *
- *   edgeproc-launch --nofile --core --fsize [--nproc] [--net --uid=U --gid=G] --
+ *   edgeproc-launch --nofile --core --fsize [--nproc] [--net --uid=U --gid=G] [--deny-syscalls] --
  *     [unshare --user --map-root-user --net --]   (not root: a user namespace first)
  *       node --experimental-permission --allow-fs-read=RUNNER … RUNNER
  *
- * The launcher (native/launch.c) sets the limits, makes the network namespace
- * and switches uid itself. Where it was not built, util-linux does the same in
- * two execs, `prlimit … -- unshare --net [--setuid U --setgid G] --`, ~4 ms more
- * per spawn. Every helper execs rather than forks, so the pid the fork server
- * sees is the node process the watchdog measures and the daemon kills.
+ * The launcher (native/launch.c) sets the limits, makes the network namespace,
+ * switches uid and installs a seccomp filter itself. Where it was not built,
+ * util-linux does all but the filter in two execs, `prlimit … -- unshare --net
+ * [--setuid U --setgid G] --`, ~4 ms more per spawn. Every helper execs rather
+ * than forks, so the pid the fork server sees is the node process the watchdog
+ * measures and the daemon kills.
  *
  * Separate uids need root. A child's uid is picked at random from a range of
  * 2^24 and is never one a live process holds (checked in /proc), so two
