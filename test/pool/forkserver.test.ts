@@ -1,8 +1,12 @@
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { fork } from 'node:child_process';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { ForkServerReply, SpawnRequest } from '../../src/pool/forkserver.js';
+import type { SandboxPlan } from '../../src/pool/sandbox.js';
 import { spawnChild } from '../../src/pool/spawn.js';
 import { closeDaemons, isAlive, startTestDaemon, writeScripts } from '../helpers/daemon.js';
 
@@ -85,3 +89,62 @@ describe('the fork server', () => {
     }
   });
 });
+
+describe('the fork server, spoken to directly, with and without the posix_spawn addon', () => {
+  const BUILT = fileURLToPath(new URL('../../dist', import.meta.url));
+  const copies: string[] = [];
+  afterAll(() => {
+    for (const dir of copies) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A copy of the build, without dist/spawn.node when `withAddon` is false: its fork server then falls back to Node's spawn. */
+  function build(withAddon: boolean): string {
+    const dir = mkdtempSync(join(tmpdir(), 'edgeproc-forkserver-'));
+    copies.push(dir);
+    cpSync(BUILT, join(dir, 'dist'), { recursive: true, filter: (path) => withAddon || !path.endsWith('spawn.node') });
+    return join(dir, 'dist/src/pool/forkserver.js');
+  }
+
+  for (const withAddon of [true, false]) {
+    it(`starts a child, hands its channel over, forwards its output and reports its exit (${withAddon ? 'posix_spawn' : "Node's spawn"})`, async () => {
+      const server = fork(build(withAddon), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { TZ: 'UTC' } });
+      const replies: ForkServerReply[] = [];
+      let channel: Socket | undefined;
+      server.on('message', (message: ForkServerReply, handle?: Socket) => {
+        replies.push(message);
+        if (message.type === 'spawned') channel = handle;
+      });
+      try {
+        await new Promise<void>((resolve) => server.once('message', () => resolve()));
+        const plain: SandboxPlan = { layers: [], launcher: null, prlimit: null, unshare: null, denySyscalls: false, perChildUid: false, runnerPath: '' };
+        const script = `require('net').Socket({ fd: 3 }).end('on the channel', () => { process.stdout.write('said ' + process.env.ONLY); process.exitCode = 3; })`;
+        const request: SpawnRequest = { type: 'spawn', id: 1, command: process.execPath, args: ['-e', script], env: { ONLY: 'this' }, sandbox: plain, nice: 5 };
+        server.send(request);
+        await until(() => channel !== undefined);
+        let frames = '';
+        channel!.setEncoding('utf8').on('data', (text: string) => (frames += text));
+        await until(() => replies.some((reply) => reply.type === 'exit'));
+        const output = replies.flatMap((reply) => (reply.type === 'output' ? [reply.text] : [])).join('');
+        expect(output).toBe('said this');
+        expect(replies.find((reply) => reply.type === 'exit')).toEqual({ type: 'exit', id: 1, exitCode: 3, signal: null });
+        await until(() => frames === 'on the channel');
+
+        server.send({ type: 'spawn', id: 2, command: '/nonexistent/program', args: [], env: {}, sandbox: plain, nice: 5 } satisfies SpawnRequest);
+        await until(() => replies.some((reply) => reply.type === 'exit' && reply.id === 2));
+        const said = replies.flatMap((reply) => (reply.type === 'output' && reply.id === 2 ? [reply.text] : [])).join('');
+        // Each path names the failure its own way, which also shows which one ran.
+        expect(said).toMatch(withAddon ? /^edgeproc fork server: spawn failed: posix_spawn: No such file or directory/ : /^edgeproc fork server: spawn failed: spawn \/nonexistent\/program ENOENT/);
+      } finally {
+        server.kill('SIGKILL');
+      }
+    });
+  }
+});
+
+/** Waits for `condition`, polling; fails after 10 s so nothing hangs. */
+async function until(condition: () => boolean): Promise<void> {
+  for (const start = Date.now(); !condition(); ) {
+    if (Date.now() - start > 10_000) throw new Error('timed out waiting for the fork server');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
