@@ -206,7 +206,8 @@ export function wrapCommand(plan: SandboxPlan, uid: number | null, command: stri
     const own = plan.unshare && !userNamespace ? plan.unshare : [];
     const ids = uid === null ? [] : [`--uid=${uid}`, `--gid=${uid}`];
     const inner = plan.unshare && userNamespace ? ['unshare', ...plan.unshare, '--'] : [];
-    const filter = plan.denySyscalls && !userNamespace ? ['--deny-syscalls'] : [];
+    // The probe leaves it off where unshare runs after the launcher (the filter refuses unshare).
+    const filter = plan.denySyscalls ? ['--deny-syscalls'] : [];
     return { command: plan.launcher, args: [...(plan.prlimit ?? []), ...own, ...ids, ...filter, '--', ...inner, command, ...args] };
   }
   let argv = [command, ...args];

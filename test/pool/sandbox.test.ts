@@ -90,6 +90,11 @@ function fdTargets(pid: number | 'self'): string[] {
   });
 }
 
+/** The soft and hard value of one line (by its name) of a /proc/PID/limits text. */
+function limitsOf(text: string, name: string): string[] {
+  return text.split('\n').find((line) => line.startsWith(name))!.split(/\s{2,}/).slice(1, 3);
+}
+
 function parentOf(pid: number): number {
   return Number(procStat(pid)[1]);
 }
@@ -191,7 +196,7 @@ describe('a child that escaped the runner', () => {
   });
 
   it.runIf(on('rlimits'))('has its resource limits: few files, no core dumps, no file writes, few tasks', () => {
-    const limit = (name: string) => first.limits.split('\n').find((line) => line.startsWith(name))!.split(/\s{2,}/).slice(1, 3);
+    const limit = (name: string) => limitsOf(first.limits, name);
     expect(limit('Max open files')).toEqual([String(CHILD_RLIMITS.nofile), String(CHILD_RLIMITS.nofile)]);
     expect(limit('Max core file size')).toEqual(['0', '0']);
     expect(limit('Max file size')).toEqual(['0', '0']);
@@ -201,7 +206,6 @@ describe('a child that escaped the runner', () => {
 
 describe('the launcher', () => {
   const plan = childSandbox();
-  const limitsOf = (text: string, name: string) => text.split('\n').find((line) => line.startsWith(name))!.split(/\s{2,}/).slice(1, 3);
   const readLimits = ['-e', 'process.stdout.write(require("fs").readFileSync("/proc/self/limits", "utf8"))'];
 
   it.runIf(plan.launcher !== null)('starts a child in one exec where it was built, and fails closed: nothing runs with less than asked', () => {
