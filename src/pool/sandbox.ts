@@ -9,14 +9,15 @@
  * (serve prints it, GET /workers returns it). The layers, outermost first, are
  * the command a child is started with:
  *
- *   edgeproc-launch --nofile --core --fsize [--nproc] [--net --uid=U --gid=G] [--deny-syscalls] --
- *     [unshare --user --map-root-user --net --]   (not root: a user namespace first)
- *       node --experimental-permission --allow-fs-read=RUNNER … RUNNER
+ *   edgeproc-launch --nofile --core --fsize [--nproc] [--net --uid=U --gid=G | --user --net] --deny-syscalls --
+ *     node --experimental-permission --allow-fs-read=RUNNER … RUNNER
  *
- * The launcher (native/launch.c) sets the limits, makes the network namespace,
- * switches uid and installs a seccomp filter itself. Where it was not built,
- * util-linux does all but the filter in two execs, `prlimit … -- unshare --net
- * [--setuid U --setgid G] --`, ~4 ms more per spawn. Every helper execs rather
+ * The launcher (native/launch.c) sets the limits, makes the namespaces (as root
+ * the network one and the uid switch; otherwise a user namespace, in which the
+ * daemon's uid maps to itself, and the network one), and installs a seccomp
+ * filter itself. Where it was not built, util-linux does all but the filter in two
+ * execs, `prlimit … -- unshare [--user --map-root-user] --net [--setuid U --setgid
+ * G] --`, ~4 ms more per spawn. Every helper execs rather
  * than forks, so the pid the fork server sees is the node process the watchdog
  * measures and the daemon kills.
  *
@@ -80,9 +81,9 @@ export interface SandboxPlan {
   launcher: string | null;
   /** The resource limits as options (the launcher's and prlimit's alike), or null if they cannot be set. */
   prlimit: string[] | null;
-  /** unshare's options (without the uid ones), or null if no namespace could be made. */
+  /** The namespace options of the launcher, or of unshare without it (not the uid ones); null if no namespace could be made. */
   unshare: string[] | null;
-  /** The launcher installs its seccomp filter (not where unshare, which it refuses, runs after it). */
+  /** The launcher installs its seccomp filter. */
   denySyscalls: boolean;
   /** Give each child its own uid (root only; needs unshare for the switch). */
   perChildUid: boolean;
@@ -118,15 +119,16 @@ function probe(realRunner: string): SandboxPlan {
   const built = builtProgram('edgeproc-launch');
   const launcher = built !== null && works(built, ['--core=0', '--', 'true']) ? built : null;
   const prlimitOk = launcher !== null || works('prlimit', ['--core=0', '--', 'true']);
-  const netOptions = root ? ['--net'] : ['--user', '--map-root-user', '--net'];
-  // As root the launcher makes the namespace and switches uid itself; so it is what is probed.
-  const [netTool, uidOptions] = launcher && root ? [launcher, [`--uid=${UID_BASE}`, `--gid=${UID_BASE}`]] : ['unshare', ['--setuid', String(UID_BASE), '--setgid', String(UID_BASE)]];
+  // The launcher makes the namespaces itself (as root the network namespace and the uid switch;
+  // otherwise a user namespace first, the only way an ordinary user may make a network one), so
+  // it is what is probed. Without it util-linux's unshare does both.
+  const [netTool, netOptions, uidOptions] = launcher
+    ? [launcher, root ? ['--net'] : ['--user', '--net'], [`--uid=${UID_BASE}`, `--gid=${UID_BASE}`]]
+    : ['unshare', root ? ['--net'] : ['--user', '--map-root-user', '--net'], ['--setuid', String(UID_BASE), '--setgid', String(UID_BASE)]];
   const netProbe = run(netTool, [...netOptions, '--', 'true']);
   const perChildUid = root && netProbe.ok && works(netTool, [...netOptions, ...uidOptions, '--', 'true']);
   const runnerPath = perChildUid ? readableByAll(realRunner) : realRunner;
-  // Without root, unshare runs after the launcher to make the user namespace, and the filter refuses unshare.
-  const userNamespace = netProbe.ok && !root;
-  const filterProbe = launcher && !userNamespace ? run(launcher, ['--deny-syscalls', '--', 'true']) : null;
+  const filterProbe = launcher ? run(launcher, [...(netProbe.ok ? netOptions : []), '--deny-syscalls', '--', 'true']) : null;
   const denySyscalls = filterProbe?.ok === true;
 
   const nproc = perChildUid ? [`--nproc=${CHILD_RLIMITS.nproc}`] : [];
@@ -153,22 +155,23 @@ function probe(realRunner: string): SandboxPlan {
           active: false,
           detail: root
             ? `cannot switch uids with ${basename(netTool)} here: children run as root`
-            : `not root: children run as uid ${process.getuid?.()}, the daemon's, and one that escaped the runner could signal the daemon or another child`,
+            : denySyscalls
+              ? `not root: children run as uid ${process.getuid?.()}, the daemon's; the seccomp filter keeps one that escaped the runner from signalling, renicing or tracing another process, but native code in it could read the files that uid may read`
+              : `not root: children run as uid ${process.getuid?.()}, the daemon's, and one that escaped the runner could signal the daemon or another child`,
         },
     denySyscalls
       ? {
           name: 'syscalls',
           active: true,
-          detail: 'seccomp filter: system calls Node never makes are refused (ptrace, process_vm_*, namespaces and mounts, bpf, perf_event_open, keyrings, userfaultfd, io_uring, modules, machine-wide settings)',
+          detail:
+            'seccomp filter: system calls Node never makes are refused (ptrace, process_vm_*, namespaces and mounts, bpf, perf_event_open, keyrings, userfaultfd, io_uring, modules, machine-wide settings), and those that act on a process by pid (signals, priorities, scheduling, rlimits) work on the child itself only',
         }
       : {
           name: 'syscalls',
           active: false,
           detail: !launcher
             ? 'no seccomp filter: edgeproc-launch was not built (no C compiler at npm ci)'
-            : userNamespace
-              ? 'no seccomp filter without root: unshare, which makes the user namespace, runs after the launcher'
-              : `no seccomp filter (edgeproc-launch --deny-syscalls: ${filterProbe?.reason})`,
+            : `no seccomp filter (edgeproc-launch --deny-syscalls: ${filterProbe?.reason})`,
         },
     prlimitOk
       ? { name: 'rlimits', active: true, detail: limits }
@@ -201,14 +204,9 @@ export function permissionFlags(plan: SandboxPlan): string[] {
  */
 export function wrapCommand(plan: SandboxPlan, uid: number | null, command: string, args: string[]): { command: string; args: string[] } {
   if (plan.launcher) {
-    // Without root the network namespace needs a user namespace first, which unshare makes.
-    const userNamespace = plan.unshare?.includes('--user') === true;
-    const own = plan.unshare && !userNamespace ? plan.unshare : [];
     const ids = uid === null ? [] : [`--uid=${uid}`, `--gid=${uid}`];
-    const inner = plan.unshare && userNamespace ? ['unshare', ...plan.unshare, '--'] : [];
-    // The probe leaves it off where unshare runs after the launcher (the filter refuses unshare).
     const filter = plan.denySyscalls ? ['--deny-syscalls'] : [];
-    return { command: plan.launcher, args: [...(plan.prlimit ?? []), ...own, ...ids, ...filter, '--', ...inner, command, ...args] };
+    return { command: plan.launcher, args: [...(plan.prlimit ?? []), ...(plan.unshare ?? []), ...ids, ...filter, '--', command, ...args] };
   }
   let argv = [command, ...args];
   if (plan.unshare) {

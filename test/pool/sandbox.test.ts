@@ -31,6 +31,8 @@ interface ProbeReport {
   uid: number;
   env: string[];
   signals: Attempt[];
+  priorities: Attempt[];
+  ownPriority: Attempt;
   readFile: Attempt;
   listDir: Attempt;
   writeFile: Attempt;
@@ -169,6 +171,11 @@ describe('a child that escaped the runner', () => {
     expect(report.setuid).toEqual({ ok: false, code: 'EPERM' });
   });
 
+  it.runIf(on('uids') || on('syscalls'))('cannot change the priority of the daemon, the fork server or another child, only its own', () => {
+    for (const outcome of [...report.priorities, ...otherReport.priorities]) expect(outcome).toEqual({ ok: false, code: 'EPERM' });
+    expect(report.ownPriority).toEqual({ ok: true, value: null });
+  });
+
   it.runIf(on('network'))('has no network, not even loopback: the connection never reaches a listener on 127.0.0.1', () => {
     expect(report.connect).toBe('ENETUNREACH');
     expect(otherReport.connect).toBe('ENETUNREACH');
@@ -242,6 +249,24 @@ describe('the launcher', () => {
         $r = syscall(56, 17, 0, 0, 0, 0); exit 0 if $r == 0; waitpid($r, 0); print "plain=", ($r > 0 ? "ok" : $!+0), "\n";`;
       const result = spawnSync(plan.launcher!, ['--deny-syscalls', '--', 'perl', '-e', perl], { encoding: 'utf8', timeout: 10_000 });
       expect(result.stdout).toBe('newuser=-1:1\nclone3=-1:38\nplain=ok\n'); // EPERM 1, ENOSYS 38
+    },
+  );
+
+  it.runIf(on('syscalls') && spawnSync('perl', ['-e', '1']).status === 0)(
+    'lets a child signal and renice itself only, even where it shares its uid with the daemon',
+    () => {
+      // No uid switch here: the child runs as this process's uid, and only the filter stands between.
+      // Each priority is set to what it is (a failed layer changes nothing); PRIO_USER (2) names a
+      // uid no process holds. Each call prints "ok" or its errno.
+      const perl = `$| = 1; my $p = getppid(); my $g = getpgrp();
+        sub r { return $_[0] ? "ok" : $!+0 }
+        print join(",", r(kill(0, $$)), r(setpriority(0, 0, getpriority(0, 0))),
+          r(kill(0, $p)), r(kill(0, -$g)), r(setpriority(0, $p, getpriority(0, $p))), r(setpriority(2, ${UID_BASE - 1}, 0))), "\n";`;
+      const run = (filter: string[]) => spawnSync(plan.launcher!, [...filter, '--', 'perl', '-e', perl], { encoding: 'utf8', timeout: 10_000 }).stdout;
+      // Itself: yes. Its parent, its process group, a whole uid: EPERM (1).
+      expect(run(['--deny-syscalls'])).toBe('ok,ok,1,1,1,1\n');
+      // The same without the filter: all allowed (no process holds that uid: ESRCH, 3).
+      expect(run([])).toBe('ok,ok,ok,ok,ok,3\n');
     },
   );
 
