@@ -90,9 +90,11 @@ static const int denied[] = {
  * child that escaped the runner could signal the daemon (`process.kill`), lower its priority
  * (`os.setPriority`), move it to SCHED_IDLE or shrink its rlimits. Each is allowed on the child
  * itself only (pid 0 or its own), and refused (EPERM) on anything else: another pid, a process
- * group, -1. tkill names a thread of any process by its tid alone, and neither glibc nor node
- * uses it (strace of a daemon's children serving, bursting and breaching: none); process_madvise
- * and process_mrelease act on another process through a pidfd, and pidfd_send_signal signals one.
+ * group, -1. process_madvise and process_mrelease act on another process through a pidfd, and
+ * pidfd_send_signal signals one. tkill, which names a thread of any process by its tid alone,
+ * stays allowed: refusing it broke the child's own CPU accounting (a burst after a response was
+ * charged to that request, test/limits/cpu-off-request), so something in node uses it; per-child
+ * uids still stop it as root.
  */
 struct only_self {
   int nr;
@@ -118,7 +120,6 @@ static const struct only_self only_self[] = {
   { SYS_get_robust_list, 0, 1, -1 },
 };
 static const int never_on_others[] = {
-  SYS_tkill,
 #ifdef SYS_pidfd_send_signal
   SYS_pidfd_send_signal,
 #endif
