@@ -82,10 +82,10 @@ export interface SandboxPlan {
   /** The resource limits as options (the launcher's and prlimit's alike), or null if they cannot be set. */
   prlimit: string[] | null;
   /** The namespace options of the launcher, or of unshare without it (not the uid ones); null if no namespace could be made. */
-  unshare: string[] | null;
+  namespaces: string[] | null;
   /** The launcher installs its seccomp filter. */
   denySyscalls: boolean;
-  /** Give each child its own uid (root only; needs unshare for the switch). */
+  /** Give each child its own uid (root only; the launcher, or unshare without it, switches). */
   perChildUid: boolean;
   /** The runner as the children read it, and what --allow-fs-read grants. */
   runnerPath: string;
@@ -183,7 +183,7 @@ function probe(realRunner: string): SandboxPlan {
     prlimit: prlimitOk
       ? [`--nofile=${CHILD_RLIMITS.nofile}`, `--core=${CHILD_RLIMITS.core}`, `--fsize=${fsize}`, ...nproc]
       : null,
-    unshare: netProbe.ok ? netOptions : null,
+    namespaces: netProbe.ok ? netOptions : null,
     denySyscalls,
     perChildUid,
     runnerPath,
@@ -206,12 +206,12 @@ export function wrapCommand(plan: SandboxPlan, uid: number | null, command: stri
   if (plan.launcher) {
     const ids = uid === null ? [] : [`--uid=${uid}`, `--gid=${uid}`];
     const filter = plan.denySyscalls ? ['--deny-syscalls'] : [];
-    return { command: plan.launcher, args: [...(plan.prlimit ?? []), ...(plan.unshare ?? []), ...ids, ...filter, '--', command, ...args] };
+    return { command: plan.launcher, args: [...(plan.prlimit ?? []), ...(plan.namespaces ?? []), ...ids, ...filter, '--', command, ...args] };
   }
   let argv = [command, ...args];
-  if (plan.unshare) {
+  if (plan.namespaces) {
     const ids = uid === null ? [] : ['--setuid', String(uid), '--setgid', String(uid)];
-    argv = ['unshare', ...plan.unshare, ...ids, '--', ...argv];
+    argv = ['unshare', ...plan.namespaces, ...ids, '--', ...argv];
   }
   if (plan.prlimit) argv = ['prlimit', ...plan.prlimit, '--', ...argv];
   return { command: argv[0]!, args: argv.slice(1) };

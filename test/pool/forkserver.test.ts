@@ -116,7 +116,7 @@ describe('the fork server, spoken to directly, with and without the posix_spawn 
       });
       try {
         await new Promise<void>((resolve) => server.once('message', () => resolve()));
-        const plain: SandboxPlan = { layers: [], launcher: null, prlimit: null, unshare: null, denySyscalls: false, perChildUid: false, runnerPath: '' };
+        const plain: SandboxPlan = { layers: [], launcher: null, prlimit: null, namespaces: null, denySyscalls: false, perChildUid: false, runnerPath: '' };
         const script = `require('net').Socket({ fd: 3 }).end('on the channel', () => { process.stdout.write('said ' + process.env.ONLY); process.exitCode = 3; })`;
         const request: SpawnRequest = { type: 'spawn', id: 1, command: process.execPath, args: ['-e', script], env: { ONLY: 'this' }, sandbox: plain, nice: 5 };
         server.send(request);
